@@ -1,0 +1,25 @@
+//! Procedural macros of raykit. Use them through the `raykit` crate, which re-exports them and
+//! documents them: `#[raykit::remote]`, `#[derive(raykit::Actor)]`, `#[raykit::actor]`.
+//!
+//! Each macro parses its input into a struct (parse), checks what cannot work and reports it on
+//! the user's own tokens (check), then writes code that names only `::raykit::…` and `::core::…`
+//! paths (expand). On error the original item is still emitted, so the IDE keeps working.
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    rust_2018_idioms,
+    missing_debug_implementations
+)]
+
+use proc_macro::TokenStream;
+
+mod errors;
+mod hash;
+mod options;
+mod remote;
+
+/// Turns a function into a remote function. Documented on `raykit::remote`.
+#[proc_macro_attribute]
+pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
+    remote::expand(args.into(), item.into()).into()
+}

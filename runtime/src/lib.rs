@@ -1,0 +1,141 @@
+//! # raykit: Ray for Rust
+//!
+//! Put `#[raykit::remote]` on a function and `f::remote(args)` returns an [`ObjectRef`] at once
+//! while the call runs on another core. Pass refs to other remote calls to build task graphs,
+//! and read results with [`get`], [`get_all`], [`wait`] or `.await`.
+//!
+//! ```
+//! use raykit::ObjectRef;
+//!
+//! #[raykit::remote]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! #[raykit::remote(num_returns = 2)]
+//! fn split(v: Vec<i64>) -> (Vec<i64>, Vec<i64>) {
+//!     let right = v[v.len() / 2..].to_vec();
+//!     (v[..v.len() / 2].to_vec(), right)
+//! }
+//!
+//! fn main() -> raykit::Result<()> {
+//!     raykit::init()?;
+//!     let a: ObjectRef<i64> = add::remote(1, 2); // returns at once
+//!     let b = add::remote(&a, 10);               // runs when `a` is ready
+//!     let c = add::remote(a.clone(), b);
+//!     assert_eq!(raykit::get(&c)?, 16);
+//!     assert_eq!(add(1, 2), 3);                  // still an ordinary function
+//!     let (left, right) = split::remote(vec![1, 2, 3, 4]);
+//!     assert_eq!(raykit::get(&left)?, vec![1, 2]);
+//!     assert_eq!(raykit::get(&right)?, vec![3, 4]);
+//!     let x = futures::executor::block_on(add::remote(1, 2))?;
+//!     assert_eq!(x, 3);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Argument and return types must be `Serialize + DeserializeOwned + Send + 'static`, so the
+//! same program can run on a cluster; the embedded runtime moves values between tasks without
+//! serializing them.
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    rust_2018_idioms,
+    missing_debug_implementations
+)]
+
+mod config;
+mod error;
+mod object;
+pub mod registry;
+mod runtime;
+mod scheduler;
+mod task;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind, Result};
+pub use object::{get, get_all, put, wait, ObjectId, ObjectRef};
+pub use runtime::{
+    available_resources, cluster_resources, init, init_with, is_initialized, node_id, shutdown,
+    NodeId, RuntimeInfo,
+};
+pub use task::{Arg, IntoArg, TaskOptions};
+
+/// Turns a function into a remote function: `f::remote(args..)` runs it as a task and returns
+/// an [`ObjectRef`] at once.
+///
+/// Options: `num_cpus = N` (default 1, fractions allowed), `num_gpus = N`,
+/// `resources(name = N, ..)`, `max_retries = N` (default 3), `num_returns = N` (a tuple return
+/// type becomes a tuple of refs). The function stays callable as before, and
+/// `f::options(TaskOptions::new()..).remote(args..)` overrides options for one call.
+///
+/// Every argument accepts a value `T`, an `ObjectRef<T>` or a `&ObjectRef<T>`.
+pub use raykit_macros::remote;
+
+/// Items the macros expand to. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, Slot};
+    pub use crate::registry::{decode, encode, Invoke, RemoteFunction};
+    pub use crate::runtime::worker_threads_started;
+    pub use crate::task::{submit_async, submit_sync, One, Returns, TaskSpec};
+    pub use futures::future::BoxFuture;
+    pub use inventory;
+    pub use std::sync::Arc;
+
+    use std::marker::PhantomData;
+
+    /// Compile-time check that a type can cross a remote boundary.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument or return value of a remote function",
+        note = "remote arguments and returns must be `serde::Serialize + serde::de::DeserializeOwned + Send + 'static`, so the program also runs on a cluster"
+    )]
+    pub trait RemoteValue: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> RemoteValue for T {}
+
+    /// Fails to compile unless `T` can cross a remote boundary.
+    pub const fn assert_remote_value<T: RemoteValue>() {}
+
+    /// Picks how to copy a `T` for readers: by `Clone` when `T` is `Clone`, by a serialization
+    /// round trip otherwise (autoref specialization: `(&Probe::<T>::new()).cloner()`).
+    pub struct Probe<T>(PhantomData<fn() -> T>);
+
+    impl<T> std::fmt::Debug for Probe<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Probe")
+        }
+    }
+
+    impl<T> Probe<T> {
+        /// The probe.
+        #[allow(clippy::new_without_default)]
+        pub const fn new() -> Self {
+            Probe(PhantomData)
+        }
+    }
+
+    /// Copy by `Clone` (preferred by method resolution).
+    pub trait ViaClone {
+        /// The copy function.
+        fn cloner(&self) -> CloneFn;
+    }
+
+    impl<T: Clone + Send + 'static> ViaClone for Probe<T> {
+        fn cloner(&self) -> CloneFn {
+            clone_by_clone::<T>
+        }
+    }
+
+    /// Copy by serialization (the fallback).
+    pub trait ViaSerde {
+        /// The copy function.
+        fn cloner(&self) -> CloneFn;
+    }
+
+    impl<T: RemoteValue> ViaSerde for &Probe<T> {
+        fn cloner(&self) -> CloneFn {
+            clone_by_serde::<T>
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! Objects: ids, the slot each object lives in, and the typed [`ObjectRef`] that points at it.
+//!
+//! A ref holds its slot by `Arc`, so reading, writing and waiting on a local object never looks
+//! anything up in a global map. The slot keeps the tasks, threads and wakers waiting for it and
+//! fires each once when the value (or error) arrives. The object is freed with its last ref.
+//! Only ids that arrive from elsewhere (a deserialized ref) go through the [`directory`].
+
+use std::any::Any;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The id of an object: unique within a runtime (node prefix + counter).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId(u128);
+
+impl ObjectId {
+    pub(crate) fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        ObjectId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+/// Copies a stored value for a reader when other refs still need the original.
+pub type CloneFn = fn(&(dyn Any + Send)) -> Result<Box<dyn Any + Send>>;
+
+/// Something that waits for a slot and is fired once when it is filled.
+pub(crate) enum Waiter {
+    /// A task counting down its unready arguments.
+    Dependent(Arc<dyn Dependent>),
+    /// A thread parked in `get` or `wait`.
+    Latch(Arc<Latch>),
+    /// A future awaiting the ref.
+    Waker(Waker),
+}
+
+impl Waiter {
+    fn fire(self) {
+        match self {
+            Waiter::Dependent(d) => d.dependency_ready(),
+            Waiter::Latch(l) => l.count_down(),
+            Waiter::Waker(w) => w.wake(),
+        }
+    }
+}
+
+/// A task waiting for its arguments.
+pub(crate) trait Dependent: Send + Sync {
+    /// One of the awaited objects is ready (or failed).
+    fn dependency_ready(self: Arc<Self>);
+}
+
+/// Parks a thread until `remaining` objects are ready.
+pub(crate) struct Latch {
+    remaining: AtomicUsize,
+    thread: Thread,
+}
+
+impl Latch {
+    pub(crate) fn new(count: usize) -> Arc<Self> {
+        Arc::new(Latch {
+            remaining: AtomicUsize::new(count),
+            thread: std::thread::current(),
+        })
+    }
+
+    pub(crate) fn count_down(&self) {
+        let prev = self
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if prev == Ok(1) {
+            self.thread.unpark();
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Parks until the latch opens or `deadline` passes; says whether it opened.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        while !self.is_open() {
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return self.is_open();
+                    }
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        }
+        true
+    }
+}
+
+enum State {
+    Pending(Vec<Waiter>),
+    Ready(Box<dyn Any + Send>, CloneFn),
+    Failed(Error),
+    /// The value was moved out by the last holder of the slot.
+    Taken,
+}
+
+/// Where one object lives: its id, then its value or error once produced.
+pub struct Slot {
+    id: ObjectId,
+    state: Mutex<State>,
+    /// Whether the id was handed out (serialized) and so is in the [`directory`].
+    exported: AtomicBool,
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot").field("id", &self.id).finish()
+    }
+}
+
+impl Slot {
+    pub(crate) fn pending() -> Arc<Self> {
+        Arc::new(Slot {
+            id: ObjectId::next(),
+            state: Mutex::new(State::Pending(Vec::new())),
+            exported: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn ready(value: Box<dyn Any + Send>, clone: CloneFn) -> Arc<Self> {
+        Arc::new(Slot {
+            id: ObjectId::next(),
+            state: Mutex::new(State::Ready(value, clone)),
+            exported: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    fn settle(&self, new: State) {
+        let old = std::mem::replace(&mut *self.state.lock(), new);
+        match old {
+            State::Pending(waiters) => waiters.into_iter().for_each(Waiter::fire),
+            _ => tracing::error!(object = %self.id, "object written twice; second write ignored"),
+        }
+    }
+
+    /// Stores the value and fires every waiter.
+    pub(crate) fn fulfil(&self, value: Box<dyn Any + Send>, clone: CloneFn) {
+        self.settle(State::Ready(value, clone));
+    }
+
+    /// Stores the error and fires every waiter.
+    pub(crate) fn fail(&self, error: Error) {
+        self.settle(State::Failed(error));
+    }
+
+    /// Whether the value or error is there.
+    pub(crate) fn is_ready(&self) -> bool {
+        !matches!(*self.state.lock(), State::Pending(_))
+    }
+
+    /// Adds a waiter, or hands it back when the slot is already settled.
+    pub(crate) fn add_waiter(&self, waiter: Waiter) -> std::result::Result<(), Waiter> {
+        match &mut *self.state.lock() {
+            State::Pending(waiters) => {
+                waiters.push(waiter);
+                Ok(())
+            }
+            _ => Err(waiter),
+        }
+    }
+
+    /// Registers `waker` unless an equivalent one is already there; false when settled.
+    fn add_waker(&self, waker: &Waker) -> bool {
+        match &mut *self.state.lock() {
+            State::Pending(waiters) => {
+                let known = waiters
+                    .iter()
+                    .any(|w| matches!(w, Waiter::Waker(k) if k.will_wake(waker)));
+                if !known {
+                    waiters.push(Waiter::Waker(waker.clone()));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn remove_latch(&self, latch: &Arc<Latch>) {
+        if let State::Pending(waiters) = &mut *self.state.lock() {
+            waiters.retain(|w| !matches!(w, Waiter::Latch(l) if Arc::ptr_eq(l, latch)));
+        }
+    }
+
+    /// A copy of the value, or the error; `None` while pending.
+    pub(crate) fn read<T: 'static>(&self) -> Option<Result<T>> {
+        match &*self.state.lock() {
+            State::Pending(_) => None,
+            State::Ready(value, clone) => Some(clone(value.as_ref()).and_then(downcast::<T>)),
+            State::Failed(e) => Some(Err(e.clone())),
+            State::Taken => Some(Err(self.lost())),
+        }
+    }
+
+    /// The value, moved out when this is the last holder of the slot and copied otherwise.
+    pub(crate) fn take<T: 'static>(mut self: Arc<Self>) -> Option<Result<T>> {
+        match Arc::get_mut(&mut self) {
+            Some(slot) if slot.is_ready() => Some(slot.take_unique()),
+            _ => self.read(),
+        }
+    }
+
+    /// Moves the settled value out of a slot nobody else can see.
+    fn take_unique<T: 'static>(&mut self) -> Result<T> {
+        match std::mem::replace(self.state.get_mut(), State::Taken) {
+            State::Ready(value, _) => downcast::<T>(value),
+            State::Failed(e) => Err(e),
+            State::Taken => Err(self.lost()),
+            State::Pending(w) => {
+                *self.state.get_mut() = State::Pending(w);
+                Err(Error::new(
+                    ErrorKind::ObjectLost,
+                    "object read before it was ready",
+                ))
+            }
+        }
+    }
+
+    fn lost(&self) -> Error {
+        Error::new(
+            ErrorKind::ObjectLost,
+            format!("object {} no longer exists", self.id),
+        )
+    }
+
+    /// Blocks the calling thread until the slot is settled (giving back the CPU of the task it
+    /// runs in, if any).
+    pub(crate) fn block_until_ready(&self) {
+        if self.is_ready() {
+            return;
+        }
+        let latch = Latch::new(1);
+        if self.add_waiter(Waiter::Latch(latch.clone())).is_err() {
+            return;
+        }
+        crate::scheduler::blocking(|| {
+            latch.wait(None);
+        });
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.exported.load(Ordering::Relaxed) {
+            directory::remove(self.id);
+        }
+    }
+}
+
+fn downcast<T: 'static>(value: Box<dyn Any + Send>) -> Result<T> {
+    value.downcast::<T>().map(|b| *b).map_err(|_| {
+        Error::new(
+            ErrorKind::Serialization,
+            format!(
+                "object does not hold a value of type `{}`",
+                std::any::type_name::<T>()
+            ),
+        )
+    })
+}
+
+/// Copies by `Clone`.
+pub fn clone_by_clone<T: Clone + Send + 'static>(
+    value: &(dyn Any + Send),
+) -> Result<Box<dyn Any + Send>> {
+    match value.downcast_ref::<T>() {
+        Some(v) => Ok(Box::new(v.clone())),
+        None => Err(Error::new(
+            ErrorKind::Serialization,
+            "stored value has an unexpected type",
+        )),
+    }
+}
+
+/// Copies through a serialization round trip, for types that are not `Clone`.
+pub fn clone_by_serde<T>(value: &(dyn Any + Send)) -> Result<Box<dyn Any + Send>>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let Some(v) = value.downcast_ref::<T>() else {
+        return Err(Error::new(
+            ErrorKind::Serialization,
+            "stored value has an unexpected type",
+        ));
+    };
+    let bytes = postcard::to_allocvec(v)
+        .map_err(|e| Error::serialization(std::any::type_name::<T>(), e))?;
+    let copy: T = postcard::from_bytes(&bytes)
+        .map_err(|e| Error::serialization(std::any::type_name::<T>(), e))?;
+    Ok(Box::new(copy))
+}
+
+/// The ids of objects that were handed out by serialization, so a deserialized ref finds its
+/// slot again. Holds weak pointers: it never keeps an object alive.
+mod directory {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, Weak};
+
+    use parking_lot::Mutex;
+
+    use super::{ObjectId, Slot};
+
+    fn table() -> &'static Mutex<HashMap<ObjectId, Weak<Slot>>> {
+        static TABLE: OnceLock<Mutex<HashMap<ObjectId, Weak<Slot>>>> = OnceLock::new();
+        TABLE.get_or_init(Default::default)
+    }
+
+    pub(super) fn export(slot: &Arc<Slot>) {
+        if !slot
+            .exported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            table().lock().insert(slot.id, Arc::downgrade(slot));
+        }
+    }
+
+    pub(super) fn find(id: ObjectId) -> Option<Arc<Slot>> {
+        table().lock().get(&id).and_then(Weak::upgrade)
+    }
+
+    pub(super) fn remove(id: ObjectId) {
+        let mut t = table().lock();
+        if t.get(&id).is_some_and(|w| w.strong_count() == 0) {
+            t.remove(&id);
+        }
+    }
+}
+
+/// A typed reference to an object that a task will produce (or that [`put`] stored).
+///
+/// Refs return at once from `remote` calls, can be passed to other remote calls (the callee runs
+/// when the object is ready and receives the value), cloned, stored in containers, returned from
+/// tasks and serialized. The object is freed when its last ref is dropped. `.await` a ref under
+/// any executor, or block on it with [`get`].
+pub struct ObjectRef<T> {
+    slot: Arc<Slot>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> ObjectRef<T> {
+    pub(crate) fn from_slot(slot: Arc<Slot>) -> Self {
+        ObjectRef {
+            slot,
+            _type: PhantomData,
+        }
+    }
+
+    /// The id of the object.
+    pub fn id(&self) -> ObjectId {
+        self.slot.id
+    }
+
+    /// Whether the object is ready (holds a value or an error), without blocking.
+    pub fn is_ready(&self) -> bool {
+        self.slot.is_ready()
+    }
+
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    pub(crate) fn into_slot(self) -> Arc<Slot> {
+        self.slot
+    }
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        ObjectRef::from_slot(self.slot.clone())
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ObjectRef<{}>({})",
+            std::any::type_name::<T>(),
+            self.slot.id
+        )
+    }
+}
+
+impl<T> PartialEq for ObjectRef<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.slot.id == other.slot.id
+    }
+}
+
+impl<T> Eq for ObjectRef<T> {}
+
+impl<T> Hash for ObjectRef<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.slot.id.hash(state)
+    }
+}
+
+impl<T> Serialize for ObjectRef<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        directory::export(&self.slot);
+        self.slot.id.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for ObjectRef<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let id = ObjectId::deserialize(d)?;
+        directory::find(id)
+            .map(ObjectRef::from_slot)
+            .ok_or_else(|| serde::de::Error::custom(format!("object {id} no longer exists here")))
+    }
+}
+
+/// Stores `value` as an object and returns a ref to it, at once.
+///
+/// ```
+/// let r = raykit::put(vec![1u8, 2, 3]);
+/// assert_eq!(raykit::get(&r).unwrap(), vec![1, 2, 3]);
+/// ```
+pub fn put<T>(value: T) -> ObjectRef<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    ObjectRef::from_slot(Slot::ready(Box::new(value), clone_by_serde::<T>))
+}
+
+/// Blocks until the object is ready and returns a copy of its value, or the error of the task
+/// that was to produce it. Inside a task, the task's CPU is given back while it waits.
+pub fn get<T: 'static>(r: &ObjectRef<T>) -> Result<T> {
+    loop {
+        if let Some(v) = r.slot.read() {
+            return v;
+        }
+        r.slot.block_until_ready();
+    }
+}
+
+/// [`get`] for many refs: the values in the order of `refs`, or the first error.
+pub fn get_all<T: 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    refs.iter().map(get).collect()
+}
+
+/// Waits until `num_returns` of `refs` are ready or `timeout` passes (`None`: no limit).
+///
+/// Returns the ready refs (at most `num_returns`, in the order of `refs`) and the others.
+/// `num_returns` larger than `refs.len()` means all of them.
+pub fn wait<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+    let want = num_returns.min(refs.len());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let ready_now = refs.iter().filter(|r| r.is_ready()).count();
+    if ready_now < want {
+        let latch = Latch::new(want - ready_now);
+        let mut registered = Vec::new();
+        for r in refs {
+            if r.slot.add_waiter(Waiter::Latch(latch.clone())).is_ok() {
+                registered.push(&r.slot);
+            }
+        }
+        // Objects that became ready between the count and the registration will not fire the
+        // latch: count them down here.
+        let settled = refs.len() - registered.len();
+        for _ in ready_now..settled {
+            latch.count_down();
+        }
+        crate::scheduler::blocking(|| {
+            latch.wait(deadline);
+        });
+        for slot in registered {
+            slot.remove_latch(&latch);
+        }
+    }
+    let mut ready = Vec::with_capacity(want);
+    let mut pending = Vec::new();
+    for r in refs {
+        if ready.len() < want && r.is_ready() {
+            ready.push(r.clone());
+        } else {
+            pending.push(r.clone());
+        }
+    }
+    (ready, pending)
+}
+
+/// A ref is a future of its value: `.await` it (or `futures::executor::block_on` it) under any
+/// executor. Inside an async task, the task's CPU is lent out while it waits.
+impl<T: 'static> Future for ObjectRef<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if self.slot.add_waker(cx.waker()) {
+            crate::scheduler::release_for_await();
+            return Poll::Pending;
+        }
+        // The sole holder moves the value out instead of copying it.
+        if let Some(slot) = Arc::get_mut(&mut self.slot) {
+            return Poll::Ready(slot.take_unique());
+        }
+        match self.slot.read() {
+            Some(v) => Poll::Ready(v),
+            None => unreachable!("settled slot read as pending"),
+        }
+    }
+}
+
+impl<T: 'static> IntoFuture for &ObjectRef<T> {
+    type Output = Result<T>;
+    type IntoFuture = ObjectRef<T>;
+
+    fn into_future(self) -> ObjectRef<T> {
+        self.clone()
+    }
+}

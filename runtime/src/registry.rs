@@ -1,0 +1,124 @@
+//! The link-time registry of remote functions.
+//!
+//! `#[raykit::remote]` registers every function under a stable name (module path and function
+//! name) with a hash of its signature. A process that receives a call by name (a worker on a
+//! cluster node) finds the function here, decodes the arguments, runs it and encodes the result;
+//! a name it lacks, or a hash that differs from the caller's, is a version-skew error.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::task::TaskSpec;
+
+/// How a registered function is called with encoded arguments.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Invoke {
+    /// A sync function: encoded argument tuple in, encoded result out.
+    Sync(fn(&[u8]) -> Result<Vec<u8>>),
+    /// An async function.
+    Async(fn(Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>>>),
+}
+
+/// A remote function as the registry knows it.
+pub struct RemoteFunction {
+    spec: &'static TaskSpec,
+    invoke: Invoke,
+}
+
+impl std::fmt::Debug for RemoteFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFunction")
+            .field("name", &self.spec.name)
+            .field(
+                "signature_hash",
+                &format_args!("{:016x}", self.spec.signature_hash),
+            )
+            .finish()
+    }
+}
+
+inventory::collect!(RemoteFunction);
+
+impl RemoteFunction {
+    #[doc(hidden)]
+    pub const fn new(spec: &'static TaskSpec, invoke: Invoke) -> Self {
+        RemoteFunction { spec, invoke }
+    }
+
+    /// The stable name: `crate::module::function`.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The hash of the function's signature (argument and return types).
+    pub fn signature_hash(&self) -> u64 {
+        self.spec.signature_hash
+    }
+
+    /// Whether the function is `async`.
+    pub fn is_async(&self) -> bool {
+        self.spec.is_async
+    }
+
+    /// Runs the function on arguments encoded with postcard as a tuple, and returns its result
+    /// encoded the same way. A panic becomes an error naming the function.
+    pub fn invoke(&self, args: &[u8]) -> Result<Vec<u8>> {
+        let name = self.spec.name;
+        match self.invoke {
+            Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))
+                .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p))),
+            Invoke::Async(f) => {
+                let fut = AssertUnwindSafe(f(args.to_vec())).catch_unwind();
+                futures::executor::block_on(fut)
+                    .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p)))
+            }
+        }
+    }
+}
+
+/// Every remote function linked into this binary.
+pub fn functions() -> impl Iterator<Item = &'static RemoteFunction> {
+    inventory::iter::<RemoteFunction>.into_iter()
+}
+
+/// The function registered under `name` whose signature hashes to `signature_hash`.
+///
+/// A name that is missing, or registered with another hash, is a
+/// [`VersionSkew`](ErrorKind::VersionSkew) error: the caller was built from other code.
+pub fn lookup(name: &str, signature_hash: u64) -> Result<&'static RemoteFunction> {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static RemoteFunction>> = OnceLock::new();
+    let table = BY_NAME.get_or_init(|| functions().map(|f| (f.name(), f)).collect());
+    match table.get(name) {
+        None => Err(Error::new(
+            ErrorKind::VersionSkew,
+            format!("remote function `{name}` is not registered in this binary (version skew?)"),
+        )),
+        Some(f) if f.signature_hash() != signature_hash => Err(Error::new(
+            ErrorKind::VersionSkew,
+            format!(
+                "remote function `{name}` has signature hash {:016x} here but {signature_hash:016x} \
+                 at the caller: the two binaries were built from different code",
+                f.signature_hash()
+            ),
+        )),
+        Some(f) => Ok(f),
+    }
+}
+
+/// Decodes a postcard-encoded value.
+#[doc(hidden)]
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::serialization(what, e))
+}
+
+/// Encodes a value with postcard.
+#[doc(hidden)]
+pub fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| Error::serialization(what, e))
+}

@@ -1,0 +1,208 @@
+//! The process-wide runtime: `init`, `shutdown`, the node's identity and resources.
+//!
+//! One runtime per process. Any thread (and any task) reaches it through [`current`], which
+//! starts the embedded default on first use. The pointer is swapped atomically, so submitting
+//! never takes a lock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::scheduler::{Resources, Scheduler};
+
+/// The id of a node (for the embedded runtime: this process).
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct NodeId(u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node-{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({self})")
+    }
+}
+
+/// A random number, different in every process.
+fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// The high half of every object id made in this process.
+pub(crate) fn process_prefix() -> u64 {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    *PREFIX.get_or_init(random_u64)
+}
+
+/// What [`init`] started: the node and its resources. Dropping it does not stop the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    node_id: NodeId,
+    resources: BTreeMap<String, f64>,
+}
+
+impl RuntimeInfo {
+    /// The node this process runs.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The resources the node declares.
+    pub fn resources(&self) -> &BTreeMap<String, f64> {
+        &self.resources
+    }
+}
+
+pub(crate) struct Runtime {
+    pub(crate) config: Config,
+    pub(crate) node_id: NodeId,
+    pub(crate) sched: Arc<Scheduler>,
+}
+
+impl Runtime {
+    fn start(config: Config) -> Result<Arc<Runtime>> {
+        let address = config.address.clone().or_else(|| {
+            std::env::var("RAYKIT_ADDRESS")
+                .ok()
+                .filter(|a| !a.is_empty())
+        });
+        if let Some(address) = address {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "cannot join the cluster at `{address}`: this build of raykit runs the \
+                     embedded runtime only (unset RAYKIT_ADDRESS / Config::address)"
+                ),
+            ));
+        }
+        let resources = Resources::new(config.cpus(), config.num_gpus, &config.resources)?;
+        let sched = Scheduler::new(resources)?;
+        tracing::debug!(cpus = config.cpus(), "raykit embedded runtime started");
+        Ok(Arc::new(Runtime {
+            config,
+            node_id: NodeId(random_u64()),
+            sched,
+        }))
+    }
+
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            node_id: self.node_id,
+            resources: self.sched.resources.total_view(),
+        }
+    }
+}
+
+static CURRENT: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
+/// Serializes starting and stopping; never taken on the submit path.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+
+/// The running runtime, starting the embedded default if there is none.
+pub(crate) fn current() -> Result<Arc<Runtime>> {
+    if let Some(rt) = CURRENT.load_full() {
+        return Ok(rt);
+    }
+    let _guard = LIFECYCLE.lock();
+    if let Some(rt) = CURRENT.load_full() {
+        return Ok(rt);
+    }
+    let rt = Runtime::start(Config::default())?;
+    CURRENT.store(Some(rt.clone()));
+    Ok(rt)
+}
+
+/// Starts the embedded runtime with the default [`Config`]: every core of this machine.
+///
+/// Calling it again while a runtime runs returns that runtime's info. With `RAYKIT_ADDRESS` set,
+/// the program is meant to join a cluster instead.
+pub fn init() -> Result<RuntimeInfo> {
+    let _guard = LIFECYCLE.lock();
+    if let Some(rt) = CURRENT.load_full() {
+        return Ok(rt.info());
+    }
+    let rt = Runtime::start(Config::default())?;
+    CURRENT.store(Some(rt.clone()));
+    Ok(rt.info())
+}
+
+/// Starts the runtime with `config`.
+///
+/// While a runtime runs, calling it with the same configuration returns that runtime's info and
+/// with another one fails with [`ErrorKind::AlreadyInitialized`]: call [`shutdown`] first.
+pub fn init_with(config: Config) -> Result<RuntimeInfo> {
+    let _guard = LIFECYCLE.lock();
+    if let Some(rt) = CURRENT.load_full() {
+        if rt.config == config {
+            return Ok(rt.info());
+        }
+        return Err(Error::new(
+            ErrorKind::AlreadyInitialized,
+            format!(
+                "raykit is already running with {:?}; call raykit::shutdown() before init_with({:?})",
+                rt.config, config
+            ),
+        ));
+    }
+    let rt = Runtime::start(config)?;
+    CURRENT.store(Some(rt.clone()));
+    Ok(rt.info())
+}
+
+/// Stops the runtime: work not yet started fails with [`ErrorKind::Shutdown`], running tasks
+/// finish, idle threads exit. A later remote call or `init` starts a new runtime.
+pub fn shutdown() {
+    let _guard = LIFECYCLE.lock();
+    if let Some(rt) = CURRENT.swap(None) {
+        rt.sched.shutdown();
+    }
+}
+
+/// Whether a runtime is running in this process.
+pub fn is_initialized() -> bool {
+    CURRENT.load().is_some()
+}
+
+/// The node that runs the caller (inside a task: the node running the task).
+pub fn node_id() -> NodeId {
+    match current() {
+        Ok(rt) => rt.node_id,
+        Err(_) => NodeId(process_prefix()),
+    }
+}
+
+/// Every resource the cluster declares, by name (`"CPU"`, `"GPU"`, custom names).
+pub fn cluster_resources() -> BTreeMap<String, f64> {
+    current().map_or_else(|_| BTreeMap::new(), |rt| rt.sched.resources.total_view())
+}
+
+/// The resources free right now, by name.
+pub fn available_resources() -> BTreeMap<String, f64> {
+    current().map_or_else(
+        |_| BTreeMap::new(),
+        |rt| rt.sched.resources.available_view(),
+    )
+}
+
+/// How many worker threads the runtime has started so far (for tests and diagnostics).
+#[doc(hidden)]
+pub fn worker_threads_started() -> usize {
+    current().map_or(0, |rt| rt.sched.threads_spawned())
+}

@@ -1,0 +1,646 @@
+//! The scheduler of one node: resource accounting, the queue of work waiting for resources,
+//! the elastic pool of worker threads for sync tasks and the async executor for async tasks.
+//!
+//! Resources are counted with atomics in fixed point (1/10,000 of a unit, as Ray does). A task
+//! takes its resources before it is handed to a thread and gives them back when it ends; a task
+//! blocked in `get`/`wait` gives its CPU back meanwhile, so nested tasks never deadlock. The pool
+//! grows when every thread is busy or blocked and shrinks when threads idle.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::Latch;
+
+/// Fixed-point scale of resource amounts.
+const UNIT: f64 = 10_000.0;
+/// How long a worker thread idles before it exits.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many waiting entries one grant pass may skip before it stops looking.
+const MAX_MISSES: usize = 64;
+
+const CPU: usize = 0;
+const GPU: usize = 1;
+
+fn to_units(x: f64) -> u64 {
+    (x * UNIT).round() as u64
+}
+
+/// What a piece of work needs while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Demand {
+    cpu: u64,
+    gpu: u64,
+    custom: Box<[(usize, u64)]>,
+}
+
+impl Demand {
+    fn cpu_only(cpu: u64) -> Self {
+        Demand {
+            cpu,
+            ..Demand::default()
+        }
+    }
+
+    fn parts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        [(CPU, self.cpu), (GPU, self.gpu)]
+            .into_iter()
+            .chain(self.custom.iter().copied())
+            .filter(|&(_, amount)| amount > 0)
+    }
+}
+
+/// The resources a node declares and how much of each is free.
+pub(crate) struct Resources {
+    names: Vec<String>,
+    total: Vec<u64>,
+    available: Vec<AtomicU64>,
+}
+
+impl Resources {
+    pub(crate) fn new(cpus: f64, gpus: f64, custom: &BTreeMap<String, f64>) -> Result<Self> {
+        let mut names = vec!["CPU".to_owned(), "GPU".to_owned()];
+        let mut total = vec![to_units(cpus), to_units(gpus)];
+        for (name, &amount) in custom {
+            if name == "CPU" || name == "GPU" {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("`{name}` is not a custom resource: use num_cpus / num_gpus"),
+                ));
+            }
+            names.push(name.clone());
+            total.push(to_units(amount));
+        }
+        for (name, amount) in [("CPU", cpus), ("GPU", gpus)]
+            .into_iter()
+            .chain(custom.iter().map(|(n, a)| (n.as_str(), *a)))
+        {
+            if !amount.is_finite() || amount < 0.0 {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("resource `{name}` must be a finite amount >= 0, got {amount}"),
+                ));
+            }
+        }
+        let available = total.iter().map(|&t| AtomicU64::new(t)).collect();
+        Ok(Resources {
+            names,
+            total,
+            available,
+        })
+    }
+
+    /// Turns a request into a demand, failing when no node could ever satisfy it.
+    pub(crate) fn demand<'a>(
+        &self,
+        what: &str,
+        cpus: f64,
+        gpus: f64,
+        custom: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> Result<Demand> {
+        let mut parts = Vec::new();
+        let check = |name: &str, amount: f64| -> Result<Option<(usize, u64)>> {
+            if !amount.is_finite() || amount < 0.0 {
+                return Err(Error::new(
+                    ErrorKind::ResourceUnavailable,
+                    format!("{what} asks for {amount} {name}: amounts must be finite and >= 0"),
+                ));
+            }
+            if amount == 0.0 {
+                return Ok(None);
+            }
+            let Some(index) = self.names.iter().position(|n| n == name) else {
+                return Err(Error::new(
+                    ErrorKind::ResourceUnavailable,
+                    format!(
+                        "{what} needs {amount} of resource `{name}`, which no node declares \
+                         (declared: {})",
+                        self.names.join(", ")
+                    ),
+                ));
+            };
+            let units = to_units(amount);
+            if units > self.total[index] {
+                return Err(Error::new(
+                    ErrorKind::ResourceUnavailable,
+                    format!(
+                        "{what} needs {amount} {name}, but no node has more than {} {name}",
+                        self.total[index] as f64 / UNIT
+                    ),
+                ));
+            }
+            Ok(Some((index, units)))
+        };
+        let cpu = check("CPU", cpus)?.map_or(0, |p| p.1);
+        let gpu = check("GPU", gpus)?.map_or(0, |p| p.1);
+        for (name, amount) in custom {
+            if let Some(part) = check(name, amount)? {
+                parts.push(part);
+            }
+        }
+        Ok(Demand {
+            cpu,
+            gpu,
+            custom: parts.into_boxed_slice(),
+        })
+    }
+
+    fn try_acquire(&self, demand: &Demand) -> bool {
+        for (taken, (index, amount)) in demand.parts().enumerate() {
+            let ok = self.available[index]
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                    a.checked_sub(amount)
+                })
+                .is_ok();
+            if !ok {
+                for (i, a) in demand.parts().take(taken) {
+                    self.available[i].fetch_add(a, Ordering::AcqRel);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn release(&self, demand: &Demand) {
+        for (index, amount) in demand.parts() {
+            self.available[index].fetch_add(amount, Ordering::AcqRel);
+        }
+    }
+
+    fn view(&self, amounts: impl Fn(usize) -> u64) -> BTreeMap<String, f64> {
+        self.names
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| self.total[i] > 0)
+            .map(|(i, name)| (name.clone(), amounts(i) as f64 / UNIT))
+            .collect()
+    }
+
+    pub(crate) fn total_view(&self) -> BTreeMap<String, f64> {
+        self.view(|i| self.total[i])
+    }
+
+    pub(crate) fn available_view(&self) -> BTreeMap<String, f64> {
+        self.view(|i| self.available[i].load(Ordering::Acquire))
+    }
+}
+
+/// The body of a task: a sync task runs inside it and returns `None`; an async task returns its
+/// future. Dropping a job without running it fails its outputs.
+pub(crate) type Body = Box<dyn FnOnce() -> Option<BoxFuture<'static, ()>> + Send>;
+
+/// A task whose arguments are ready, waiting for its resources.
+pub(crate) struct Job {
+    pub(crate) demand: Demand,
+    pub(crate) is_async: bool,
+    pub(crate) body: Body,
+}
+
+/// Work parked until resources free up.
+enum Grant {
+    /// A task to run.
+    Run(Job),
+    /// A thread that gave its CPU back while blocked, asking for it again.
+    Resume(Demand, Arc<Latch>),
+    /// An async task that gave its CPU back while awaiting, asking for it again.
+    Wake(Demand, Arc<AsyncGrant>),
+}
+
+impl Grant {
+    fn demand(&self) -> &Demand {
+        match self {
+            Grant::Run(job) => &job.demand,
+            Grant::Resume(d, _) | Grant::Wake(d, _) => d,
+        }
+    }
+}
+
+struct AsyncGrant {
+    granted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The scheduler of this node.
+pub(crate) struct Scheduler {
+    pub(crate) resources: Resources,
+    waiting: Mutex<VecDeque<Grant>>,
+    waiting_len: AtomicUsize,
+    pool: Pool,
+    async_handle: tokio::runtime::Handle,
+    async_runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    shut_down: AtomicBool,
+}
+
+impl Scheduler {
+    pub(crate) fn new(resources: Resources) -> Result<Arc<Self>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("raykit-async")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot start the async executor: {e}"),
+                )
+            })?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok(Arc::new(Scheduler {
+            resources,
+            waiting: Mutex::new(VecDeque::new()),
+            waiting_len: AtomicUsize::new(0),
+            pool: Pool {
+                tx,
+                rx,
+                idle: AtomicUsize::new(0),
+                spawned: AtomicUsize::new(0),
+            },
+            async_handle: rt.handle().clone(),
+            async_runtime: Mutex::new(Some(rt)),
+            shut_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// Runs `job` as soon as its resources are free, in submission order among waiting work.
+    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+        if self.shut_down.load(Ordering::Acquire) {
+            drop(job); // fails its outputs
+            return;
+        }
+        if self.waiting_len.load(Ordering::SeqCst) == 0 && self.resources.try_acquire(&job.demand) {
+            self.dispatch(job);
+        } else {
+            self.park(Grant::Run(job), false);
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, job: Job) {
+        if job.is_async {
+            let future = TaskFuture {
+                state: AsyncState::Start(Some(job.body)),
+                ctx: TaskCtx::new(self.clone(), job.demand.cpu),
+                demand: job.demand,
+                regrant: None,
+            };
+            self.async_handle.spawn(future);
+        } else {
+            self.pool.execute(self, job);
+        }
+    }
+
+    fn park(self: &Arc<Self>, grant: Grant, front: bool) {
+        let granted = {
+            let mut queue = self.waiting.lock();
+            if front {
+                queue.push_front(grant);
+            } else {
+                queue.push_back(grant);
+            }
+            self.waiting_len.store(queue.len(), Ordering::SeqCst);
+            self.take_grantable(&mut queue)
+        };
+        self.fire(granted);
+    }
+
+    /// Gives resources back and hands them to waiting work.
+    fn release(self: &Arc<Self>, demand: &Demand) {
+        self.resources.release(demand);
+        if self.waiting_len.load(Ordering::SeqCst) > 0 {
+            let granted = self.take_grantable(&mut self.waiting.lock());
+            self.fire(granted);
+        }
+    }
+
+    fn take_grantable(&self, queue: &mut VecDeque<Grant>) -> Vec<Grant> {
+        let mut granted = Vec::new();
+        let mut i = 0;
+        let mut misses = 0;
+        while i < queue.len() && misses < MAX_MISSES {
+            if self.resources.try_acquire(queue[i].demand()) {
+                if let Some(g) = queue.remove(i) {
+                    granted.push(g);
+                }
+            } else {
+                i += 1;
+                misses += 1;
+            }
+        }
+        self.waiting_len.store(queue.len(), Ordering::SeqCst);
+        granted
+    }
+
+    fn fire(self: &Arc<Self>, granted: Vec<Grant>) {
+        for grant in granted {
+            match grant {
+                Grant::Run(job) => self.dispatch(job),
+                Grant::Resume(_, latch) => latch.count_down(),
+                Grant::Wake(_, g) => {
+                    g.granted.store(true, Ordering::Release);
+                    g.waker.wake();
+                }
+            }
+        }
+    }
+
+    /// Takes `cpu` back for a thread that gave it up while blocked; waits ahead of new work.
+    fn reacquire_blocking(self: &Arc<Self>, cpu: u64) {
+        let demand = Demand::cpu_only(cpu);
+        if self.waiting_len.load(Ordering::SeqCst) == 0 && self.resources.try_acquire(&demand) {
+            return;
+        }
+        let latch = Latch::new(1);
+        self.park(Grant::Resume(demand, latch.clone()), true);
+        latch.wait(None);
+    }
+
+    /// Stops taking work: waiting tasks fail, idle threads exit, async tasks are dropped.
+    pub(crate) fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waiting: Vec<Grant> = self.waiting.lock().drain(..).collect();
+        self.waiting_len.store(0, Ordering::SeqCst);
+        for grant in waiting {
+            match grant {
+                Grant::Run(job) => drop(job),
+                Grant::Resume(_, latch) => latch.count_down(),
+                Grant::Wake(_, g) => g.waker.wake(),
+            }
+        }
+        let idle = self.pool.idle.swap(0, Ordering::AcqRel);
+        for _ in 0..idle {
+            let _ = self.pool.tx.send(None);
+        }
+        if let Some(rt) = self.async_runtime.lock().take() {
+            rt.shutdown_background();
+        }
+    }
+
+    pub(crate) fn threads_spawned(&self) -> usize {
+        self.pool.spawned.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some(rt) = self.async_runtime.get_mut().take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Threads for sync tasks. A task is handed to an idle thread when one is free, else a new
+/// thread starts for it; the number of threads follows the number of running and blocked tasks.
+struct Pool {
+    tx: Sender<Option<Job>>,
+    rx: Receiver<Option<Job>>,
+    idle: AtomicUsize,
+    spawned: AtomicUsize,
+}
+
+impl Pool {
+    fn execute(&self, sched: &Arc<Scheduler>, job: Job) {
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
+            if let Err(e) = self.tx.send(Some(job)) {
+                drop(e); // cannot happen: the pool holds the receiver
+            }
+            return;
+        }
+        let n = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let sched2 = sched.clone();
+        let spawn = std::thread::Builder::new()
+            .name(format!("raykit-worker-{n}"))
+            .spawn(move || worker_loop(sched2, job));
+        if let Err(e) = spawn {
+            tracing::error!("cannot start a worker thread: {e}");
+        }
+    }
+}
+
+fn worker_loop(sched: Arc<Scheduler>, first: Job) {
+    run_job(&sched, first);
+    let pool = &sched.pool;
+    'outer: loop {
+        if sched.shut_down.load(Ordering::Acquire) {
+            break;
+        }
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+        loop {
+            match pool.rx.recv_timeout(IDLE_TIMEOUT) {
+                Ok(Some(job)) => {
+                    run_job(&sched, job);
+                    continue 'outer;
+                }
+                Ok(None) | Err(RecvTimeoutError::Disconnected) => break 'outer,
+                Err(RecvTimeoutError::Timeout) => {
+                    let left = pool
+                        .idle
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_ok();
+                    if left {
+                        break 'outer;
+                    }
+                    // A submitter claimed this thread: its job is on the way.
+                }
+            }
+        }
+    }
+}
+
+fn run_job(sched: &Arc<Scheduler>, job: Job) {
+    let Job { demand, body, .. } = job;
+    if sched.shut_down.load(Ordering::Acquire) {
+        drop(body);
+    } else {
+        let ctx = TaskCtx::new(sched.clone(), demand.cpu);
+        let _enter = ctx.enter();
+        let _ = body();
+    }
+    sched.release(&demand);
+}
+
+/// What the thread running a task knows about it, so a blocking call can lend its CPU.
+pub(crate) struct TaskCtx {
+    sched: Arc<Scheduler>,
+    cpu: u64,
+    released: Cell<bool>,
+    awaiting_object: Cell<bool>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const TaskCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+struct Enter(*const TaskCtx);
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+impl TaskCtx {
+    fn new(sched: Arc<Scheduler>, cpu: u64) -> Self {
+        TaskCtx {
+            sched,
+            cpu,
+            released: Cell::new(false),
+            awaiting_object: Cell::new(false),
+        }
+    }
+
+    fn enter(&self) -> Enter {
+        Enter(CURRENT.with(|c| c.replace(self as *const TaskCtx)))
+    }
+
+    fn with_current<R>(f: impl FnOnce(Option<&TaskCtx>) -> R) -> R {
+        let ptr = CURRENT.with(|c| c.get());
+        // SAFETY: the pointer is set only by `enter`, whose guard resets it before the context
+        // it points at goes away, and only this thread reads it.
+        let ctx = unsafe { ptr.as_ref() };
+        f(ctx)
+    }
+}
+
+/// Runs a blocking wait. Inside a task, the task's CPU is lent out for the wait (so tasks it
+/// waits for can run) and taken back after; on an async executor thread the wait runs in
+/// `block_in_place` so other futures keep going.
+pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    let lent = TaskCtx::with_current(|ctx| match ctx {
+        Some(ctx) if ctx.cpu > 0 && !ctx.released.get() => {
+            ctx.released.set(true);
+            ctx.sched.release(&Demand::cpu_only(ctx.cpu));
+            Some((ctx.sched.clone(), ctx.cpu))
+        }
+        _ => None,
+    });
+    let on_async_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let result = if on_async_worker {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
+    };
+    if let Some((sched, cpu)) = lent {
+        sched.reacquire_blocking(cpu);
+        TaskCtx::with_current(|ctx| {
+            if let Some(ctx) = ctx {
+                ctx.released.set(false);
+            }
+        });
+    }
+    result
+}
+
+/// Called by an object future that is about to return `Pending`: the async task around it
+/// lends its CPU while it is suspended.
+pub(crate) fn release_for_await() {
+    TaskCtx::with_current(|ctx| {
+        if let Some(ctx) = ctx {
+            ctx.awaiting_object.set(true);
+        }
+    });
+}
+
+enum AsyncState {
+    Start(Option<Body>),
+    Running(BoxFuture<'static, ()>),
+}
+
+/// An async task on the executor: holds its resources while it runs and lends its CPU while it
+/// awaits objects.
+struct TaskFuture {
+    state: AsyncState,
+    ctx: TaskCtx,
+    demand: Demand,
+    regrant: Option<Arc<AsyncGrant>>,
+}
+
+impl Future for TaskFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.ctx.released.get() {
+            match &this.regrant {
+                None => {
+                    let demand = Demand::cpu_only(this.ctx.cpu);
+                    if this.ctx.sched.waiting_len.load(Ordering::SeqCst) == 0
+                        && this.ctx.sched.resources.try_acquire(&demand)
+                    {
+                        this.ctx.released.set(false);
+                    } else {
+                        let g = Arc::new(AsyncGrant {
+                            granted: AtomicBool::new(false),
+                            waker: AtomicWaker::new(),
+                        });
+                        g.waker.register(cx.waker());
+                        this.regrant = Some(g.clone());
+                        this.ctx.sched.park(Grant::Wake(demand, g), true);
+                        return Poll::Pending;
+                    }
+                }
+                Some(g) => {
+                    g.waker.register(cx.waker());
+                    if !g.granted.load(Ordering::Acquire) {
+                        return Poll::Pending;
+                    }
+                    this.regrant = None;
+                    this.ctx.released.set(false);
+                }
+            }
+        }
+        let poll = {
+            let _enter = this.ctx.enter();
+            this.ctx.awaiting_object.set(false);
+            if let AsyncState::Start(body) = &mut this.state {
+                match body.take().and_then(|b| b()) {
+                    Some(fut) => this.state = AsyncState::Running(fut),
+                    None => return this.finish(),
+                }
+            }
+            match &mut this.state {
+                AsyncState::Running(fut) => fut.as_mut().poll(cx),
+                AsyncState::Start(_) => Poll::Ready(()),
+            }
+        };
+        match poll {
+            Poll::Ready(()) => this.finish(),
+            Poll::Pending => {
+                if this.ctx.awaiting_object.get() && this.ctx.cpu > 0 {
+                    this.ctx.released.set(true);
+                    this.ctx.sched.release(&Demand::cpu_only(this.ctx.cpu));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl TaskFuture {
+    fn finish(&mut self) -> Poll<()> {
+        let mut demand = std::mem::take(&mut self.demand);
+        if self.ctx.released.get() {
+            demand.cpu = 0;
+        }
+        self.ctx.sched.release(&demand);
+        Poll::Ready(())
+    }
+}

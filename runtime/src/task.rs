@@ -1,0 +1,407 @@
+//! Tasks: the static spec the macro writes for each remote function, per-call options,
+//! arguments that are values or refs, the refs a call returns, and submission.
+//!
+//! Submission never takes a global lock: it reads the runtime, checks the demand, and either
+//! hands the task to the scheduler (every argument ready) or leaves one countdown on the slots of
+//! the arguments still pending. The last argument to arrive submits the task.
+
+use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::{CloneFn, Dependent, ObjectRef, Slot, Waiter};
+use crate::runtime::{self, Runtime};
+use crate::scheduler::{Body, Demand, Job};
+
+/// What the `#[remote]` macro knows about a remote function at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct TaskSpec {
+    /// Stable name: module path and function name.
+    pub name: &'static str,
+    /// Hash of the signature, to detect version skew between binaries.
+    pub signature_hash: u64,
+    /// CPUs per call (default 1).
+    pub num_cpus: f64,
+    /// GPUs per call (default 0).
+    pub num_gpus: f64,
+    /// Custom resources per call.
+    pub resources: &'static [(&'static str, f64)],
+    /// Retries after a worker or node failure (default 3).
+    pub max_retries: u32,
+    /// Whether the function is `async`.
+    pub is_async: bool,
+}
+
+/// Per-call overrides of a remote function's options, for `f::options(..).remote(..)`.
+///
+/// ```
+/// let opts = raykit::TaskOptions::new().num_cpus(2).num_gpus(0.5).resource("custom", 1).max_retries(0);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOptions {
+    num_cpus: Option<f64>,
+    num_gpus: Option<f64>,
+    resources: Vec<(String, f64)>,
+    max_retries: Option<u32>,
+}
+
+impl TaskOptions {
+    /// No overrides: the options written on the function apply.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// CPUs the call needs while it runs (fractions allowed).
+    pub fn num_cpus(mut self, n: impl Into<f64>) -> Self {
+        self.num_cpus = Some(n.into());
+        self
+    }
+
+    /// GPUs the call needs while it runs.
+    pub fn num_gpus(mut self, n: impl Into<f64>) -> Self {
+        self.num_gpus = Some(n.into());
+        self
+    }
+
+    /// An amount of the custom resource `name` the call needs (replaces the function's own
+    /// amount of that resource).
+    pub fn resource(mut self, name: impl Into<String>, amount: impl Into<f64>) -> Self {
+        let name = name.into();
+        self.resources.retain(|(n, _)| *n != name);
+        self.resources.push((name, amount.into()));
+        self
+    }
+
+    /// How often the call is retried when its worker or node dies.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+}
+
+impl Runtime {
+    fn task_demand(&self, spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<Demand> {
+        let what = format!("task `{}`", spec.name);
+        let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
+        let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
+        match options {
+            Some(o) if !o.resources.is_empty() => {
+                let own = spec
+                    .resources
+                    .iter()
+                    .filter(|(n, _)| !o.resources.iter().any(|(m, _)| m == n))
+                    .map(|&(n, a)| (n, a));
+                let extra = o.resources.iter().map(|(n, a)| (n.as_str(), *a));
+                self.sched
+                    .resources
+                    .demand(&what, cpus, gpus, own.chain(extra))
+            }
+            _ => self.sched.resources.demand(
+                &what,
+                cpus,
+                gpus,
+                spec.resources.iter().map(|&(n, a)| (n, a)),
+            ),
+        }
+    }
+}
+
+/// An argument of a remote call: a value, or a ref to the object that will hold it.
+pub struct Arg<T>(ArgInner<T>);
+
+enum ArgInner<T> {
+    Value(T),
+    Ref(ObjectRef<T>),
+}
+
+impl<T> std::fmt::Debug for Arg<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ArgInner::Value(_) => f.write_str("Arg::Value(..)"),
+            ArgInner::Ref(r) => write!(f, "Arg::Ref({r:?})"),
+        }
+    }
+}
+
+impl<T: 'static> Arg<T> {
+    /// The slot this argument waits for, if it is a ref.
+    #[doc(hidden)]
+    pub fn dependency(&self) -> Option<Arc<Slot>> {
+        match &self.0 {
+            ArgInner::Value(_) => None,
+            ArgInner::Ref(r) => Some(r.slot().clone()),
+        }
+    }
+
+    /// The value, moved out of its object when this call holds the last ref to it. An
+    /// argument whose object failed gives an error naming `function` and `param`, caused by the
+    /// object's error.
+    #[doc(hidden)]
+    pub fn resolve(self, function: &str, param: &str) -> Result<T> {
+        match self.0 {
+            ArgInner::Value(v) => Ok(v),
+            ArgInner::Ref(r) => {
+                let slot = r.into_slot();
+                slot.block_until_ready();
+                match slot.take::<T>() {
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(e)) => Err(Error::with_source(
+                        ErrorKind::DependencyFailed,
+                        format!("`{function}` could not run: its argument `{param}` failed: {e}"),
+                        e,
+                    )),
+                    None => unreachable!("argument read before it was ready"),
+                }
+            }
+        }
+    }
+}
+
+/// Converts what a caller passes (a value `T`, an `ObjectRef<T>` or a `&ObjectRef<T>`) into
+/// an argument of type `T` of a remote call.
+#[diagnostic::on_unimplemented(
+    message = "a remote argument of type `{T}` cannot take a `{Self}`",
+    label = "expected `{T}`, `ObjectRef<{T}>` or `&ObjectRef<{T}>`"
+)]
+pub trait IntoArg<T> {
+    /// The argument.
+    fn into_arg(self) -> Arg<T>;
+}
+
+impl<T> IntoArg<T> for T {
+    fn into_arg(self) -> Arg<T> {
+        Arg(ArgInner::Value(self))
+    }
+}
+
+impl<T> IntoArg<T> for ObjectRef<T> {
+    fn into_arg(self) -> Arg<T> {
+        Arg(ArgInner::Ref(self))
+    }
+}
+
+impl<T> IntoArg<T> for &ObjectRef<T> {
+    fn into_arg(self) -> Arg<T> {
+        Arg(ArgInner::Ref(self.clone()))
+    }
+}
+
+/// Where a call's results go: one object, or one per element of a tuple (`num_returns`).
+#[doc(hidden)]
+pub trait Returns: Send + 'static {
+    /// What the function returns.
+    type Value: Send + 'static;
+    /// Stores the result.
+    fn fulfil(self, value: Self::Value);
+    /// Stores the error in every output.
+    fn fail(self, error: Error);
+}
+
+/// One output object of a call. Dropped unfilled (its task was discarded), it fails the object
+/// so no reader waits forever.
+#[doc(hidden)]
+pub struct One<T> {
+    slot: Option<Arc<Slot>>,
+    clone: CloneFn,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for One<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("One").field("slot", &self.slot).finish()
+    }
+}
+
+impl<T: Send + 'static> One<T> {
+    /// A pending object and the ref to it; `clone` copies the value for readers.
+    pub fn new(clone: CloneFn) -> (Self, ObjectRef<T>) {
+        let slot = Slot::pending();
+        let r = ObjectRef::from_slot(slot.clone());
+        (
+            One {
+                slot: Some(slot),
+                clone,
+                _type: PhantomData,
+            },
+            r,
+        )
+    }
+}
+
+impl<T: Send + 'static> Returns for One<T> {
+    type Value = T;
+
+    fn fulfil(mut self, value: T) {
+        if let Some(slot) = self.slot.take() {
+            slot.fulfil(Box::new(value) as Box<dyn Any + Send>, self.clone);
+        }
+    }
+
+    fn fail(mut self, error: Error) {
+        if let Some(slot) = self.slot.take() {
+            slot.fail(error);
+        }
+    }
+}
+
+impl<T> Drop for One<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.fail(Error::new(
+                ErrorKind::Shutdown,
+                format!(
+                    "the task that was to produce object {} was dropped before it finished \
+                     (the runtime shut down)",
+                    slot.id()
+                ),
+            ));
+        }
+    }
+}
+
+macro_rules! tuple_returns {
+    ($($name:ident $idx:tt),+) => {
+        impl<$($name: Send + 'static),+> Returns for ($(One<$name>,)+) {
+            type Value = ($($name,)+);
+
+            fn fulfil(self, value: Self::Value) {
+                $(self.$idx.fulfil(value.$idx);)+
+            }
+
+            fn fail(self, error: Error) {
+                $(self.$idx.fail(error.clone());)+
+            }
+        }
+    };
+}
+
+tuple_returns!(A 0, B 1);
+tuple_returns!(A 0, B 1, C 2);
+tuple_returns!(A 0, B 1, C 2, D 3);
+tuple_returns!(A 0, B 1, C 2, D 3, E 4);
+tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+/// The runtime to submit to and what the call needs; an error fails the call at once.
+fn prepare(spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<(Arc<Runtime>, Demand)> {
+    let rt = runtime::current()?;
+    let demand = rt.task_demand(spec, options)?;
+    Ok((rt, demand))
+}
+
+/// Submits a call of a sync remote function.
+#[doc(hidden)]
+pub fn submit_sync<R, F>(
+    spec: &'static TaskSpec,
+    options: Option<TaskOptions>,
+    deps: &[Option<Arc<Slot>>],
+    returns: R,
+    call: F,
+) where
+    R: Returns,
+    F: FnOnce() -> Result<R::Value> + Send + 'static,
+{
+    let (rt, demand) = match prepare(spec, options.as_ref()) {
+        Ok(ready) => ready,
+        Err(e) => return returns.fail(e),
+    };
+    let body: Body = Box::new(move || {
+        match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+            Ok(Ok(value)) => returns.fulfil(value),
+            Ok(Err(e)) => returns.fail(e),
+            Err(panic) => returns.fail(Error::task_panicked(spec.name, &*panic)),
+        }
+        None
+    });
+    let job = Job {
+        demand,
+        is_async: false,
+        body,
+    };
+    schedule(&rt, job, deps);
+}
+
+/// Submits a call of an async remote function.
+#[doc(hidden)]
+pub fn submit_async<R, F, Fut>(
+    spec: &'static TaskSpec,
+    options: Option<TaskOptions>,
+    deps: &[Option<Arc<Slot>>],
+    returns: R,
+    call: F,
+) where
+    R: Returns,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R::Value>> + Send + 'static,
+{
+    let (rt, demand) = match prepare(spec, options.as_ref()) {
+        Ok(ready) => ready,
+        Err(e) => return returns.fail(e),
+    };
+    let body: Body = Box::new(move || {
+        Some(Box::pin(async move {
+            match AssertUnwindSafe(async move { call().await })
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(value)) => returns.fulfil(value),
+                Ok(Err(e)) => returns.fail(e),
+                Err(panic) => returns.fail(Error::task_panicked(spec.name, &*panic)),
+            }
+        }))
+    });
+    let job = Job {
+        demand,
+        is_async: true,
+        body,
+    };
+    schedule(&rt, job, deps);
+}
+
+/// Hands `job` to the scheduler once every dependency is ready.
+pub(crate) fn schedule(rt: &Runtime, job: Job, deps: &[Option<Arc<Slot>>]) {
+    if deps.iter().flatten().all(|s| s.is_ready()) {
+        rt.sched.submit(job);
+        return;
+    }
+    let count = deps.iter().flatten().count();
+    let waiting = Arc::new(WaitingTask {
+        // One extra count, dropped last, so the task cannot start while we still register.
+        remaining: AtomicUsize::new(count + 1),
+        job: Mutex::new(Some(job)),
+        sched: rt.sched.clone(),
+    });
+    for slot in deps.iter().flatten() {
+        if slot.add_waiter(Waiter::Dependent(waiting.clone())).is_err() {
+            waiting.clone().dependency_ready();
+        }
+    }
+    waiting.dependency_ready();
+}
+
+/// A task counting down its pending arguments.
+struct WaitingTask {
+    remaining: AtomicUsize,
+    job: Mutex<Option<Job>>,
+    sched: Arc<crate::scheduler::Scheduler>,
+}
+
+impl Dependent for WaitingTask {
+    fn dependency_ready(self: Arc<Self>) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(job) = self.job.lock().take() {
+                self.sched.submit(job);
+            }
+        }
+    }
+}
