@@ -13,6 +13,8 @@
 
 use proc_macro::TokenStream;
 
+mod actor;
+mod derive_actor;
 mod errors;
 mod hash;
 mod options;
@@ -22,4 +24,16 @@ mod remote;
 #[proc_macro_attribute]
 pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
     remote::expand(args.into(), item.into()).into()
+}
+
+/// Makes a type an actor; options in `#[actor(..)]`. Documented on `raykit::Actor`.
+#[proc_macro_derive(Actor, attributes(actor))]
+pub fn derive_actor(input: TokenStream) -> TokenStream {
+    derive_actor::expand(input.into()).into()
+}
+
+/// Turns an impl block into an actor's methods. Documented on `raykit::actor`.
+#[proc_macro_attribute]
+pub fn actor(args: TokenStream, item: TokenStream) -> TokenStream {
+    actor::expand(args.into(), item.into()).into()
 }

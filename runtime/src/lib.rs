@@ -44,6 +44,7 @@
     missing_debug_implementations
 )]
 
+mod actor;
 mod config;
 mod error;
 mod object;
@@ -52,6 +53,7 @@ mod runtime;
 mod scheduler;
 mod task;
 
+pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use object::{get, get_all, put, wait, ObjectId, ObjectRef};
@@ -72,9 +74,49 @@ pub use task::{Arg, IntoArg, TaskOptions};
 /// Every argument accepts a value `T`, an `ObjectRef<T>` or a `&ObjectRef<T>`.
 pub use raykit_macros::remote;
 
+/// Turns an impl block into an actor: `pub fn new(..) -> Self` is the constructor
+/// (`T::remote(..)` creates the actor and returns its [`ActorHandle`]), and every public
+/// `&self` / `&mut self` method, sync or async, becomes a method of the handle returning an
+/// [`ObjectRef`]. Non-`pub` methods stay private helpers. The type needs
+/// `#[derive(raykit::Actor)]`.
+///
+/// ```
+/// #[derive(raykit::Actor)]
+/// struct Counter {
+///     value: u64,
+/// }
+///
+/// #[raykit::actor]
+/// impl Counter {
+///     pub fn new(start: u64) -> Self {
+///         Counter { value: start }
+///     }
+///     pub fn incr(&mut self, by: u64) -> u64 {
+///         self.value += by;
+///         self.value
+///     }
+///     pub fn value(&self) -> u64 {
+///         self.value
+///     }
+/// }
+///
+/// let counter: raykit::ActorHandle<Counter> = Counter::remote(0);
+/// counter.incr(5);
+/// assert_eq!(raykit::get(&counter.value()).unwrap(), 5);
+/// ```
+pub use raykit_macros::actor;
+
+/// Derives [`Actor`](trait@Actor) for a struct or enum. Options, all optional, go in
+/// `#[actor(max_restarts = N, max_concurrency = N, num_cpus = N, num_gpus = N, resources(name = N))]`.
+pub use raykit_macros::Actor;
+
 /// Items the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::actor::{
+        assert_actor_methods, ActorMethods, ActorSpec, MethodBody, RawHandle, ReadGuard,
+        WriteGuard,
+    };
     pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, Slot};
     pub use crate::registry::{decode, encode, Invoke, RemoteFunction};
     pub use crate::runtime::worker_threads_started;

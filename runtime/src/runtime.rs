@@ -72,6 +72,7 @@ impl RuntimeInfo {
 }
 
 pub(crate) struct Runtime {
+    pub(crate) actors: crate::actor::NamedActors,
     pub(crate) config: Config,
     pub(crate) node_id: NodeId,
     pub(crate) sched: Arc<Scheduler>,
@@ -97,6 +98,7 @@ impl Runtime {
         let sched = Scheduler::new(resources)?;
         tracing::debug!(cpus = config.cpus(), "raykit embedded runtime started");
         Ok(Arc::new(Runtime {
+            actors: Default::default(),
             config,
             node_id: NodeId(random_u64()),
             sched,
@@ -171,6 +173,7 @@ pub fn init_with(config: Config) -> Result<RuntimeInfo> {
 pub fn shutdown() {
     let _guard = LIFECYCLE.lock();
     if let Some(rt) = CURRENT.swap(None) {
+        rt.actors.clear();
         rt.sched.shutdown();
     }
 }

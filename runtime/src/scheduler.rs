@@ -53,6 +53,11 @@ impl Demand {
         }
     }
 
+    /// Whether the demand asks for nothing (such work never waits for resources).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cpu == 0 && self.gpu == 0 && self.custom.is_empty()
+    }
+
     fn parts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         [(CPU, self.cpu), (GPU, self.gpu)]
             .into_iter()
@@ -205,6 +210,9 @@ pub(crate) type Body = Box<dyn FnOnce() -> Option<BoxFuture<'static, ()>> + Send
 pub(crate) struct Job {
     pub(crate) demand: Demand,
     pub(crate) is_async: bool,
+    /// The resources stay taken when the body returns (an actor holds them for its life and
+    /// gives them back with [`Scheduler::release`]).
+    pub(crate) keep_resources: bool,
     pub(crate) body: Body,
 }
 
@@ -280,7 +288,10 @@ impl Scheduler {
             drop(job); // fails its outputs
             return;
         }
-        if self.waiting_len.load(Ordering::SeqCst) == 0 && self.resources.try_acquire(&job.demand) {
+        if job.demand.is_empty()
+            || (self.waiting_len.load(Ordering::SeqCst) == 0
+                && self.resources.try_acquire(&job.demand))
+        {
             self.dispatch(job);
         } else {
             self.park(Grant::Run(job), false);
@@ -289,10 +300,15 @@ impl Scheduler {
 
     fn dispatch(self: &Arc<Self>, job: Job) {
         if job.is_async {
+            let demand = if job.keep_resources {
+                Demand::default()
+            } else {
+                job.demand
+            };
             let future = TaskFuture {
                 state: AsyncState::Start(Some(job.body)),
-                ctx: TaskCtx::new(self.clone(), job.demand.cpu),
-                demand: job.demand,
+                ctx: TaskCtx::new(self.clone(), demand.cpu),
+                demand,
                 regrant: None,
             };
             self.async_handle.spawn(future);
@@ -316,7 +332,7 @@ impl Scheduler {
     }
 
     /// Gives resources back and hands them to waiting work.
-    fn release(self: &Arc<Self>, demand: &Demand) {
+    pub(crate) fn release(self: &Arc<Self>, demand: &Demand) {
         self.resources.release(demand);
         if self.waiting_len.load(Ordering::SeqCst) > 0 {
             let granted = self.take_grantable(&mut self.waiting.lock());
@@ -465,15 +481,25 @@ fn worker_loop(sched: Arc<Scheduler>, first: Job) {
 }
 
 fn run_job(sched: &Arc<Scheduler>, job: Job) {
-    let Job { demand, body, .. } = job;
+    let Job {
+        demand,
+        body,
+        keep_resources,
+        ..
+    } = job;
     if sched.shut_down.load(Ordering::Acquire) {
         drop(body);
-    } else {
+        sched.release(&demand);
+        return;
+    }
+    {
         let ctx = TaskCtx::new(sched.clone(), demand.cpu);
         let _enter = ctx.enter();
         let _ = body();
     }
-    sched.release(&demand);
+    if !keep_resources {
+        sched.release(&demand);
+    }
 }
 
 /// What the thread running a task knows about it, so a blocking call can lend its CPU.

@@ -89,7 +89,7 @@ impl TaskOptions {
 }
 
 impl Runtime {
-    fn task_demand(&self, spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<Demand> {
+    pub(crate) fn task_demand(&self, spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<Demand> {
         let what = format!("task `{}`", spec.name);
         let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
         let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
@@ -326,6 +326,7 @@ pub fn submit_sync<R, F>(
     let job = Job {
         demand,
         is_async: false,
+        keep_resources: false,
         body,
     };
     schedule(&rt, job, deps);
@@ -363,6 +364,7 @@ pub fn submit_async<R, F, Fut>(
     let job = Job {
         demand,
         is_async: true,
+        keep_resources: false,
         body,
     };
     schedule(&rt, job, deps);

@@ -1,0 +1,898 @@
+//! Actors: typed handles, mailboxes and the per-actor pump that runs calls in order.
+//!
+//! An actor is a value of a user type living in an [`ActorCell`]. Calls are queued in its
+//! mailbox in submission order; the pump starts the call at the head once its ref arguments are
+//! ready and the actor is free: one call at a time, or with `max_concurrency > 1` several `&self`
+//! calls at once while `&mut self` calls stay exclusive. Calls run as resource-free jobs on the
+//! node's threads (sync methods) or its async executor (async methods). The actor holds its own
+//! resources from construction to death, and dies when killed or when its last handle is gone.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::{Dependent, Slot, Waiter};
+use crate::runtime::{self, Runtime};
+use crate::scheduler::{Body, Demand, Job, Scheduler};
+use crate::task::{schedule, Returns};
+
+/// The id of an actor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ActorId(u128);
+
+impl ActorId {
+    fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        ActorId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorId({self})")
+    }
+}
+
+/// What `#[derive(raykit::Actor)]` knows about an actor type: its `#[actor(..)]` options.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ActorSpec {
+    /// The type's name, for messages.
+    pub class: &'static str,
+    /// CPUs the actor holds for its life (default 0).
+    pub num_cpus: f64,
+    /// GPUs the actor holds for its life.
+    pub num_gpus: f64,
+    /// Custom resources the actor holds for its life.
+    pub resources: &'static [(&'static str, f64)],
+    /// Restarts after the actor's process or node dies.
+    pub max_restarts: u32,
+    /// How many `&self` calls may run at once (default 1).
+    pub max_concurrency: u32,
+}
+
+/// A type that can be an actor. Derive it with `#[derive(raykit::Actor)]` and give the type a
+/// `#[raykit::actor]` impl block with a `pub fn new(..) -> Self` constructor.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an actor",
+    label = "add `#[derive(raykit::Actor)]` to `{Self}`"
+)]
+pub trait Actor: Send + Sync + Sized + 'static {
+    #[doc(hidden)]
+    const __SPEC: ActorSpec;
+}
+
+/// The methods of an actor, as `#[raykit::actor]` generates them: the proxy type whose methods
+/// a handle offers.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` derives `raykit::Actor` but has no `#[raykit::actor]` impl block",
+    label = "add `#[raykit::actor]` to an `impl {Self}` block with a `pub fn new(..) -> Self`"
+)]
+pub trait ActorMethods: Actor {
+    /// The proxy: one method per public method of the actor, each returning a ref.
+    type Proxy: Clone + Send + Sync + 'static;
+    /// Wraps a raw handle.
+    fn __proxy(raw: RawHandle<Self>) -> Self::Proxy;
+    /// The raw handle inside a proxy.
+    fn __raw(proxy: &Self::Proxy) -> &RawHandle<Self>;
+}
+
+/// Options for creating one actor: `Counter::options(ActorOptions::new().name("hits")).remote(..)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActorOptions {
+    name: Option<String>,
+    num_cpus: Option<f64>,
+    num_gpus: Option<f64>,
+    resources: Vec<(String, f64)>,
+    max_restarts: Option<u32>,
+    max_concurrency: Option<u32>,
+}
+
+impl ActorOptions {
+    /// No overrides: the options of `#[actor(..)]` apply.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the actor under `name`, so [`get_actor`] finds it from anywhere. A named actor
+    /// lives until it is killed, even when no handle is left.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// CPUs the actor holds for its life.
+    pub fn num_cpus(mut self, n: impl Into<f64>) -> Self {
+        self.num_cpus = Some(n.into());
+        self
+    }
+
+    /// GPUs the actor holds for its life.
+    pub fn num_gpus(mut self, n: impl Into<f64>) -> Self {
+        self.num_gpus = Some(n.into());
+        self
+    }
+
+    /// An amount of the custom resource `name` the actor holds.
+    pub fn resource(mut self, name: impl Into<String>, amount: impl Into<f64>) -> Self {
+        let name = name.into();
+        self.resources.retain(|(n, _)| *n != name);
+        self.resources.push((name, amount.into()));
+        self
+    }
+
+    /// Restarts after the actor's process or node dies.
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = Some(n);
+        self
+    }
+
+    /// How many `&self` calls may run at once (`&mut self` calls always run alone).
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.max_concurrency = Some(n.max(1));
+        self
+    }
+}
+
+/// Read access to an actor's state for an async `&self` method.
+#[doc(hidden)]
+pub type ReadGuard<A> = tokio::sync::OwnedRwLockReadGuard<A>;
+/// Write access to an actor's state for an async `&mut self` method.
+#[doc(hidden)]
+pub type WriteGuard<A> = tokio::sync::OwnedRwLockWriteGuard<A>;
+
+/// The body of one method call, as the proxy builds it.
+#[doc(hidden)]
+pub enum MethodBody<A, V> {
+    /// `fn m(&self, ..)`.
+    Ref(Box<dyn FnOnce(&A) -> Result<V> + Send>),
+    /// `fn m(&mut self, ..)`.
+    Mut(Box<dyn FnOnce(&mut A) -> Result<V> + Send>),
+    /// `async fn m(&self, ..)`.
+    RefAsync(Box<dyn FnOnce(ReadGuard<A>) -> BoxFuture<'static, Result<V>> + Send>),
+    /// `async fn m(&mut self, ..)`.
+    MutAsync(Box<dyn FnOnce(WriteGuard<A>) -> BoxFuture<'static, Result<V>> + Send>),
+}
+
+impl<A, V> fmt::Debug for MethodBody<A, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MethodBody::Ref(_) => "MethodBody::Ref",
+            MethodBody::Mut(_) => "MethodBody::Mut",
+            MethodBody::RefAsync(_) => "MethodBody::RefAsync",
+            MethodBody::MutAsync(_) => "MethodBody::MutAsync",
+        })
+    }
+}
+
+type State<A> = Arc<tokio::sync::RwLock<A>>;
+
+/// A queued call: started with the state, or with the error that kills it.
+struct Call<A> {
+    exclusive: bool,
+    is_async: bool,
+    deps: Vec<Arc<Slot>>,
+    run: Box<dyn FnOnce(Result<State<A>>) -> Option<BoxFuture<'static, ()>> + Send>,
+}
+
+impl<A> Call<A> {
+    fn unready_dep(&self) -> Option<&Arc<Slot>> {
+        self.deps.iter().find(|s| !s.is_ready())
+    }
+}
+
+enum Status {
+    Creating,
+    Alive,
+    Dead(Error),
+}
+
+struct Mailbox<A> {
+    status: Status,
+    state: Option<State<A>>,
+    queue: VecDeque<Call<A>>,
+    running_shared: usize,
+    running_exclusive: bool,
+    head_waiting: bool,
+    handles_gone: bool,
+    holds_resources: bool,
+}
+
+/// One actor: its state, mailbox and the resources it holds.
+pub(crate) struct ActorCell<A> {
+    id: ActorId,
+    class: &'static str,
+    name: Option<String>,
+    max_concurrency: usize,
+    demand: Demand,
+    /// The scheduler of the node the actor lives on (`None`: it never got one).
+    sched: Option<Arc<Scheduler>>,
+    runtime: Weak<Runtime>,
+    mailbox: Mutex<Mailbox<A>>,
+}
+
+impl<A: Send + Sync + 'static> ActorCell<A> {
+    fn died(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::ActorDied,
+            format!("actor `{}` ({}) {why}", self.class, self.id),
+        )
+    }
+
+    /// Queues a call and starts what can start; a dead actor fails it at once.
+    fn enqueue(self: &Arc<Self>, call: Call<A>) {
+        let rejected = {
+            let mut mb = self.mailbox.lock();
+            match &mb.status {
+                Status::Dead(e) => Some((call, e.clone())),
+                _ => {
+                    mb.queue.push_back(call);
+                    None
+                }
+            }
+        };
+        match rejected {
+            Some((call, e)) => {
+                (call.run)(Err(e));
+            }
+            None => self.pump(),
+        }
+    }
+
+    /// Starts every call that may start now; fails queued calls of a dead actor; stops an
+    /// actor whose handles are all gone once it is idle.
+    fn pump(self: &Arc<Self>) {
+        let mut start = Vec::new();
+        let mut fail = Vec::new();
+        let mut failure = None;
+        let mut stopped_state = None;
+        let mut release = false;
+        {
+            let mut mb = self.mailbox.lock();
+            match &mb.status {
+                Status::Creating => return,
+                Status::Dead(e) => {
+                    failure = Some(e.clone());
+                    fail.extend(mb.queue.drain(..));
+                }
+                Status::Alive => {
+                    while let Some(head) = mb.queue.front() {
+                        if let Some(slot) = head.unready_dep() {
+                            if !mb.head_waiting {
+                                let slot = slot.clone();
+                                let waiter = Arc::new(HeadReady(self.clone()));
+                                if slot.add_waiter(Waiter::Dependent(waiter)).is_err() {
+                                    continue; // became ready meanwhile: look again
+                                }
+                                mb.head_waiting = true;
+                            }
+                            break;
+                        }
+                        if head.exclusive {
+                            if mb.running_shared == 0 && !mb.running_exclusive {
+                                mb.running_exclusive = true;
+                                start.extend(mb.queue.pop_front());
+                            }
+                            break;
+                        }
+                        if mb.running_exclusive || mb.running_shared >= self.max_concurrency {
+                            break;
+                        }
+                        mb.running_shared += 1;
+                        start.extend(mb.queue.pop_front());
+                    }
+                    let idle =
+                        mb.queue.is_empty() && mb.running_shared == 0 && !mb.running_exclusive;
+                    if mb.handles_gone && idle {
+                        mb.status =
+                            Status::Dead(self.died("was stopped: every handle to it was dropped"));
+                        stopped_state = mb.state.take();
+                        release = std::mem::take(&mut mb.holds_resources);
+                    }
+                }
+            }
+        }
+        for call in start {
+            self.start(call);
+        }
+        if let Some(e) = failure {
+            for call in fail {
+                (call.run)(Err(e.clone()));
+            }
+        }
+        drop(stopped_state);
+        if release {
+            self.release_resources();
+        }
+    }
+
+    fn release_resources(&self) {
+        if let Some(sched) = &self.sched {
+            sched.release(&self.demand);
+        }
+    }
+
+    fn start(self: &Arc<Self>, call: Call<A>) {
+        let state = self.mailbox.lock().state.clone();
+        let done = Finished {
+            cell: self.clone(),
+            exclusive: call.exclusive,
+        };
+        let run = call.run;
+        let body: Body = Box::new(move || {
+            let state = state.ok_or_else(|| done.cell.died("is not running"));
+            match run(state) {
+                None => {
+                    drop(done);
+                    None
+                }
+                Some(fut) => Some(Box::pin(async move {
+                    fut.await;
+                    drop(done);
+                })),
+            }
+        });
+        match &self.sched {
+            Some(sched) => sched.submit(Job {
+                demand: Demand::default(),
+                is_async: call.is_async,
+                keep_resources: false,
+                body,
+            }),
+            None => drop(body),
+        }
+    }
+
+    /// Kills the actor: queued and later calls fail, the state is dropped once running calls
+    /// end, its resources and name are given back.
+    fn kill(self: &Arc<Self>, why: &str) {
+        let (state, release) = {
+            let mut mb = self.mailbox.lock();
+            if matches!(mb.status, Status::Dead(_)) {
+                return;
+            }
+            mb.status = Status::Dead(self.died(why));
+            (mb.state.take(), std::mem::take(&mut mb.holds_resources))
+        };
+        drop(state);
+        if release {
+            self.release_resources();
+        }
+        if let (Some(name), Some(rt)) = (&self.name, self.runtime.upgrade()) {
+            rt.actors.unname(name, self.id);
+        }
+        self.pump();
+    }
+}
+
+/// Ends a started call (run or dropped), so the pump can start the next one.
+struct Finished<A: Send + Sync + 'static> {
+    cell: Arc<ActorCell<A>>,
+    exclusive: bool,
+}
+
+impl<A: Send + Sync + 'static> Drop for Finished<A> {
+    fn drop(&mut self) {
+        {
+            let mut mb = self.cell.mailbox.lock();
+            if self.exclusive {
+                mb.running_exclusive = false;
+            } else {
+                mb.running_shared -= 1;
+            }
+        }
+        self.cell.pump();
+    }
+}
+
+/// Pumps the mailbox when the head call's argument arrives.
+struct HeadReady<A>(Arc<ActorCell<A>>);
+
+impl<A: Send + Sync + 'static> Dependent for HeadReady<A> {
+    fn dependency_ready(self: Arc<Self>) {
+        self.0.mailbox.lock().head_waiting = false;
+        self.0.pump();
+    }
+}
+
+/// Keeps an actor alive: the actor stops when the last guard (the last handle) is gone.
+struct HandleGuard<A: Send + Sync + 'static> {
+    cell: Arc<ActorCell<A>>,
+}
+
+impl<A: Send + Sync + 'static> Drop for HandleGuard<A> {
+    fn drop(&mut self) {
+        self.cell.mailbox.lock().handles_gone = true;
+        self.cell.pump();
+        directory::remove(self.cell.id);
+    }
+}
+
+/// The untyped core of a handle. Not public API: use [`ActorHandle`].
+#[doc(hidden)]
+pub struct RawHandle<A: Send + Sync + 'static> {
+    guard: Arc<HandleGuard<A>>,
+}
+
+impl<A: Send + Sync + 'static> Clone for RawHandle<A> {
+    fn clone(&self) -> Self {
+        RawHandle {
+            guard: self.guard.clone(),
+        }
+    }
+}
+
+impl<A: Send + Sync + 'static> fmt::Debug for RawHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.guard.cell.class, self.guard.cell.id)
+    }
+}
+
+impl<A: Actor> RawHandle<A> {
+    /// Creates an actor: runs `construct` (once its ref arguments are ready) with the actor's
+    /// resources taken.
+    #[doc(hidden)]
+    pub fn create<F>(options: ActorOptions, deps: &[Option<Arc<Slot>>], construct: F) -> Self
+    where
+        F: FnOnce() -> Result<A> + Send + 'static,
+    {
+        let spec = &A::__SPEC;
+        let rt = match runtime::current() {
+            Ok(rt) => rt,
+            Err(e) => return Self::dead_on_arrival(spec, None, e),
+        };
+        let cpus = options.num_cpus.unwrap_or(spec.num_cpus);
+        let gpus = options.num_gpus.unwrap_or(spec.num_gpus);
+        let own = spec
+            .resources
+            .iter()
+            .filter(|(n, _)| !options.resources.iter().any(|(m, _)| m == n))
+            .map(|&(n, a)| (n, a));
+        let extra = options.resources.iter().map(|(n, a)| (n.as_str(), *a));
+        let what = format!("actor `{}`", spec.class);
+        let demand = match rt
+            .sched
+            .resources
+            .demand(&what, cpus, gpus, own.chain(extra))
+        {
+            Ok(d) => d,
+            Err(e) => return Self::dead_on_arrival(spec, Some(&rt), e),
+        };
+        let cell = Arc::new(ActorCell {
+            id: ActorId::next(),
+            class: spec.class,
+            name: options.name.clone(),
+            max_concurrency: options
+                .max_concurrency
+                .unwrap_or(spec.max_concurrency)
+                .max(1) as usize,
+            demand: demand.clone(),
+            sched: Some(rt.sched.clone()),
+            runtime: Arc::downgrade(&rt),
+            mailbox: Mutex::new(Mailbox {
+                status: Status::Creating,
+                state: None,
+                queue: VecDeque::new(),
+                running_shared: 0,
+                running_exclusive: false,
+                head_waiting: false,
+                handles_gone: false,
+                holds_resources: false,
+            }),
+        });
+        let handle = RawHandle {
+            guard: Arc::new(HandleGuard { cell: cell.clone() }),
+        };
+        if let Some(name) = &options.name {
+            if let Err(e) = rt.actors.register(name, handle.guard.clone(), cell.id) {
+                cell.mailbox.lock().status = Status::Dead(e);
+                return handle;
+            }
+        }
+        let body: Body = Box::new(move || {
+            let built = std::panic::catch_unwind(AssertUnwindSafe(construct));
+            let outcome = match built {
+                Ok(Ok(actor)) => Ok(actor),
+                Ok(Err(e)) => Err(Error::with_source(
+                    ErrorKind::ActorDied,
+                    format!(
+                        "actor `{}` ({}) could not be created: {e}",
+                        cell.class, cell.id
+                    ),
+                    e,
+                )),
+                Err(panic) => Err(Error::new(
+                    ErrorKind::ActorDied,
+                    format!(
+                        "actor `{}` ({}) died: its constructor `{}::new` panicked: {}",
+                        cell.class,
+                        cell.id,
+                        cell.class,
+                        crate::error::panic_message(&*panic)
+                    ),
+                )),
+            };
+            let release = {
+                let mut mb = cell.mailbox.lock();
+                match (&mb.status, outcome) {
+                    (Status::Creating, Ok(actor)) => {
+                        mb.status = Status::Alive;
+                        mb.state = Some(Arc::new(tokio::sync::RwLock::new(actor)));
+                        mb.holds_resources = true;
+                        false
+                    }
+                    (Status::Creating, Err(e)) => {
+                        mb.status = Status::Dead(e);
+                        true
+                    }
+                    // Killed while being built: drop what was built.
+                    _ => true,
+                }
+            };
+            if release {
+                cell.release_resources();
+                if let (Some(name), Some(rt)) = (&cell.name, cell.runtime.upgrade()) {
+                    rt.actors.unname(name, cell.id);
+                }
+            }
+            cell.pump();
+            None
+        });
+        let job = Job {
+            demand,
+            is_async: false,
+            keep_resources: true,
+            body,
+        };
+        schedule(&rt, job, deps);
+        handle
+    }
+
+    /// A handle to an actor that could not be created: every call fails with `error`.
+    fn dead_on_arrival(spec: &ActorSpec, rt: Option<&Arc<Runtime>>, error: Error) -> Self {
+        let id = ActorId::next();
+        let e = Error::with_source(
+            ErrorKind::ActorDied,
+            format!(
+                "actor `{}` ({id}) could not be created: {error}",
+                spec.class
+            ),
+            error,
+        );
+        let cell = Arc::new(ActorCell {
+            id,
+            class: spec.class,
+            name: None,
+            max_concurrency: 1,
+            demand: Demand::default(),
+            sched: rt.map(|rt| rt.sched.clone()),
+            runtime: rt.map_or_else(Weak::new, Arc::downgrade),
+            mailbox: Mutex::new(Mailbox {
+                status: Status::Dead(e),
+                state: None,
+                queue: VecDeque::new(),
+                running_shared: 0,
+                running_exclusive: false,
+                head_waiting: false,
+                handles_gone: false,
+                holds_resources: false,
+            }),
+        });
+        RawHandle {
+            guard: Arc::new(HandleGuard { cell }),
+        }
+    }
+
+    /// Queues a method call.
+    #[doc(hidden)]
+    pub fn call<R: Returns>(
+        &self,
+        method: &'static str,
+        deps: &[Option<Arc<Slot>>],
+        returns: R,
+        body: MethodBody<A, R::Value>,
+    ) {
+        let cell = &self.guard.cell;
+        let (exclusive, is_async) = match &body {
+            MethodBody::Ref(_) => (false, false),
+            MethodBody::Mut(_) => (true, false),
+            MethodBody::RefAsync(_) => (false, true),
+            MethodBody::MutAsync(_) => (true, true),
+        };
+        let class = cell.class;
+        let run = move |state: Result<State<A>>| -> Option<BoxFuture<'static, ()>> {
+            let state = match state {
+                Ok(s) => s,
+                Err(e) => {
+                    returns.fail(e);
+                    return None;
+                }
+            };
+            let name = move || format!("{class}::{method}");
+            match body {
+                MethodBody::Ref(f) => {
+                    let guard = state.try_read().ok();
+                    let out = match guard {
+                        Some(g) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&g))),
+                        None => Ok(Err(Error::new(ErrorKind::ActorDied, "actor state is busy"))),
+                    };
+                    settle(returns, out, &name());
+                    None
+                }
+                MethodBody::Mut(f) => {
+                    let guard = state.try_write().ok();
+                    let out = match guard {
+                        Some(mut g) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut g))),
+                        None => Ok(Err(Error::new(ErrorKind::ActorDied, "actor state is busy"))),
+                    };
+                    settle(returns, out, &name());
+                    None
+                }
+                MethodBody::RefAsync(f) => Some(Box::pin(async move {
+                    let guard = state.read_owned().await;
+                    let out = AssertUnwindSafe(async move { f(guard).await })
+                        .catch_unwind()
+                        .await;
+                    settle(returns, out, &name());
+                })),
+                MethodBody::MutAsync(f) => Some(Box::pin(async move {
+                    let guard = state.write_owned().await;
+                    let out = AssertUnwindSafe(async move { f(guard).await })
+                        .catch_unwind()
+                        .await;
+                    settle(returns, out, &name());
+                })),
+            }
+        };
+        let call = Call {
+            exclusive,
+            is_async,
+            deps: deps
+                .iter()
+                .flatten()
+                .filter(|s| !s.is_ready())
+                .cloned()
+                .collect(),
+            run: Box::new(run),
+        };
+        cell.enqueue(call);
+    }
+}
+
+fn settle<R: Returns>(returns: R, out: std::thread::Result<Result<R::Value>>, method: &str) {
+    match out {
+        Ok(Ok(v)) => returns.fulfil(v),
+        Ok(Err(e)) => returns.fail(e),
+        Err(panic) => returns.fail(Error::new(
+            ErrorKind::TaskPanicked,
+            format!(
+                "actor method `{method}` panicked: {}",
+                crate::error::panic_message(&*panic)
+            ),
+        )),
+    }
+}
+
+/// A typed handle to an actor. Its methods are the actor's public methods; each call returns
+/// an [`ObjectRef`](crate::ObjectRef) at once and runs on the actor in order.
+///
+/// Handles are cheap to clone, can be sent to tasks and other actors, stored, returned and
+/// serialized; every copy calls the same actor. An unnamed actor stops when its last handle is
+/// dropped (after the calls already queued).
+pub struct ActorHandle<A: ActorMethods> {
+    proxy: A::Proxy,
+}
+
+impl<A: ActorMethods> ActorHandle<A> {
+    #[doc(hidden)]
+    pub fn from_raw(raw: RawHandle<A>) -> Self {
+        ActorHandle {
+            proxy: A::__proxy(raw),
+        }
+    }
+
+    fn raw(&self) -> &RawHandle<A> {
+        A::__raw(&self.proxy)
+    }
+
+    /// The id of the actor.
+    pub fn id(&self) -> ActorId {
+        self.raw().guard.cell.id
+    }
+
+    /// Kills the actor: calls not yet started and every later call fail with an
+    /// [`ActorDied`](ErrorKind::ActorDied) error; a call already running finishes.
+    pub fn kill(&self) {
+        self.raw().guard.cell.kill("was killed");
+    }
+}
+
+impl<A: ActorMethods> Deref for ActorHandle<A> {
+    type Target = A::Proxy;
+
+    fn deref(&self) -> &A::Proxy {
+        &self.proxy
+    }
+}
+
+impl<A: ActorMethods> Clone for ActorHandle<A> {
+    fn clone(&self) -> Self {
+        ActorHandle {
+            proxy: self.proxy.clone(),
+        }
+    }
+}
+
+impl<A: ActorMethods> fmt::Debug for ActorHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ActorHandle<{}>({})",
+            self.raw().guard.cell.class,
+            self.id()
+        )
+    }
+}
+
+impl<A: ActorMethods> PartialEq for ActorHandle<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl<A: ActorMethods> Eq for ActorHandle<A> {}
+
+impl<A: ActorMethods> Hash for ActorHandle<A> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl<A: ActorMethods> Serialize for ActorHandle<A> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let guard = &self.raw().guard;
+        directory::export(guard.cell.id, guard.clone());
+        guard.cell.id.serialize(s)
+    }
+}
+
+impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let id = ActorId::deserialize(d)?;
+        let any = directory::find(id)
+            .ok_or_else(|| serde::de::Error::custom(format!("actor {id} no longer exists here")))?;
+        let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "actor {id} is not a `{}`",
+                std::any::type_name::<A>()
+            ))
+        })?;
+        Ok(ActorHandle::from_raw(RawHandle { guard }))
+    }
+}
+
+/// Actors whose handles were serialized, by id, so a deserialized handle finds its actor.
+/// Weak: it never keeps an actor alive.
+mod directory {
+    use super::*;
+
+    type Table = Mutex<HashMap<ActorId, Weak<dyn Any + Send + Sync>>>;
+
+    fn table() -> &'static Table {
+        static TABLE: OnceLock<Table> = OnceLock::new();
+        TABLE.get_or_init(Default::default)
+    }
+
+    pub(super) fn export<A: Send + Sync + 'static>(id: ActorId, guard: Arc<HandleGuard<A>>) {
+        let any: Arc<dyn Any + Send + Sync> = guard;
+        table()
+            .lock()
+            .entry(id)
+            .or_insert_with(|| Arc::downgrade(&any));
+    }
+
+    pub(super) fn find(id: ActorId) -> Option<Arc<dyn Any + Send + Sync>> {
+        table().lock().get(&id).and_then(Weak::upgrade)
+    }
+
+    pub(super) fn remove(id: ActorId) {
+        let mut t = table().lock();
+        if t.get(&id).is_some_and(|w| w.strong_count() == 0) {
+            t.remove(&id);
+        }
+    }
+}
+
+/// Named actors of one runtime. Holds a handle to each, so a named actor outlives its other
+/// handles until it is killed.
+#[derive(Default)]
+pub(crate) struct NamedActors {
+    by_name: Mutex<HashMap<String, (ActorId, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl NamedActors {
+    fn register<A: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        guard: Arc<HandleGuard<A>>,
+        id: ActorId,
+    ) -> Result<()> {
+        let mut names = self.by_name.lock();
+        if names.contains_key(name) {
+            return Err(Error::new(
+                ErrorKind::ActorDied,
+                format!("cannot create actor named `{name}`: another live actor has that name"),
+            ));
+        }
+        names.insert(name.to_owned(), (id, guard));
+        Ok(())
+    }
+
+    fn unname(&self, name: &str, id: ActorId) {
+        let removed = {
+            let mut names = self.by_name.lock();
+            match names.get(name) {
+                Some((i, _)) if *i == id => names.remove(name),
+                _ => None,
+            }
+        };
+        // Dropped outside the lock: the handle's drop may stop the actor.
+        drop(removed);
+    }
+
+    pub(crate) fn clear(&self) {
+        let all: Vec<_> = self.by_name.lock().drain().collect();
+        drop(all);
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.by_name.lock().get(name).map(|(_, g)| g.clone())
+    }
+}
+
+/// The handle of the live actor registered under `name` (see [`ActorOptions::name`]).
+///
+/// Fails with [`ActorNotFound`](ErrorKind::ActorNotFound) when no live actor has that name or
+/// the actor under it is not an `A`.
+pub fn get_actor<A: ActorMethods>(name: &str) -> Result<ActorHandle<A>> {
+    let rt = runtime::current()?;
+    let any = rt.actors.find(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::ActorNotFound,
+            format!("no live actor is named `{name}`"),
+        )
+    })?;
+    let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
+        Error::new(
+            ErrorKind::ActorNotFound,
+            format!(
+                "the actor named `{name}` is not a `{}`",
+                std::any::type_name::<A>()
+            ),
+        )
+    })?;
+    Ok(ActorHandle::from_raw(RawHandle { guard }))
+}
+
+/// Fails to compile unless `A` has a `#[raykit::actor]` impl block.
+#[doc(hidden)]
+pub const fn assert_actor_methods<A: ActorMethods>() {}
