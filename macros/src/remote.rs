@@ -348,7 +348,7 @@ impl RemoteFn {
 }
 
 /// Reports parameter or return types that cannot be sent to another thread or node.
-fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
+pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     match ty {
         Type::Reference(r) if r.mutability.is_some() => errors.spanned(
             ty,
