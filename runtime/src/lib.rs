@@ -110,6 +110,11 @@ pub use raykit_macros::actor;
 /// `#[actor(max_restarts = N, max_concurrency = N, num_cpus = N, num_gpus = N, resources(name = N))]`.
 pub use raykit_macros::Actor;
 
+/// The README's tour, compiled and run as a doctest so it cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeTour;
+
 /// Items the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
