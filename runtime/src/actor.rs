@@ -160,13 +160,22 @@ pub type ReadGuard<A> = tokio::sync::OwnedRwLockReadGuard<A>;
 #[doc(hidden)]
 pub type WriteGuard<A> = tokio::sync::OwnedRwLockWriteGuard<A>;
 
+/// A sync `&self` method call.
+#[doc(hidden)]
+pub type RefBody<A, V> = Box<dyn FnOnce(&A) -> Result<V> + Send>;
+/// A sync `&mut self` method call.
+#[doc(hidden)]
+pub type MutBody<A, V> = Box<dyn FnOnce(&mut A) -> Result<V> + Send>;
+/// What a queued call does once started: run with the state, or fail with the error.
+type CallRun<A> = Box<dyn FnOnce(Result<State<A>>) -> Option<BoxFuture<'static, ()>> + Send>;
+
 /// The body of one method call, as the proxy builds it.
 #[doc(hidden)]
 pub enum MethodBody<A, V> {
     /// `fn m(&self, ..)`.
-    Ref(Box<dyn FnOnce(&A) -> Result<V> + Send>),
+    Ref(RefBody<A, V>),
     /// `fn m(&mut self, ..)`.
-    Mut(Box<dyn FnOnce(&mut A) -> Result<V> + Send>),
+    Mut(MutBody<A, V>),
     /// `async fn m(&self, ..)`.
     RefAsync(Box<dyn FnOnce(ReadGuard<A>) -> BoxFuture<'static, Result<V>> + Send>),
     /// `async fn m(&mut self, ..)`.
@@ -191,7 +200,7 @@ struct Call<A> {
     exclusive: bool,
     is_async: bool,
     deps: Vec<Arc<Slot>>,
-    run: Box<dyn FnOnce(Result<State<A>>) -> Option<BoxFuture<'static, ()>> + Send>,
+    run: CallRun<A>,
 }
 
 impl<A> Call<A> {
@@ -822,11 +831,14 @@ mod directory {
     }
 }
 
+/// A handle guard of some actor type, kept without knowing the type.
+type AnyHandle = Arc<dyn Any + Send + Sync>;
+
 /// Named actors of one runtime. Holds a handle to each, so a named actor outlives its other
 /// handles until it is killed.
 #[derive(Default)]
 pub(crate) struct NamedActors {
-    by_name: Mutex<HashMap<String, (ActorId, Arc<dyn Any + Send + Sync>)>>,
+    by_name: Mutex<HashMap<String, (ActorId, AnyHandle)>>,
 }
 
 impl NamedActors {

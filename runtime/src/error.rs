@@ -35,6 +35,8 @@ pub enum ErrorKind {
     VersionSkew,
     /// The configuration is invalid or asks for something this build cannot do.
     Config,
+    /// The runtime could not get what it needed from the system (threads, memory).
+    System,
 }
 
 /// The error of a remote call. `Display` says what failed; [`source`](std::error::Error::source)

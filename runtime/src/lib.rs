@@ -119,8 +119,8 @@ pub struct ReadmeTour;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::{
-        assert_actor_methods, ActorMethods, ActorSpec, MethodBody, RawHandle, ReadGuard,
-        WriteGuard,
+        assert_actor_methods, ActorMethods, ActorSpec, MethodBody, MutBody, RawHandle, ReadGuard,
+        RefBody, WriteGuard,
     };
     pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, Slot};
     pub use crate::registry::{decode, encode, Invoke, RemoteFunction};

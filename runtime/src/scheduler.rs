@@ -33,6 +33,13 @@ const MAX_MISSES: usize = 64;
 const CPU: usize = 0;
 const GPU: usize = 1;
 
+fn shutdown_error() -> Error {
+    Error::new(
+        ErrorKind::Shutdown,
+        "the raykit runtime was shut down before this task ran",
+    )
+}
+
 fn to_units(x: f64) -> u64 {
     (x * UNIT).round() as u64
 }
@@ -285,7 +292,7 @@ impl Scheduler {
     /// Runs `job` as soon as its resources are free, in submission order among waiting work.
     pub(crate) fn submit(self: &Arc<Self>, job: Job) {
         if self.shut_down.load(Ordering::Acquire) {
-            drop(job); // fails its outputs
+            crate::task::discard_with(shutdown_error(), || drop(job));
             return;
         }
         if job.demand.is_empty()
@@ -391,7 +398,7 @@ impl Scheduler {
         self.waiting_len.store(0, Ordering::SeqCst);
         for grant in waiting {
             match grant {
-                Grant::Run(job) => drop(job),
+                Grant::Run(job) => crate::task::discard_with(shutdown_error(), || drop(job)),
                 Grant::Resume(_, latch) => latch.count_down(),
                 Grant::Wake(_, g) => g.waker.wake(),
             }
@@ -441,11 +448,24 @@ impl Pool {
         }
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
         let sched2 = sched.clone();
-        let spawn = std::thread::Builder::new()
-            .name(format!("raykit-worker-{n}"))
-            .spawn(move || worker_loop(sched2, job));
+        let demand = job.demand.clone();
+        let keep = job.keep_resources;
+        // When the thread cannot start, `spawn` drops the job here: its outputs fail with this
+        // error, and the resources it took go back, so nothing waits for it forever.
+        let reason = Error::new(
+            ErrorKind::System,
+            "no thread could be started to run the task (too many tasks blocked at once?)",
+        );
+        let spawn = crate::task::discard_with(reason, || {
+            std::thread::Builder::new()
+                .name(format!("raykit-worker-{n}"))
+                .spawn(move || worker_loop(sched2, job))
+        });
         if let Err(e) = spawn {
             tracing::error!("cannot start a worker thread: {e}");
+            if !keep {
+                sched.release(&demand);
+            }
         }
     }
 }
@@ -488,7 +508,7 @@ fn run_job(sched: &Arc<Scheduler>, job: Job) {
         ..
     } = job;
     if sched.shut_down.load(Ordering::Acquire) {
-        drop(body);
+        crate::task::discard_with(shutdown_error(), || drop(body));
         sched.release(&demand);
         return;
     }

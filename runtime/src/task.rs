@@ -89,7 +89,11 @@ impl TaskOptions {
 }
 
 impl Runtime {
-    pub(crate) fn task_demand(&self, spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<Demand> {
+    pub(crate) fn task_demand(
+        &self,
+        spec: &TaskSpec,
+        options: Option<&TaskOptions>,
+    ) -> Result<Demand> {
         let what = format!("task `{}`", spec.name);
         let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
         let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
@@ -169,8 +173,9 @@ impl<T: 'static> Arg<T> {
 /// Converts what a caller passes (a value `T`, an `ObjectRef<T>` or a `&ObjectRef<T>`) into
 /// an argument of type `T` of a remote call.
 #[diagnostic::on_unimplemented(
-    message = "a remote argument of type `{T}` cannot take a `{Self}`",
-    label = "expected `{T}`, `ObjectRef<{T}>` or `&ObjectRef<{T}>`"
+    message = "`{Self}` cannot be passed where a remote call expects `{T}`",
+    label = "expected `{T}`, `ObjectRef<{T}>` or `&ObjectRef<{T}>`",
+    note = "a remote argument is a value of the parameter's type, or a ref (owned or borrowed) to an object of exactly that type"
 )]
 pub trait IntoArg<T> {
     /// The argument.
@@ -256,16 +261,35 @@ impl<T: Send + 'static> Returns for One<T> {
 impl<T> Drop for One<T> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            slot.fail(Error::new(
-                ErrorKind::Shutdown,
-                format!(
-                    "the task that was to produce object {} was dropped before it finished \
-                     (the runtime shut down)",
-                    slot.id()
-                ),
-            ));
+            let error = DISCARD_REASON
+                .with(|r| r.borrow().clone())
+                .unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::Shutdown,
+                        format!(
+                        "the task that was to produce object {} was dropped before it finished \
+                         (the runtime shut down)",
+                        slot.id()
+                    ),
+                    )
+                });
+            slot.fail(error);
         }
     }
+}
+
+thread_local! {
+    /// Why work is being discarded on this thread: the error its unfilled outputs get.
+    static DISCARD_REASON: std::cell::RefCell<Option<Error>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `discard` (which drops work that will never run) so that every output it drops fails
+/// with `reason` instead of a generic error.
+pub(crate) fn discard_with<R>(reason: Error, discard: impl FnOnce() -> R) -> R {
+    let previous = DISCARD_REASON.with(|r| r.replace(Some(reason)));
+    let result = discard();
+    DISCARD_REASON.with(|r| *r.borrow_mut() = previous);
+    result
 }
 
 macro_rules! tuple_returns {
