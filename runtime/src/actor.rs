@@ -518,6 +518,30 @@ impl<A: Actor> RawHandle<A> {
             }
         }
         let body: Body = Box::new(move || {
+            // An actor killed, or left with no handle and no queued call, before its constructor
+            // got its turn (e.g. while it waited for resources) is never built: no user code
+            // runs for a stopped actor, and the resources just granted go straight back.
+            let stopped = {
+                let mut mb = cell.mailbox.lock();
+                match &mb.status {
+                    Status::Dead(_) => true,
+                    Status::Creating if mb.handles_gone && mb.queue.is_empty() => {
+                        mb.status =
+                            Status::Dead(cell.died("was stopped: every handle to it was dropped"));
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if stopped {
+                drop(construct);
+                cell.release_resources();
+                if let (Some(name), Some(rt)) = (&cell.name, cell.runtime.upgrade()) {
+                    rt.actors.unname(name, cell.id);
+                }
+                cell.pump();
+                return None;
+            }
             let built = std::panic::catch_unwind(AssertUnwindSafe(construct));
             let outcome = match built {
                 Ok(Ok(actor)) => Ok(actor),
