@@ -4,6 +4,7 @@
 //! twice or with a value of the wrong kind is an error on that token.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, ExprUnary, Lit, Meta, Token, UnOp};
@@ -36,10 +37,8 @@ pub(crate) fn parse(tokens: TokenStream, allowed: &[&str], errors: &mut Errors) 
     for meta in metas {
         let path = meta.path();
         let Some(key) = path.get_ident().map(|i| i.to_string()) else {
-            errors.spanned(
-                path,
-                unknown_key_message(&quote::quote!(#path).to_string(), allowed),
-            );
+            let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+            errors.spanned(path, unknown_key_message(&written.join("::"), allowed));
             continue;
         };
         if !allowed.contains(&key.as_str()) {
@@ -77,10 +76,34 @@ pub(crate) fn parse(tokens: TokenStream, allowed: &[&str], errors: &mut Errors) 
 
 fn unknown_key_message(key: &str, allowed: &[&str]) -> String {
     let valid: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+    let last = key.rsplit("::").next().unwrap_or(key);
+    let guess = allowed
+        .iter()
+        .map(|k| (edit_distance(last, k), k))
+        .filter(|(d, k)| *d <= 2 || (last.len() >= 4 && k.contains(last)))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
     format!(
-        "unknown option `{key}`; valid options are {}",
+        "unknown option `{key}`{guess}; valid options are {}",
         valid.join(", ")
     )
+}
+
+/// Levenshtein distance, for "did you mean" on a misspelled key.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn value_span(meta: &Meta) -> Span {
@@ -97,6 +120,14 @@ fn literal<'a>(meta: &'a Meta, key: &str, example: &str, errors: &mut Errors) ->
         return None;
     };
     match &nv.value {
+        // syn reads `-1` as one negative literal.
+        Expr::Lit(ExprLit {
+            lit: lit @ (Lit::Int(_) | Lit::Float(_)),
+            ..
+        }) if lit.to_token_stream().to_string().starts_with('-') => {
+            errors.spanned(lit, format!("`{key}` cannot be negative"));
+            None
+        }
         Expr::Lit(ExprLit { lit, .. }) => Some(lit),
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..

@@ -5,11 +5,15 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
 use syn::{FnArg, Ident, Item, ItemFn, Pat, ReturnType, Type};
 
 use crate::errors::Errors;
 use crate::hash::signature_hash;
 use crate::options::{self, Options};
+
+/// The most outputs one call can have (`Returns` is implemented for tuples up to this size).
+const MAX_RETURNS: usize = 8;
 
 const KEYS: &[&str] = &[
     "num_cpus",
@@ -44,7 +48,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 _ => "",
             };
             errors.spanned(
-                &other,
+                item_head(&other),
                 format!("`#[raykit::remote]` goes on a function{hint}"),
             );
             return with_errors(item, errors);
@@ -58,6 +62,33 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Some(f) if errors.is_empty() => f.expand(),
         _ => with_errors(item, errors),
     }
+}
+
+/// The tokens that name an item (`struct Counter`, `impl Counter`), to point at them rather than
+/// at the whole item.
+fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(i) => head(&i.vis, &i.struct_token, &i.ident),
+        Item::Enum(i) => head(&i.vis, &i.enum_token, &i.ident),
+        Item::Union(i) => head(&i.vis, &i.union_token, &i.ident),
+        Item::Trait(i) => head(&i.vis, &i.trait_token, &i.ident),
+        Item::Const(i) => head(&i.vis, &i.const_token, &i.ident),
+        Item::Static(i) => head(&i.vis, &i.static_token, &i.ident),
+        Item::Mod(i) => head(&i.vis, &i.mod_token, &i.ident),
+        Item::Type(i) => head(&i.vis, &i.type_token, &i.ident),
+        Item::Impl(i) => {
+            let (token, ty) = (&i.impl_token, &i.self_ty);
+            match &i.trait_ {
+                Some((bang, path, for_token)) => quote!(#token #bang #path #for_token #ty),
+                None => quote!(#token #ty),
+            }
+        }
+        _ => item.to_token_stream(),
+    }
+}
+
+fn head(vis: &syn::Visibility, keyword: &dyn ToTokens, ident: &Ident) -> TokenStream {
+    quote!(#vis #keyword #ident)
 }
 
 fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
@@ -80,11 +111,11 @@ impl RemoteFn {
         if let Some(v) = &sig.variadic {
             errors.spanned(v, "a remote function cannot be variadic");
         }
-        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-            errors.spanned(
-                &sig.generics,
-                "a remote function cannot be generic: every node must find the one function by its name; write one remote function per concrete type",
-            );
+        let generic = "a remote function cannot be generic: every node must find the one function by its name; write one remote function per concrete type";
+        if !sig.generics.params.is_empty() {
+            errors.spanned(&sig.generics, generic);
+        } else if let Some(w) = &sig.generics.where_clause {
+            errors.spanned(w, generic);
         }
         let mut params = Vec::new();
         for (i, arg) in sig.inputs.iter().enumerate() {
@@ -112,14 +143,31 @@ impl RemoteFn {
         };
         let outputs = match options.num_returns {
             None | Some((1, _)) => vec![ret.clone()],
+            Some((n, span)) if n > MAX_RETURNS => {
+                errors.push(syn::Error::new(
+                    span,
+                    format!("`num_returns` can be at most {MAX_RETURNS}; return a `Vec` or a struct for more"),
+                ));
+                return None;
+            }
             Some((n, span)) => match &ret {
                 Type::Tuple(t) if t.elems.len() == n => t.elems.iter().cloned().collect(),
+                Type::Tuple(t) if t.elems.is_empty() => {
+                    errors.push(syn::Error::new(
+                        span,
+                        format!(
+                            "`num_returns = {n}` but the function returns nothing; return a tuple of {n} elements, like `(A, B)`"
+                        ),
+                    ));
+                    return None;
+                }
                 Type::Tuple(t) => {
                     errors.push(syn::Error::new(
                         span,
                         format!(
-                            "`num_returns = {n}` but the function returns a tuple of {}",
-                            t.elems.len()
+                            "`num_returns = {n}` but the function returns a tuple of {}: `{}`; make them agree",
+                            t.elems.len(),
+                            t.to_token_stream(),
                         ),
                     ));
                     return None;
@@ -191,7 +239,7 @@ impl RemoteFn {
 
         let ref_types: Vec<TokenStream> = out_aliases
             .iter()
-            .map(|a| quote!(::raykit::ObjectRef<super::#a>))
+            .map(|a| quote!(::raykit::ObjectRef<#a>))
             .collect();
         let (refs_type, out_vars, ref_vars) = if outputs.len() == 1 {
             let r = &ref_types[0];
@@ -217,12 +265,18 @@ impl RemoteFn {
         let n_params = self.params.len();
 
         let call = if is_async {
-            quote!(super::#name(#(#param_names),*).await)
+            quote!(__raykit_fn(#(#param_names),*).await)
         } else {
-            quote!(super::#name(#(#param_names),*))
+            quote!(__raykit_fn(#(#param_names),*))
         };
+        // A non-`Send` future of an async fn is reported on its `async` keyword.
+        let async_span = func
+            .sig
+            .asyncness
+            .as_ref()
+            .map_or_else(|| name.span(), |a| a.span);
         let submit = if is_async {
-            quote! {
+            quote_spanned! {async_span=>
                 ::raykit::__private::submit_async(&__SPEC, __options, &__deps, #returns_expr, move || async move {
                     #(let #param_names = #param_names.resolve(__SPEC.name, #param_strs)?;)*
                     ::core::result::Result::Ok(#call)
@@ -236,31 +290,61 @@ impl RemoteFn {
                 });
             }
         };
-        let invoke = if is_async {
-            quote! {
-                fn __invoke(__args: ::std::vec::Vec<u8>) -> ::raykit::__private::BoxFuture<'static, ::raykit::Result<::std::vec::Vec<u8>>> {
-                    ::std::boxed::Box::pin(async move {
-                        let (#(#param_names,)*): (#(super::#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, &__args)?;
-                        let __value: super::#ret_alias = #call;
-                        ::raykit::__private::encode(__SPEC.name, &__value)
-                    })
-                }
-                ::raykit::__private::inventory::submit! {
-                    ::raykit::__private::RemoteFunction::new(&__SPEC, ::raykit::__private::Invoke::Async(__invoke))
-                }
+        let (invoke_arg_ty, invoke_ret, invoke_variant) = if is_async {
+            (
+                quote!(::std::vec::Vec<u8>),
+                quote!(
+                    ::raykit::__private::BoxFuture<'static, ::raykit::Result<::std::vec::Vec<u8>>>
+                ),
+                quote!(Async),
+            )
+        } else {
+            (
+                quote!(&[u8]),
+                quote!(::raykit::Result<::std::vec::Vec<u8>>),
+                quote!(Sync),
+            )
+        };
+        let invoke_args = quote!(__args: #invoke_arg_ty);
+        let invoke_body = if is_async {
+            quote_spanned! {async_span=>
+                ::std::boxed::Box::pin(async move {
+                    let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, &__args)?;
+                    let __value: #ret_alias = #call;
+                    ::raykit::__private::encode(__SPEC.name, &__value)
+                })
             }
         } else {
             quote! {
-                fn __invoke(__args: &[u8]) -> ::raykit::Result<::std::vec::Vec<u8>> {
-                    let (#(#param_names,)*): (#(super::#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, __args)?;
-                    let __value: super::#ret_alias = #call;
-                    ::raykit::__private::encode(__SPEC.name, &__value)
-                }
-                ::raykit::__private::inventory::submit! {
-                    ::raykit::__private::RemoteFunction::new(&__SPEC, ::raykit::__private::Invoke::Sync(__invoke))
-                }
+                let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, __args)?;
+                let __value: #ret_alias = #call;
+                ::raykit::__private::encode(__SPEC.name, &__value)
             }
         };
+        let submit_params = quote! {
+            __options: ::core::option::Option<::raykit::TaskOptions>,
+            #(#param_names: ::raykit::Arg<#param_aliases>),*
+        };
+        let wild_params = param_aliases.iter().map(|a| quote!(_: ::raykit::Arg<#a>));
+        let checked_bounds = param_aliases
+            .iter()
+            .chain(&out_aliases)
+            .map(|a| quote!(for<'__raykit> #a: ::raykit::__private::RemoteValue));
+        // The bound on each argument of `f::remote` is spanned on the parameter's type, so a
+        // wrong argument's "required by this bound" points there.
+        let into_args: Vec<TokenStream> = param_aliases
+            .iter()
+            .zip(&param_types)
+            .map(|(a, ty)| quote_spanned!(ty.span()=> impl ::raykit::IntoArg<#a>))
+            .collect();
+        // The module imports the function and the type aliases once, on the function's name: a
+        // function declared inside a block (where the module cannot see it) gets one error there.
+        let imports = quote_spanned! {name.span()=>
+            #[allow(unused_imports)]
+            use super::{#name as __raykit_fn, #ret_alias, #(#param_aliases,)* #(#out_aliases,)*};
+        };
+        // `f::remote` is named at the user's function, so "function defined here" points there.
+        let remote_fn = format_ident!("remote", span = name.span());
         let mod_doc = format!(
             "Remote calls of the function `{name}`: `{name}::remote(..)` runs it as a task and \
              returns an `ObjectRef` at once."
@@ -287,11 +371,15 @@ impl RemoteFn {
                 type #out_aliases = #outputs;
             )*
 
+            // The one place a type that cannot cross a remote boundary is reported, on the
+            // user's own type.
             const _: () = { #(#checks)* };
 
             #[doc = #mod_doc]
             #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
             #vis mod #name {
+                #imports
+
                 #[doc(hidden)]
                 pub static __SPEC: ::raykit::__private::TaskSpec = ::raykit::__private::TaskSpec {
                     name: ::core::module_path!(),
@@ -304,7 +392,7 @@ impl RemoteFn {
                 };
 
                 #[doc = #remote_doc]
-                pub fn remote(#(#param_names: impl ::raykit::IntoArg<super::#param_aliases>),*) -> #refs_type {
+                pub fn #remote_fn(#(#param_names: #into_args),*) -> #refs_type {
                     __submit(::core::option::Option::None, #(::raykit::IntoArg::into_arg(#param_names)),*)
                 }
 
@@ -314,54 +402,108 @@ impl RemoteFn {
                 }
 
                 /// A call with per-call options; finish it with `.remote(..)`.
-                #[derive(Debug, Clone)]
+                #[derive(::core::fmt::Debug, ::core::clone::Clone)]
                 pub struct Options(::raykit::TaskOptions);
 
                 impl Options {
                     #[doc = #remote_doc]
-                    pub fn remote(self, #(#param_names: impl ::raykit::IntoArg<super::#param_aliases>),*) -> #refs_type {
+                    pub fn #remote_fn(self, #(#param_names: #into_args),*) -> #refs_type {
                         __submit(::core::option::Option::Some(self.0), #(::raykit::IntoArg::into_arg(#param_names)),*)
                     }
                 }
 
-                fn __submit(
-                    __options: ::core::option::Option<::raykit::TaskOptions>,
-                    #(#param_names: ::raykit::Arg<super::#param_aliases>),*
-                ) -> #refs_type {
-                    #[allow(unused_imports)]
-                    use ::raykit::__private::{ViaClone as _, ViaSerde as _};
-                    #(
-                        let (#out_vars, #ref_vars) = ::raykit::__private::One::<super::#out_aliases>::new(
-                            (&::raykit::__private::Probe::<super::#out_aliases>::new()).cloner(),
-                        );
-                    )*
-                    let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_params] =
-                        [#(#param_names.dependency()),*];
-                    #submit
-                    #refs_expr
+                // The code that needs every argument and output to be a `RemoteValue` lives in
+                // an impl that assumes it (written `for<'__raykit> T: RemoteValue`, so a false
+                // bound is not an error of its own). When a type is not one, method resolution
+                // picks the unchecked fallback instead: the only error is the check above, on
+                // the user's type, and none points into this module.
+                struct __Task;
+
+                trait __Checked {
+                    fn __submit(&self, #submit_params) -> #refs_type;
+                    fn __invoke(&self, #invoke_args) -> #invoke_ret;
                 }
 
-                #invoke
+                impl __Checked for __Task where #(#checked_bounds,)* {
+                    fn __submit(&self, #submit_params) -> #refs_type {
+                        #[allow(unused_imports)]
+                        use ::raykit::__private::{ViaClone as _, ViaSerde as _};
+                        #(
+                            let (#out_vars, #ref_vars) = ::raykit::__private::One::<#out_aliases>::new(
+                                (&::raykit::__private::Probe::<#out_aliases>::new()).cloner(),
+                            );
+                        )*
+                        let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_params] =
+                            [#(#param_names.dependency()),*];
+                        #submit
+                        #refs_expr
+                    }
+
+                    fn __invoke(&self, #invoke_args) -> #invoke_ret {
+                        #invoke_body
+                    }
+                }
+
+                #[allow(dead_code)]
+                trait __Unchecked {
+                    fn __submit(&self, _: ::core::option::Option<::raykit::TaskOptions>, #(#wild_params),*) -> #refs_type {
+                        ::core::unreachable!("a remote function whose types failed the compile-time check")
+                    }
+                    fn __invoke(&self, _: #invoke_arg_ty) -> #invoke_ret {
+                        ::core::unreachable!("a remote function whose types failed the compile-time check")
+                    }
+                }
+
+                impl __Unchecked for &__Task {}
+
+                fn __submit(#submit_params) -> #refs_type {
+                    #[allow(unused_imports)]
+                    use self::{__Checked as _, __Unchecked as _};
+                    (&__Task).__submit(__options, #(#param_names),*)
+                }
+
+                fn __invoke(#invoke_args) -> #invoke_ret {
+                    #[allow(unused_imports)]
+                    use self::{__Checked as _, __Unchecked as _};
+                    (&__Task).__invoke(__args)
+                }
+
+                ::raykit::__private::inventory::submit! {
+                    ::raykit::__private::RemoteFunction::new(&__SPEC, ::raykit::__private::Invoke::#invoke_variant(__invoke))
+                }
             }
         }
     }
 }
 
-/// Reports parameter or return types that cannot be sent to another thread or node.
+/// Reports parameter or return types that cannot be sent to another thread or node: references,
+/// borrowed lifetimes and `impl Trait`, at the top or nested (`Vec<&str>`), each on its own
+/// token. Everything else is left to the `RemoteValue` check, which sees the real type.
 pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     match ty {
-        Type::Reference(r) if r.mutability.is_some() => errors.spanned(
+        Type::Reference(r) if r.mutability.is_some() && what == "argument" => errors.spanned(
             ty,
-            format!(
-                "a remote function cannot take `&mut` {what}s: the task works on its own copy, \
-                 so changes would never reach the caller; take the value and return the result"
-            ),
+            "a remote function cannot take `&mut` arguments: the task works on its own copy, \
+             so changes would never reach the caller; take the value and return the result",
         ),
-        Type::Reference(_) => errors.spanned(
+        Type::Reference(_) => {
+            let instead = if what == "argument" {
+                "take `T` (callers may pass an `ObjectRef<T>`)"
+            } else {
+                "return `T`"
+            };
+            errors.spanned(
+                ty,
+                format!(
+                    "a remote function's {what} must be an owned value, not a reference: it is \
+                     sent to another thread or node; {instead}"
+                ),
+            )
+        }
+        Type::Never(_) => errors.spanned(
             ty,
             format!(
-                "a remote function's {what} must be an owned value, not a reference: it is sent \
-                 to another thread or node; take `T` (callers may pass an `ObjectRef<T>`)"
+                "`!` cannot be a remote function's {what}: a task stores what it returns; use `()`"
             ),
         ),
         Type::ImplTrait(_) => errors.spanned(
@@ -369,6 +511,57 @@ pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
             format!("`impl Trait` cannot be a remote function's {what}: name a concrete type"),
         ),
         Type::Infer(_) => errors.spanned(ty, format!("the {what} type must be written out")),
-        _ => {}
+        _ => Nested { what, errors }.visit_type(ty),
     }
+}
+
+/// Finds what cannot cross a process boundary inside a type.
+struct Nested<'a> {
+    what: &'a str,
+    errors: &'a mut Errors,
+}
+
+impl<'ast> Visit<'ast> for Nested<'_> {
+    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+        // `&'static T` may still be a remote value (rarely); the `RemoteValue` check decides.
+        if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") {
+            return visit::visit_type_reference(self, r);
+        }
+        self.errors.spanned(
+            r,
+            format!(
+                "a remote function's {} must own its data, but this borrows: it is sent to \
+                 another thread or node; use an owned type (`String`, `Vec<T>`, `Box<T>`)",
+                self.what
+            ),
+        );
+    }
+
+    fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+        if l.ident != "static" {
+            self.errors.spanned(
+                l,
+                format!(
+                    "a remote function's {} cannot borrow (`{l}`): it is sent to another thread \
+                     or node; use an owned type",
+                    self.what
+                ),
+            );
+        }
+    }
+
+    fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+        self.errors.spanned(
+            t,
+            format!(
+                "`impl Trait` cannot be part of a remote function's {}: name a concrete type",
+                self.what
+            ),
+        );
+    }
+
+    // Function pointers and trait objects declare lifetimes of their own and are never remote
+    // values; the `RemoteValue` check reports them.
+    fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    fn visit_type_trait_object(&mut self, _: &'ast syn::TypeTraitObject) {}
 }

@@ -1,0 +1,6 @@
+#[raykit::remote]
+fn push(v: &mut Vec<i64>, x: i64) {
+    v.push(x);
+}
+
+fn main() {}
