@@ -37,6 +37,13 @@ pub enum ErrorKind {
     Config,
     /// The runtime could not get what it needed from the system (threads, memory).
     System,
+    /// A peer did not prove the cluster token, or this side's token was refused.
+    Unauthorized,
+    /// A peer broke the wire protocol: a malformed or oversized frame, an unexpected message, or
+    /// a protocol version this build does not speak.
+    Protocol,
+    /// A connection to a cluster process could not be made or was lost.
+    Network,
 }
 
 /// The error of a remote call. `Display` says what failed; [`source`](std::error::Error::source)

@@ -45,6 +45,7 @@
 )]
 
 mod actor;
+pub mod cluster;
 mod config;
 mod error;
 mod object;

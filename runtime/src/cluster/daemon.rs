@@ -1,0 +1,343 @@
+//! A daemon process (`raykit start ... --block`): one listener, one node, and for a head the
+//! [`Head`] too; every accepted connection handshakes, then is served by the head or the node.
+//!
+//! This module owns the process's lifetime: it records itself in [`records`] once it listens,
+//! stops on a `Stop` message, SIGTERM or SIGINT, and removes its record on the way out. A
+//! connection that misbehaves ends that connection only.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::head::Head;
+use super::node::{Node, JOIN_TIMEOUT};
+use super::records::{self, ClusterRecord, DaemonRecord};
+use super::wire::{Connection, Message, Role, Welcome, PROTOCOL_VERSION};
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+/// What a daemon runs: checked arguments of `raykit start`.
+#[derive(Debug, Clone)]
+pub struct DaemonSpec {
+    /// Run the head (and its node); otherwise join the head at `head_address`.
+    pub head: bool,
+    /// The head to join, for a non-head daemon.
+    pub head_address: Option<String>,
+    /// The interface to listen on.
+    pub bind: IpAddr,
+    /// The port to listen on (0: any free port).
+    pub port: u16,
+    /// The resources this node declares.
+    pub resources: BTreeMap<String, f64>,
+    /// The cluster token.
+    pub token: String,
+    /// Where this daemon's output goes, when detached.
+    pub log: Option<PathBuf>,
+}
+
+struct Daemon {
+    node_id: NodeId,
+    head: Option<Arc<Head>>,
+    head_address: String,
+    token: String,
+    shutdown: CancellationToken,
+}
+
+/// An address this host can connect to for a listener bound to `addr`.
+fn connectable(mut addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    addr
+}
+
+/// Runs a daemon until it is stopped. `ready` is called once the daemon listens and is
+/// recorded. Returns an error when the daemon cannot start or its node cannot stay a member.
+pub fn run(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("raykit-daemon")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::System,
+                format!("cannot start the daemon's runtime: {e}"),
+            )
+        })?;
+    rt.block_on(serve(spec, ready))
+}
+
+async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
+    let listener = TcpListener::bind((spec.bind, spec.port))
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Network,
+                format!(
+                    "cannot listen on {}: {e}",
+                    SocketAddr::new(spec.bind, spec.port)
+                ),
+            )
+        })?;
+    let local = listener.local_addr().map_err(|e| {
+        Error::new(
+            ErrorKind::Network,
+            format!("reading the listening address: {e}"),
+        )
+    })?;
+    let listen = connectable(local);
+    let node_id = super::new_node_id()?;
+    let head_address = match (&spec.head_address, spec.head) {
+        (_, true) => listen.to_string(),
+        (Some(a), false) => a.clone(),
+        (None, false) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a node needs the head's address (--address HOST:PORT)",
+            ))
+        }
+    };
+    let head = spec.head.then(|| Arc::new(Head::new(node_id)));
+    let shutdown = CancellationToken::new();
+    let daemon = Arc::new(Daemon {
+        node_id,
+        head: head.clone(),
+        head_address: head_address.clone(),
+        token: spec.token.clone(),
+        shutdown: shutdown.clone(),
+    });
+    if let Some(h) = &head {
+        tokio::spawn(h.clone().monitor(shutdown.clone()));
+    }
+    tokio::spawn(accept_connections(listener, daemon));
+
+    // The daemon counts as started once its node has joined: a wrong token or an unreachable
+    // head fails `raykit start` instead of leaving a daemon that never joins.
+    let node = Node {
+        node_id,
+        head_address: head_address.clone(),
+        listen: local,
+        resources: spec.resources.clone(),
+        token: spec.token.clone(),
+    };
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
+    let mut agent = tokio::spawn(node.run(shutdown.clone(), joined_tx));
+    let joined = tokio::select! {
+        j = joined_rx => j.map_err(|_| None),
+        r = &mut agent => Err(Some(r)),
+        // The node gives up by itself after JOIN_TIMEOUT; this is only a backstop.
+        _ = tokio::time::sleep(JOIN_TIMEOUT + Duration::from_secs(5)) => Err(None),
+    };
+    if let Err(agent_result) = joined {
+        shutdown.cancel();
+        let agent_result = match agent_result {
+            Some(r) => r,
+            None => match tokio::time::timeout(Duration::from_secs(2), &mut agent).await {
+                Ok(r) => r,
+                Err(_) => Ok(Ok(())),
+            },
+        };
+        return Err(match agent_result {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => Error::new(
+                ErrorKind::Network,
+                format!("could not join the head at {head_address} within {JOIN_TIMEOUT:?}"),
+            ),
+            Err(e) => Error::new(
+                ErrorKind::System,
+                format!("the node's membership task failed: {e}"),
+            ),
+        });
+    }
+
+    let record = DaemonRecord {
+        pid: std::process::id(),
+        head: spec.head,
+        node_id: node_id.to_string(),
+        listen: listen.to_string(),
+        cluster: head_address.clone(),
+        token: spec.token.clone(),
+        exe: std::env::current_exe().ok(),
+        log: spec.log.clone(),
+    };
+    let recorded = records::write_daemon(&record).and_then(|()| {
+        records::write_cluster(&ClusterRecord {
+            address: head_address.clone(),
+            token: spec.token.clone(),
+        })
+    });
+    let outcome = match recorded {
+        Ok(()) => {
+            tracing::info!(
+                node = %node_id,
+                listen = %local,
+                head = spec.head,
+                cluster = %head_address,
+                resources = ?spec.resources,
+                "raykit daemon started"
+            );
+            ready(&record);
+            wait_for_stop(&shutdown, &mut agent).await
+        }
+        Err(e) => Err(e),
+    };
+    shutdown.cancel();
+    if !agent.is_finished() {
+        // Let the node say goodbye to the head before the process ends.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut agent).await;
+    }
+    records::remove_daemon(record.pid);
+    let others_in_cluster = records::daemons()
+        .iter()
+        .any(|r| r.cluster == head_address && records::process_alive(r.pid));
+    if !others_in_cluster {
+        records::remove_cluster_if(&head_address);
+    }
+    tracing::info!(node = %node_id, "raykit daemon stopped");
+    outcome
+}
+
+/// Accepts connections until `shutdown`; each is served by its own task.
+async fn accept_connections(listener: TcpListener, daemon: Arc<Daemon>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(daemon.clone().serve_connection(stream));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = daemon.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Waits for a reason to stop: a `Stop` message, SIGTERM, SIGINT, or the node giving up.
+async fn wait_for_stop(
+    shutdown: &CancellationToken,
+    agent: &mut tokio::task::JoinHandle<Result<()>>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let signal_err =
+        |e: std::io::Error| Error::new(ErrorKind::System, format!("cannot handle signals: {e}"));
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        joined = &mut *agent => match joined {
+            Ok(result) => result,
+            Err(e) => Err(Error::new(
+                ErrorKind::System,
+                format!("the node's membership task failed: {e}"),
+            )),
+        },
+        _ = sigterm.recv() => {
+            tracing::info!("SIGTERM: stopping");
+            Ok(())
+        }
+        _ = sigint.recv() => {
+            tracing::info!("SIGINT: stopping");
+            Ok(())
+        }
+    }
+}
+
+impl Daemon {
+    /// Handshakes with one peer, then answers its requests until it leaves.
+    async fn serve_connection(self: Arc<Self>, stream: TcpStream) {
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            node_id: self.node_id,
+            head: self.head.is_some(),
+        };
+        let (mut conn, role) = match Connection::accept(stream, &self.token, welcome).await {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == ErrorKind::Network => {
+                tracing::debug!("handshake failed: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
+        };
+        let peer = conn.peer_addr();
+        tracing::debug!(%peer, ?role, "connection accepted");
+        loop {
+            let msg = tokio::select! {
+                m = conn.recv() => m,
+                _ = self.shutdown.cancelled() => return,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::Network => {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%peer, "closing the connection: {error}");
+                    let _ = conn.send(&Message::Failed { error }).await;
+                    return;
+                }
+            };
+            let answer = match msg {
+                Message::RegisterNode(info) if role == Role::Node => match &self.head {
+                    Some(head) => {
+                        head.serve_node(conn, info, &self.shutdown).await;
+                        return;
+                    }
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
+                Message::StatusRequest => match &self.head {
+                    Some(head) => Message::Status(head.status()),
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
+                Message::Stop => {
+                    tracing::info!(%peer, "stop requested");
+                    let _ = conn.send(&Message::Stopping).await;
+                    self.shutdown.cancel();
+                    return;
+                }
+                other => {
+                    let error = Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected {} message from a {role:?}", other.name()),
+                    );
+                    tracing::warn!(%peer, "closing the connection: {error}");
+                    let _ = conn.send(&Message::Failed { error }).await;
+                    return;
+                }
+            };
+            if let Err(e) = conn.send(&answer).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+                return;
+            }
+        }
+    }
+
+    fn not_the_head(&self) -> Error {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "this daemon is a node, not the head; the head is at {}",
+                self.head_address
+            ),
+        )
+    }
+}

@@ -1,0 +1,186 @@
+//! The node's side of membership: join the head with the node's resources, send a heartbeat
+//! every [`HEARTBEAT_INTERVAL`], rejoin after a lost connection, leave on shutdown.
+//!
+//! The node's local scheduler, object store and worker pool will live beside this; they report
+//! through [`NodeLoad`] in the heartbeat. This module must not decide membership: the head does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{Connection, Message, NodeInfo, NodeLoad, Role, HANDSHAKE_TIMEOUT};
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+/// How often a node tells the head it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A node that cannot reach its head for this long gives up and exits.
+pub const HEAD_LOST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A starting node that cannot join its head for this long gives up.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest pause between two attempts to reach the head.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// One node's membership in a cluster.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// The head's address (`HOST:PORT`).
+    pub head_address: String,
+    /// Where this node's daemon listens.
+    pub listen: SocketAddr,
+    /// The resources the node declares.
+    pub resources: BTreeMap<String, f64>,
+    /// The cluster token.
+    pub token: String,
+}
+
+impl Node {
+    /// What the node reports in a heartbeat. Until the node schedules work itself, everything
+    /// it declares is available.
+    fn load(&self) -> NodeLoad {
+        NodeLoad {
+            available: self.resources.clone(),
+            ..NodeLoad::default()
+        }
+    }
+
+    /// The address other hosts reach this node's daemon at: the listening address, or, when the
+    /// daemon listens on every interface, the interface its connection to the head uses.
+    fn advertised_address(&self, towards_head: &Connection) -> String {
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(towards_head.local_addr().ip());
+        }
+        addr.to_string()
+    }
+
+    /// Stays a member of the cluster until `shutdown` (then leaves and returns `Ok`), or until
+    /// membership becomes impossible: a refused token or protocol, the head declaring this node
+    /// dead, or the head unreachable for [`JOIN_TIMEOUT`] at start or [`HEAD_LOST_TIMEOUT`]
+    /// later.
+    /// `joined` is told when the node first joins.
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        joined: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<()> {
+        let mut joined = Some(joined);
+        let mut last_contact = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let err = match self
+                .session(&shutdown, &mut last_contact, &mut joined)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if matches!(
+                err.kind(),
+                ErrorKind::Unauthorized | ErrorKind::Protocol | ErrorKind::Config
+            ) {
+                return Err(err);
+            }
+            let limit = if joined.is_some() {
+                JOIN_TIMEOUT
+            } else {
+                HEAD_LOST_TIMEOUT
+            };
+            if last_contact.elapsed() > limit {
+                let what = if joined.is_some() {
+                    "could not join"
+                } else {
+                    "lost"
+                };
+                return Err(Error::with_source(
+                    ErrorKind::Network,
+                    format!(
+                        "{what} the head at {} for {limit:?}: {err}",
+                        self.head_address
+                    ),
+                    err,
+                ));
+            }
+            tracing::warn!(head = %self.head_address, "no connection to the head: {err}; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One registration connection: join, then heartbeat until something breaks.
+    async fn session(
+        &self,
+        shutdown: &CancellationToken,
+        last_contact: &mut Instant,
+        joined: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<()> {
+        let (mut conn, welcome) =
+            Connection::connect(&self.head_address, &self.token, Role::Node).await?;
+        if !welcome.head {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("{} is a node, not the head of a cluster", self.head_address),
+            ));
+        }
+        let info = NodeInfo {
+            node_id: self.node_id,
+            address: self.advertised_address(&conn),
+            resources: self.resources.clone(),
+            pid: std::process::id(),
+        };
+        match conn
+            .request(&Message::RegisterNode(info), HANDSHAKE_TIMEOUT)
+            .await?
+        {
+            Message::Registered { head_node_id } => {
+                tracing::info!(node = %self.node_id, head = %head_node_id, "joined the cluster at {}", self.head_address);
+            }
+            Message::Failed { error } => return Err(error),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the head answered RegisterNode with a {} message",
+                        other.name()
+                    ),
+                ))
+            }
+        }
+        *last_contact = Instant::now();
+        if let Some(joined) = joined.take() {
+            let _ = joined.send(());
+        }
+        let (mut from_head, mut to_head) = conn.split();
+        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        to_head.send(&Message::UnregisterNode),
+                    ).await;
+                    return Ok(());
+                }
+                _ = tick.tick() => {
+                    to_head.send(&Message::Heartbeat(self.load())).await?;
+                    *last_contact = Instant::now();
+                }
+                msg = from_head.recv() => match msg? {
+                    Message::Failed { error } => return Err(error),
+                    other => tracing::debug!("ignoring a {} message from the head", other.name()),
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! The wire protocol between daemons, drivers, workers and the CLI: the [`Message`] enum, the
+//! versioned handshake that proves the cluster token, and [`Connection`], a TCP stream cut into
+//! length-delimited frames (`tokio_util`'s [`LengthDelimitedCodec`]) holding postcard payloads.
+//!
+//! This module owns framing, encoding, limits and authentication. It must not know what a
+//! message means: the head, the node and the CLI give messages their meaning.
+//!
+//! # The handshake
+//!
+//! The connecting side sends [`Message::Hello`] with its protocol version, the cluster token and
+//! its [`Role`]. The accepting side reads that one frame (at most [`HANDSHAKE_MAX_FRAME`] bytes,
+//! within [`HANDSHAKE_TIMEOUT`]), compares the token in constant time before it looks at anything
+//! else, then checks the version, and answers [`Message::Welcome`] or [`Message::Refused`]. Only
+//! after a welcome do both sides accept frames up to [`MAX_FRAME`] bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+/// The protocol version this build speaks. Bump it whenever the encoding of any message after
+/// the three handshake variants changes; peers of different versions refuse each other.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame accepted before the peer has proven the token.
+pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
+/// The largest frame accepted from an authenticated peer.
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// How long either side waits for the other's half of the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long opening a TCP connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the connecting side is; the accepting side decides what it may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// A node daemon joining the head (or, later, a peer node fetching objects).
+    Node,
+    /// A user program connecting to the cluster.
+    Driver,
+    /// A worker process connecting to its node.
+    Worker,
+    /// A short-lived tool such as `raykit status` or `raykit stop`.
+    Client,
+}
+
+/// Why a handshake was refused. New reasons are appended at the end, never inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The token was wrong.
+    Unauthorized,
+    /// The peers speak different protocol versions.
+    VersionMismatch,
+    /// The first frame could not be decoded as a handshake.
+    Malformed,
+    /// The first frame was larger than [`HANDSHAKE_MAX_FRAME`].
+    TooLarge,
+    /// The handshake did not arrive within [`HANDSHAKE_TIMEOUT`].
+    Timeout,
+    /// The first frame was a valid message but not [`Message::Hello`].
+    UnexpectedMessage,
+}
+
+impl Refusal {
+    /// The error kind a refused peer reports.
+    pub fn error_kind(self) -> ErrorKind {
+        match self {
+            Refusal::Unauthorized => ErrorKind::Unauthorized,
+            _ => ErrorKind::Protocol,
+        }
+    }
+}
+
+/// The accepting side's answer to a valid [`Message::Hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version of the accepting side (equal to the caller's).
+    pub version: u32,
+    /// The node the accepting daemon runs.
+    pub node_id: NodeId,
+    /// Whether the accepting daemon is the head.
+    pub head: bool,
+}
+
+/// What a node declares when it joins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's id, chosen by the node.
+    pub node_id: NodeId,
+    /// Where the node's daemon listens (`HOST:PORT`), as other hosts reach it.
+    pub address: String,
+    /// The resources the node declares: `CPU`, `GPU` and custom names.
+    pub resources: BTreeMap<String, f64>,
+    /// The process id of the node's daemon, on its host.
+    pub pid: u32,
+}
+
+/// What a node reports in each heartbeat.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeLoad {
+    /// The resources not in use right now.
+    pub available: BTreeMap<String, f64>,
+    /// The node's tasks, by state.
+    pub tasks: TaskCounts,
+    /// The node's actors, by state.
+    pub actors: ActorCounts,
+}
+
+/// Tasks by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Waiting for arguments or resources.
+    pub waiting: u64,
+    /// Running on a worker.
+    pub running: u64,
+    /// Finished with a value.
+    pub finished: u64,
+    /// Finished with an error.
+    pub failed: u64,
+}
+
+impl std::ops::AddAssign for TaskCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.waiting += o.waiting;
+        self.running += o.running;
+        self.finished += o.finished;
+        self.failed += o.failed;
+    }
+}
+
+/// Actors by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActorCounts {
+    /// Waiting for a node or for `new` to finish.
+    pub pending: u64,
+    /// Alive and serving calls.
+    pub alive: u64,
+    /// Being restarted after a failure.
+    pub restarting: u64,
+    /// Dead for good.
+    pub dead: u64,
+}
+
+impl std::ops::AddAssign for ActorCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.pending += o.pending;
+        self.alive += o.alive;
+        self.restarting += o.restarting;
+        self.dead += o.dead;
+    }
+}
+
+/// One node as the head sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// What the node declared when it joined.
+    pub info: NodeInfo,
+    /// Whether this node runs in the head's process.
+    pub head: bool,
+    /// Whether the node is alive (heartbeats arriving).
+    pub alive: bool,
+    /// Why the node is dead, when it is.
+    pub death_reason: Option<String>,
+    /// The node's last report.
+    pub load: NodeLoad,
+    /// Milliseconds since the node's last heartbeat.
+    pub since_heartbeat_ms: u64,
+}
+
+/// The cluster as the head sees it: the answer to [`Message::StatusRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The head's node.
+    pub head_node_id: NodeId,
+    /// Every node that ever joined, alive or dead, in joining order.
+    pub nodes: Vec<NodeStatus>,
+    /// Tasks by state, summed over alive nodes.
+    pub tasks: TaskCounts,
+    /// Actors by state, summed over alive nodes.
+    pub actors: ActorCounts,
+    /// Jobs (drivers) registered with the head.
+    pub jobs: u64,
+}
+
+/// Every message of the protocol.
+///
+/// postcard encodes a variant as its index, so the order is the protocol:
+/// - the first three variants (the handshake) are frozen forever, fields included, so that peers
+///   of any two versions can still tell each other why they do not match;
+/// - new variants are appended at the end, and changing an existing variant after the handshake
+///   bumps [`PROTOCOL_VERSION`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Message {
+    /// The first frame of every connection, from the connecting side.
+    Hello {
+        /// The protocol version the sender speaks.
+        version: u32,
+        /// The cluster token.
+        token: String,
+        /// What the sender is.
+        role: Role,
+    },
+    /// The handshake succeeded.
+    Welcome(Welcome),
+    /// The handshake failed; the accepting side closes the connection after sending this.
+    Refused {
+        /// The reason, for programs.
+        refusal: Refusal,
+        /// The reason, for people.
+        reason: String,
+    },
+    /// Node → head: join the cluster. Answered by [`Message::Registered`] or [`Message::Failed`].
+    RegisterNode(NodeInfo),
+    /// Head → node: the node has joined.
+    Registered {
+        /// The head's node.
+        head_node_id: NodeId,
+    },
+    /// Node → head, every heartbeat interval on the registration connection.
+    Heartbeat(NodeLoad),
+    /// Node → head: the node is leaving on purpose.
+    UnregisterNode,
+    /// Client → head: describe the cluster. Answered by [`Message::Status`].
+    StatusRequest,
+    /// Head → client: the cluster.
+    Status(ClusterStatus),
+    /// Client → any daemon: exit. Answered by [`Message::Stopping`].
+    Stop,
+    /// Daemon → client: exiting now.
+    Stopping,
+    /// A request could not be served; the connection stays usable unless the error says so.
+    Failed {
+        /// What went wrong.
+        error: Error,
+    },
+}
+
+impl Message {
+    /// The variant's name, for logs and errors (never the payload, which may hold the token).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "Hello",
+            Message::Welcome(_) => "Welcome",
+            Message::Refused { .. } => "Refused",
+            Message::RegisterNode(_) => "RegisterNode",
+            Message::Registered { .. } => "Registered",
+            Message::Heartbeat(_) => "Heartbeat",
+            Message::UnregisterNode => "UnregisterNode",
+            Message::StatusRequest => "StatusRequest",
+            Message::Status(_) => "Status",
+            Message::Stop => "Stop",
+            Message::Stopping => "Stopping",
+            Message::Failed { .. } => "Failed",
+        }
+    }
+
+    /// The postcard encoding of this message.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self)
+            .map_err(|e| Error::serialization(&format!("encoding a {} message", self.name()), e))
+    }
+
+    /// Decodes a message from one frame's payload.
+    pub fn decode(payload: &[u8]) -> Result<Message> {
+        postcard::from_bytes(payload).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("malformed message ({} bytes): {e}", payload.len()),
+            )
+        })
+    }
+}
+
+/// Compares two tokens in time that depends only on their lengths, not on where they differ.
+pub fn tokens_match(expected: &str, given: &str) -> bool {
+    let (expected, given) = (expected.as_bytes(), given.as_bytes());
+    let mut diff = u8::from(expected.len() != given.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// One authenticated (or authenticating) TCP connection carrying [`Message`]s.
+pub struct Connection {
+    reader: FrameReader,
+    writer: FrameWriter,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.reader.peer)
+            .field("local", &self.reader.local)
+            .finish()
+    }
+}
+
+/// The receiving half of a [`Connection`].
+pub struct FrameReader {
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+impl fmt::Debug for FrameReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// The sending half of a [`Connection`].
+pub struct FrameWriter {
+    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    peer: SocketAddr,
+}
+
+impl fmt::Debug for FrameWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameWriter")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+fn network(what: String, e: io::Error) -> Error {
+    Error::new(ErrorKind::Network, format!("{what}: {e}"))
+}
+
+impl FrameReader {
+    /// The next message. Cancel-safe: a message is never half-read when the future is dropped.
+    /// The peer closing the connection is an error of kind [`ErrorKind::Network`].
+    pub async fn recv(&mut self) -> Result<Message> {
+        match self.frames.next().await {
+            Some(Ok(frame)) => Message::decode(&frame).map_err(|e| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("from {}: {}", self.peer, e.message()),
+                )
+            }),
+            Some(Err(e)) if is_too_large(&e) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{} sent a frame larger than {} bytes",
+                    self.peer,
+                    self.frames.decoder().max_frame_length()
+                ),
+            )),
+            Some(Err(e)) => Err(network(format!("reading from {}", self.peer), e)),
+            None => Err(Error::new(
+                ErrorKind::Network,
+                format!("{} closed the connection", self.peer),
+            )),
+        }
+    }
+
+    /// [`recv`](Self::recv), giving up after `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Message> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Network,
+                format!("{} did not answer within {timeout:?}", self.peer),
+            )),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+fn is_too_large(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
+}
+
+impl FrameWriter {
+    /// Sends one message and flushes.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.feed(msg).await?;
+        self.flush().await
+    }
+
+    /// Queues one message without flushing, so that many small messages share one write.
+    pub async fn feed(&mut self, msg: &Message) -> Result<()> {
+        let payload = msg.encode()?;
+        let peer = self.peer;
+        self.frames
+            .feed(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {} message to {peer}", msg.name()), e))
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&mut self) -> Result<()> {
+        let peer = self.peer;
+        SinkExt::<Bytes>::flush(&mut self.frames)
+            .await
+            .map_err(|e| network(format!("writing to {peer}"), e))
+    }
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> Result<Connection> {
+        // Small request/answer messages: do not wait to fill a segment.
+        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| network("reading the peer address".into(), e))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| network("reading the local address".into(), e))?;
+        let (r, w) = stream.into_split();
+        Ok(Connection {
+            reader: FrameReader {
+                frames: FramedRead::new(r, codec(HANDSHAKE_MAX_FRAME)),
+                peer,
+                local,
+            },
+            writer: FrameWriter {
+                frames: FramedWrite::new(w, codec(HANDSHAKE_MAX_FRAME)),
+                peer,
+            },
+        })
+    }
+
+    /// Connects to `address` (`HOST:PORT`), proves `token` and returns the connection with the
+    /// peer's [`Welcome`]. A refusal is an error of kind [`ErrorKind::Unauthorized`] or
+    /// [`ErrorKind::Protocol`] that carries the peer's reason.
+    pub async fn connect(address: &str, token: &str, role: Role) -> Result<(Connection, Welcome)> {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(network(format!("cannot connect to {address}"), e)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("cannot connect to {address}: no answer within {CONNECT_TIMEOUT:?}"),
+                ))
+            }
+        };
+        let mut conn = Connection::new(stream)?;
+        conn.send(&Message::Hello {
+            version: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            role,
+        })
+        .await?;
+        match conn.reader.recv_timeout(HANDSHAKE_TIMEOUT).await {
+            Ok(Message::Welcome(w)) if w.version == PROTOCOL_VERSION => {
+                conn.authenticated();
+                Ok((conn, w))
+            }
+            Ok(Message::Welcome(w)) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{address} speaks raykit protocol version {}, this program speaks {PROTOCOL_VERSION}",
+                    w.version
+                ),
+            )),
+            Ok(Message::Refused { refusal, reason }) => Err(Error::new(
+                refusal.error_kind(),
+                format!("{address} refused the connection: {reason}"),
+            )),
+            Ok(other) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{address} answered the handshake with a {} message",
+                    other.name()
+                ),
+            )),
+            Err(e) => Err(Error::with_source(
+                e.kind(),
+                format!("handshake with {address} failed: {e}"),
+                e,
+            )),
+        }
+    }
+
+    /// Runs the accepting side of the handshake on a fresh `stream`: reads the peer's hello,
+    /// checks the token first, then the version, and answers `welcome` or a refusal. On refusal
+    /// the peer has been told why, the connection is closed and the error says what happened.
+    pub async fn accept(
+        stream: TcpStream,
+        token: &str,
+        welcome: Welcome,
+    ) -> Result<(Connection, Role)> {
+        let mut conn = Connection::new(stream)?;
+        let peer = conn.peer_addr();
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.reader.frames.next()).await;
+        let payload = match first {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) if is_too_large(&e) => {
+                let reason = format!(
+                    "the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"
+                );
+                return Err(conn.refuse(Refusal::TooLarge, reason).await);
+            }
+            Ok(Some(Err(e))) => return Err(network(format!("handshake with {peer}"), e)),
+            Ok(None) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{peer} closed the connection before the handshake"),
+                ))
+            }
+            Err(_) => {
+                let reason = format!("no handshake within {HANDSHAKE_TIMEOUT:?}");
+                return Err(conn.refuse(Refusal::Timeout, reason).await);
+            }
+        };
+        let (version, given, role) = match Message::decode(&payload) {
+            Ok(Message::Hello {
+                version,
+                token,
+                role,
+            }) => (version, token, role),
+            Ok(other) => {
+                let reason = format!("expected a Hello handshake, got a {} message", other.name());
+                return Err(conn.refuse(Refusal::UnexpectedMessage, reason).await);
+            }
+            Err(e) => {
+                let reason = format!("malformed handshake frame: {}", e.message());
+                return Err(conn.refuse(Refusal::Malformed, reason).await);
+            }
+        };
+        if !tokens_match(token, &given) {
+            let reason = "wrong cluster token (pass --token or set RAYKIT_TOKEN)".to_owned();
+            return Err(conn.refuse(Refusal::Unauthorized, reason).await);
+        }
+        if version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version mismatch: the peer speaks version {version}, this daemon speaks {PROTOCOL_VERSION}"
+            );
+            return Err(conn.refuse(Refusal::VersionMismatch, reason).await);
+        }
+        conn.send(&Message::Welcome(welcome)).await?;
+        conn.authenticated();
+        Ok((conn, role))
+    }
+
+    /// Tells the peer why it is refused, closes the connection and returns the error to log.
+    async fn refuse(self, refusal: Refusal, reason: String) -> Error {
+        let peer = self.peer_addr();
+        let Connection { reader, mut writer } = self;
+        let _ = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            writer.send(&Message::Refused {
+                refusal,
+                reason: reason.clone(),
+            }),
+        )
+        .await;
+        // Close our side, then drain what the peer still sends for a moment: closing a socket
+        // with unread input resets it, and the peer could lose the refusal before reading it.
+        drop(writer);
+        let mut rest = reader.frames.into_inner();
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut drained = 0usize;
+            while drained < 4 * HANDSHAKE_MAX_FRAME {
+                match rest.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+        Error::new(
+            refusal.error_kind(),
+            format!("refused the connection from {peer}: {reason}"),
+        )
+    }
+
+    fn authenticated(&mut self) {
+        self.reader
+            .frames
+            .decoder_mut()
+            .set_max_frame_length(MAX_FRAME);
+        self.writer
+            .frames
+            .encoder_mut()
+            .set_max_frame_length(MAX_FRAME);
+    }
+
+    /// Sends one message and flushes.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.writer.send(msg).await
+    }
+
+    /// Queues one message without flushing (see [`FrameWriter::feed`]).
+    pub async fn feed(&mut self, msg: &Message) -> Result<()> {
+        self.writer.feed(msg).await
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.writer.flush().await
+    }
+
+    /// The next message (see [`FrameReader::recv`]).
+    pub async fn recv(&mut self) -> Result<Message> {
+        self.reader.recv().await
+    }
+
+    /// The next message, giving up after `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Message> {
+        self.reader.recv_timeout(timeout).await
+    }
+
+    /// Sends `msg` and waits at most `timeout` for the answer.
+    pub async fn request(&mut self, msg: &Message, timeout: Duration) -> Result<Message> {
+        self.send(msg).await?;
+        self.recv_timeout(timeout).await
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.reader.peer
+    }
+
+    /// This side's address: the interface the peer reaches us on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.local
+    }
+
+    /// Splits the connection so that one task reads while another writes.
+    pub fn split(self) -> (FrameReader, FrameWriter) {
+        (self.reader, self.writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_by_value() {
+        assert!(tokens_match("abc", "abc"));
+        assert!(!tokens_match("abc", "abd"));
+        assert!(!tokens_match("abc", "ab"));
+        assert!(!tokens_match("abc", "abcd"));
+        assert!(!tokens_match("abc", ""));
+    }
+
+    #[test]
+    fn handshake_variants_keep_their_indices() {
+        // The first byte of a postcard enum is the variant index: the handshake is frozen.
+        let hello = Message::Hello {
+            version: 7,
+            token: "t".into(),
+            role: Role::Client,
+        };
+        assert_eq!(hello.encode().unwrap()[0], 0);
+        let refused = Message::Refused {
+            refusal: Refusal::Unauthorized,
+            reason: String::new(),
+        };
+        assert_eq!(refused.encode().unwrap()[0], 2);
+    }
+}

@@ -1,0 +1,471 @@
+//! Multi-process cluster tests: real `raykit` daemons on 127.0.0.1, each test with its own
+//! ports and its own `RAYKIT_HOME`. Every wait is bounded, and every process a test starts is
+//! killed when the test ends, passed or failed (the guards below do it on drop, so on panic too).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use raykit::cluster::records;
+use raykit::cluster::wire::{Message, Refusal, Role, PROTOCOL_VERSION};
+
+const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
+const TOKEN: &str = "test-token-0123456789";
+/// The longest any single step may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// A port that was free a moment ago (the CLI cannot be told to bind port 0).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One test's private `RAYKIT_HOME`, the daemons it started and the logs they wrote. Dropping
+/// it kills every process it knows of, including detached daemons found in its records, and
+/// shows the logs when the test failed.
+struct Sandbox {
+    home: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Sandbox {
+    fn new(name: &str) -> Sandbox {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let home = std::env::temp_dir().join(format!(
+            "raykit-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&home);
+        fs::create_dir_all(&home).expect("create the test's RAYKIT_HOME");
+        Sandbox {
+            home,
+            children: Vec::new(),
+        }
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(CLI);
+        cmd.env("RAYKIT_HOME", &self.home)
+            .env_remove("RAYKIT_ADDRESS")
+            .env_remove("RAYKIT_TOKEN")
+            .env("RAYKIT_LOG", "info")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.home.join(format!("{name}.out"))
+    }
+
+    /// Starts `raykit start <args> --block` in the background; its output goes to `<name>.out`.
+    fn spawn_daemon(&mut self, name: &str, args: &[&str]) {
+        let out = fs::File::create(self.log_path(name)).expect("create the daemon's log");
+        let err = out.try_clone().expect("clone the log");
+        let child = self
+            .cli()
+            .arg("start")
+            .args(args)
+            .arg("--block")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn a daemon");
+        self.children.push((name.to_owned(), child));
+    }
+
+    fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    fn child(&mut self, name: &str) -> &mut Child {
+        &mut self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("no such daemon")
+            .1
+    }
+
+    /// Runs a CLI command to completion (at most [`STEP`]); returns status, stdout, stderr.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let out_path = self.home.join(format!("cmd-{n}.out"));
+        let err_path = self.home.join(format!("cmd-{n}.err"));
+        let mut cmd = self.cli();
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdout(fs::File::create(&out_path).expect("create stdout file"))
+            .stderr(fs::File::create(&err_path).expect("create stderr file"));
+        let mut child = cmd.spawn().expect("spawn the CLI");
+        let deadline = Instant::now() + STEP;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the CLI") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`raykit {}` did not finish within {STEP:?}", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |p: &Path| fs::read_to_string(p).unwrap_or_default();
+        (status, read(&out_path), read(&err_path))
+    }
+
+    fn status(&self, port: u16, token: &str) -> (ExitStatus, String, String) {
+        let address = format!("127.0.0.1:{port}");
+        self.run(
+            &["status", "--address", &address],
+            &[("RAYKIT_TOKEN", token)],
+        )
+    }
+
+    /// Polls `status` until `ok` accepts its output; panics with the last output after `within`.
+    fn wait_for_status(&self, port: u16, within: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let (st, out, err) = self.status(port, TOKEN);
+            if st.success() && ok(&out) {
+                return out;
+            }
+            if Instant::now() > deadline {
+                panic!("status never matched within {within:?}; last:\n{out}{err}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pids recorded in `daemons/`.
+    fn recorded_pids(&self) -> Vec<u32> {
+        let Ok(entries) = fs::read_dir(self.home.join("daemons")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".json")?.parse().ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self.recorded_pids() {
+            records::kill(pid);
+        }
+        if std::thread::panicking() {
+            for (name, _) in &self.children {
+                eprintln!("---- output of {name}:\n{}", self.log(name));
+            }
+            if let Ok(logs) = fs::read_dir(self.home.join("logs")) {
+                for log in logs.flatten() {
+                    let text = fs::read_to_string(log.path()).unwrap_or_default();
+                    eprintln!("---- {}:\n{text}", log.path().display());
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a head with the test token on a free port and waits until it answers.
+fn start_head(sb: &mut Sandbox, extra: &[&str]) -> u16 {
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = vec!["--head", "--port", &port_s, "--token", TOKEN];
+    args.extend_from_slice(extra);
+    sb.spawn_daemon("head", &args);
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    port
+}
+
+fn node_line<'a>(status: &'a str, needle: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find(|l| l.starts_with("  node-") && l.contains(needle))
+}
+
+#[test]
+fn nodes_join_with_their_resources_and_a_killed_node_is_declared_dead() {
+    let mut sb = Sandbox::new("join");
+    let port = start_head(
+        &mut sb,
+        &["--num-cpus", "2", "--resources", r#"{"custom": 2}"#],
+    );
+    let head_address = format!("127.0.0.1:{port}");
+    sb.spawn_daemon(
+        "node",
+        &[
+            "--address",
+            &head_address,
+            "--num-cpus",
+            "3",
+            "--num-gpus",
+            "1",
+            "--token",
+            TOKEN,
+        ],
+    );
+    let status = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive, 0 dead"));
+    let head = node_line(&status, "head").expect("a head line");
+    assert!(head.contains("alive"), "{status}");
+    assert!(head.contains(&head_address), "{status}");
+    assert!(
+        head.contains("CPU 0/2") && head.contains("GPU 0/0") && head.contains("custom 0/2"),
+        "{status}"
+    );
+    let node = node_line(&status, "CPU 0/3").expect("the second node's line");
+    assert!(
+        node.contains("alive") && node.contains("GPU 0/1"),
+        "{status}"
+    );
+    assert!(status.contains("actors: 0 pending, 0 alive"), "{status}");
+    assert!(status.contains("tasks: 0 waiting, 0 running"), "{status}");
+
+    // Kill the node's process: the head must notice within a few seconds.
+    sb.child("node").kill().expect("kill the node");
+    let _ = sb.child("node").wait();
+    let status = sb.wait_for_status(port, Duration::from_secs(5), |out| {
+        out.contains("nodes: 1 alive, 1 dead")
+    });
+    let dead = node_line(&status, "dead (").expect("a dead node line");
+    assert!(dead.contains("CPU 3"), "{status}");
+    assert!(sb.log("head").contains("node dead"), "{}", sb.log("head"));
+}
+
+#[test]
+fn a_wrong_token_is_refused_on_both_ends_and_the_head_keeps_serving() {
+    let mut sb = Sandbox::new("token");
+    let port = start_head(&mut sb, &["--num-cpus", "1"]);
+
+    let (st, _, err) = sb.status(port, "not-the-token");
+    assert!(!st.success());
+    assert!(
+        err.contains("refused the connection: wrong cluster token"),
+        "{err}"
+    );
+
+    // A node with the wrong token fails to start, with the same reason.
+    let address = format!("127.0.0.1:{port}");
+    let (st, _, err) = sb.run(
+        &["start", "--address", &address, "--token", "nope", "--block"],
+        &[],
+    );
+    assert!(!st.success());
+    assert!(err.contains("wrong cluster token"), "{err}");
+
+    wait_until(STEP, "the head logs the refusals", || {
+        sb.log("head").matches("wrong cluster token").count() >= 2
+    });
+    let (st, out, err) = sb.status(port, TOKEN);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("nodes: 1 alive, 0 dead"), "{out}");
+}
+
+/// Sends raw bytes as the first frame and returns the daemon's answer, decoded.
+fn raw_exchange(port: u16, bytes: &[u8]) -> Message {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the head");
+    s.set_read_timeout(Some(STEP)).expect("read timeout");
+    s.set_write_timeout(Some(STEP)).expect("write timeout");
+    s.write_all(bytes).expect("send the frame");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("read the answer's length");
+    let len = u32::from_be_bytes(len) as usize;
+    assert!(len < 64 * 1024, "answer of {len} bytes");
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).expect("read the answer");
+    // The daemon closes the connection after a refusal.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    Message::decode(&payload).expect("decode the answer")
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn expect_refusal(answer: Message, expected: Refusal, words: &str) {
+    match answer {
+        Message::Refused { refusal, reason } => {
+            assert_eq!(refusal, expected, "{reason}");
+            assert!(reason.contains(words), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_oversized_and_wrong_version_handshakes_are_refused_and_the_head_keeps_serving() {
+    let mut sb = Sandbox::new("frames");
+    let port = start_head(&mut sb, &["--num-cpus", "1"]);
+
+    // Garbage: a variant index no message has.
+    let answer = raw_exchange(port, &frame(&[0x7f, 1, 2, 3]));
+    expect_refusal(answer, Refusal::Malformed, "malformed handshake");
+
+    // A header announcing 100 MiB before any authentication.
+    let mut huge = (100u32 << 20).to_be_bytes().to_vec();
+    huge.extend_from_slice(&[0u8; 16]);
+    expect_refusal(raw_exchange(port, &huge), Refusal::TooLarge, "limit");
+
+    // The right token but a future protocol version.
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION + 1,
+        token: TOKEN.into(),
+        role: Role::Client,
+    };
+    let answer = raw_exchange(port, &frame(&hello.encode().expect("encode")));
+    expect_refusal(answer, Refusal::VersionMismatch, "version");
+
+    // A wrong token is refused before the version is even looked at.
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION + 1,
+        token: "wrong".into(),
+        role: Role::Client,
+    };
+    let answer = raw_exchange(port, &frame(&hello.encode().expect("encode")));
+    expect_refusal(answer, Refusal::Unauthorized, "wrong cluster token");
+
+    // Anything but a Hello first.
+    let answer = raw_exchange(port, &frame(&Message::Stop.encode().expect("encode")));
+    expect_refusal(answer, Refusal::UnexpectedMessage, "expected a Hello");
+
+    // A connection that says nothing, left open, does not stop others from being served.
+    let _silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+
+    let (st, out, err) = sb.status(port, TOKEN);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("nodes: 1 alive, 0 dead"), "{out}");
+    wait_until(STEP, "the head logs every refusal", || {
+        let log = sb.log("head");
+        [
+            "malformed handshake",
+            "byte limit",
+            "version mismatch",
+            "expected a Hello",
+        ]
+        .iter()
+        .all(|w| log.contains(w))
+    });
+}
+
+#[test]
+fn detached_daemons_are_found_by_status_and_stop_leaves_no_process() {
+    let sb = Sandbox::new("detach");
+    let port = free_port();
+    let port_s = port.to_string();
+    // No --block, no token: the head makes one and records it.
+    let (st, out, err) = sb.run(
+        &["start", "--head", "--port", &port_s, "--num-cpus", "1"],
+        &[],
+    );
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("raykit head started"), "{out}");
+    // The node finds the token in the records.
+    let address = format!("127.0.0.1:{port}");
+    let (st, out, err) = sb.run(&["start", "--address", &address, "--num-cpus", "1"], &[]);
+    assert!(st.success(), "{out}{err}");
+    let pids = sb.recorded_pids();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(pids.iter().all(|&p| records::process_alive(p)));
+
+    // status with no address: the recorded cluster.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let (st, out, err) = sb.run(&["status"], &[]);
+        if st.success() && out.contains("nodes: 2 alive") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "status: {out}{err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (st, out, err) = sb.run(&["stop"], &[]);
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(out.matches("stopped the").count(), 2, "{out}");
+    wait_until(STEP, "every daemon exits", || {
+        pids.iter().all(|&p| !records::process_alive(p))
+    });
+    assert!(sb.recorded_pids().is_empty());
+    assert!(!sb.home.join("cluster.json").exists());
+
+    // With nothing left, status says so and stop has nothing to do.
+    let (st, _, err) = sb.run(&["status"], &[]);
+    assert!(!st.success());
+    assert!(err.contains("no cluster recorded"), "{err}");
+    let (st, out, _) = sb.run(&["stop"], &[]);
+    assert!(st.success() && out.contains("no raykit daemons"), "{out}");
+}
+
+/// Sends a signal by name with the system's `kill` (SIGSTOP and SIGCONT have no std API).
+fn send_signal(pid: u32, signal: &str) {
+    let st = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_exits() {
+    let mut sb = Sandbox::new("frozen");
+    let port = start_head(&mut sb, &["--num-cpus", "1"]);
+    let address = format!("127.0.0.1:{port}");
+    sb.spawn_daemon(
+        "node",
+        &["--address", &address, "--num-cpus", "4", "--token", TOKEN],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
+
+    // Stopped, the node keeps its connection open but sends no heartbeat.
+    let pid = sb.child("node").id();
+    send_signal(pid, "STOP");
+    let status = sb.wait_for_status(port, Duration::from_secs(8), |out| {
+        out.contains("nodes: 1 alive, 1 dead")
+    });
+    let dead = node_line(&status, "dead (").expect("a dead node line");
+    assert!(dead.contains("no heartbeat"), "{status}");
+
+    // Resumed, it learns it is no longer a member and exits instead of lingering.
+    send_signal(pid, "CONT");
+    let deadline = Instant::now() + STEP;
+    let exit = loop {
+        if let Some(st) = sb.child("node").try_wait().expect("wait for the node") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the dead node did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!exit.success());
+    assert!(
+        sb.log("node").contains("no longer a member"),
+        "{}",
+        sb.log("node")
+    );
+}
