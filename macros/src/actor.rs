@@ -1,32 +1,64 @@
 //! `#[raykit::actor]` on an impl block: the constructor `new` gives `T::remote(..)` and
 //! `T::options(..).remote(..)`; every public `&self` / `&mut self` method becomes a method of
 //! the handle's proxy returning an `ObjectRef`.
+//!
+//! Every generated item assumes what it needs (`for<'__raykit> T: Send + Sync` for the actor's
+//! state, `for<'__raykit> A: RemoteValue` for each argument and return type; the `for` keeps a
+//! false bound from being an error of its own). Each of these is checked once, on the user's
+//! token: the state by `#[derive(raykit::Actor)]`, the types by `assert_remote_value`. So a
+//! type that fails gives one error there and none inside the expansion.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility};
+use syn::{
+    FnArg, GenericParam, Ident, ImplItem, ImplItemFn, Item, ItemImpl, Pat, ReturnType, Type,
+    Visibility,
+};
 
 use crate::errors::Errors;
-use crate::remote::check_owned;
+use crate::remote::{check_owned, item_head, Owner};
 
-/// Names the macro generates on the type or the handle: a method with one of them could never
-/// be called through the handle.
-const RESERVED: &[&str] = &["remote", "options", "kill", "id", "clone"];
+/// Names generated on the actor's type: `Counter::remote(..)`, `Counter::options(..)`. No
+/// function of the block may use them.
+const ON_TYPE: &[&str] = &["remote", "options"];
+
+/// Methods a call `handle.name(..)` reaches before the actor's own method of that name (the
+/// handle's own methods, and those of the traits it implements that are in scope everywhere
+/// or usually imported), with where they come from.
+const ON_HANDLE: &[(&str, &str)] = &[
+    ("kill", "`ActorHandle::kill`"),
+    ("id", "`ActorHandle::id`"),
+    ("clone", "`Clone::clone`"),
+    ("clone_from", "`Clone::clone_from`"),
+    ("clone_into", "`ToOwned::clone_into`"),
+    ("to_owned", "`ToOwned::to_owned`"),
+    ("eq", "`PartialEq::eq`"),
+    ("ne", "`PartialEq::ne`"),
+    ("into", "`Into::into`"),
+    ("try_into", "`TryInto::try_into`"),
+    ("hash", "`Hash::hash`"),
+    ("serialize", "`serde::Serialize::serialize`"),
+    ("deref", "`Deref::deref`"),
+    ("borrow", "`Borrow::borrow`"),
+    ("borrow_mut", "`BorrowMut::borrow_mut`"),
+];
 
 struct Method {
     vis: Visibility,
     name: Ident,
     docs: Vec<syn::Attribute>,
     exclusive: bool,
-    is_async: bool,
+    /// The `async` keyword, for errors about the method's future.
+    asyncness: Option<Span>,
     params: Vec<(Ident, Type)>,
     ret: Type,
 }
 
 struct Constructor {
     vis: Visibility,
+    name: Ident,
     params: Vec<(Ident, Type)>,
 }
 
@@ -35,84 +67,164 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if !args.is_empty() {
         errors.spanned(
             &args,
-            "`#[raykit::actor]` takes no options; put them on the type: `#[actor(max_concurrency = 2)]`",
+            "`#[raykit::actor]` takes no options; put them on the type: \
+             `#[derive(raykit::Actor)] #[actor(max_concurrency = 2)] struct ..`",
         );
     }
-    let imp: ItemImpl = match syn::parse2(item.clone()) {
-        Ok(i) => i,
-        Err(_) => {
-            errors.push(syn::Error::new_spanned(
-                &item,
-                "`#[raykit::actor]` goes on the impl block of an actor type (`impl Counter { .. }`); \
-                 for a function use `#[raykit::remote]`",
-            ));
-            return with_errors(item, errors);
+    let imp = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Impl(imp)) => imp,
+        Ok(other) => {
+            let hint = match &other {
+                Item::Struct(_) | Item::Enum(_) | Item::Union(_) => {
+                    "; on the type use `#[derive(raykit::Actor)]`"
+                }
+                Item::Fn(_) => "; for a function use `#[raykit::remote]`",
+                _ => "",
+            };
+            errors.spanned(
+                item_head(&other),
+                format!(
+                    "`#[raykit::actor]` goes on the impl block of an actor type \
+                     (`impl Counter {{ .. }}`){hint}"
+                ),
+            );
+            return with_errors(item, errors, None);
+        }
+        Err(e) => {
+            errors.push(e);
+            return with_errors(item, errors, None);
         }
     };
-    if let Some((_, path, _)) = &imp.trait_ {
-        errors.spanned(
-            path,
-            "`#[raykit::actor]` goes on an inherent impl block, not a trait impl",
-        );
-    }
-    if !imp.generics.params.is_empty() {
-        errors.spanned(&imp.generics, "an actor type cannot be generic");
-    }
     let class = match &*imp.self_ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
         _ => None,
     };
     let Some(class) = class else {
         errors.spanned(&imp.self_ty, "an actor is a named struct or enum");
-        return with_errors(item, errors);
+        return with_errors(item, errors, None);
     };
+    if !imp.generics.params.is_empty() {
+        errors.spanned(
+            &imp.generics,
+            "an actor type cannot be generic: every node must find its methods by name",
+        );
+        return with_errors(item, errors, None);
+    }
+    let stub = Some(&*imp.self_ty);
+    if let Some((_, path, _)) = &imp.trait_ {
+        errors.spanned(
+            path,
+            format!(
+                "`#[raykit::actor]` goes on the inherent impl block of the actor \
+                 (`impl {class} {{ .. }}`), not on a trait impl"
+            ),
+        );
+        return with_errors(item, errors, stub);
+    }
 
     let mut constructor = None;
     let mut methods = Vec::new();
     for it in &imp.items {
         let ImplItem::Fn(f) = it else { continue };
-        if f.sig.ident == "new" {
-            constructor = check_constructor(f, &class, &mut errors);
+        let name = &f.sig.ident;
+        if ON_TYPE.iter().any(|r| name == r) {
+            errors.spanned(
+                name,
+                format!(
+                    "an actor's impl block cannot have a function named `{name}`: raykit \
+                     generates `{class}::{name}(..)` to create the actor; rename it"
+                ),
+            );
             continue;
         }
-        if matches!(f.vis, Visibility::Inherited) {
-            continue; // private helper
+        if name == "new" {
+            constructor = check_constructor(f, &class, &imp.self_ty, &mut errors);
+            continue;
+        }
+        if matches!(f.vis, Visibility::Inherited) || f.sig.receiver().is_none() {
+            continue; // a private helper, or an associated function: not on the handle
         }
         if let Some(m) = check_method(f, &imp.self_ty, &mut errors) {
             methods.push(m);
         }
     }
-    if constructor.is_none()
-        && !imp
-            .items
-            .iter()
-            .any(|i| matches!(i, ImplItem::Fn(f) if f.sig.ident == "new"))
-    {
+    let has_new = imp
+        .items
+        .iter()
+        .any(|i| matches!(i, ImplItem::Fn(f) if f.sig.ident == "new"));
+    if !has_new {
         errors.spanned(
             &imp.self_ty,
-            format!("actor `{class}` needs a constructor in this block: `pub fn new(..) -> Self`"),
+            format!(
+                "actor `{class}` needs its constructor in this block: `pub fn new(..) -> Self`; \
+                 the constructor and every method of an actor go in one `#[raykit::actor]` block"
+            ),
         );
     }
-    match (errors.is_empty(), constructor) {
-        (true, Some(ctor)) => generate(&imp, &class, ctor, methods),
-        _ => with_errors(item, errors),
+    match constructor {
+        Some(ctor) if errors.is_empty() => generate(&imp, &class, ctor, methods),
+        _ => with_errors(item, errors, stub),
     }
 }
 
-fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
+/// The item as written, the errors, and (for an impl block of a type that the errors leave
+/// known) an empty `ActorMethods` impl, so `#[derive(raykit::Actor)]` does not add "no
+/// `#[raykit::actor]` impl block" to the errors about that block.
+fn with_errors(item: TokenStream, errors: Errors, stub: Option<&Type>) -> TokenStream {
     let errs = errors.into_compile_errors();
-    quote!(#item #errs)
+    let stub = stub.map(|ty| {
+        let send_sync = send_sync(ty);
+        quote_spanned! {ty.span()=>
+            impl ::raykit::__private::ActorMethods for #ty where #send_sync {
+                type Proxy = ::raykit::__private::RawHandle<Self>;
+
+                fn __proxy(raw: ::raykit::__private::RawHandle<Self>) -> Self::Proxy {
+                    raw
+                }
+
+                fn __raw(proxy: &Self::Proxy) -> &::raykit::__private::RawHandle<Self> {
+                    proxy
+                }
+            }
+        }
+    });
+    quote!(#item #errs #stub)
 }
 
-fn params_of(f: &ImplItemFn, self_ty: Option<&Type>, errors: &mut Errors) -> Vec<(Ident, Type)> {
+/// The bound every generated item assumes of the actor's state.
+fn send_sync(ty: &Type) -> TokenStream {
+    quote!(for<'__raykit> #ty: ::core::marker::Send + ::core::marker::Sync)
+}
+
+/// `for<'__raykit> T: RemoteValue` for each distinct type, each spanned on the type.
+fn remote_bounds<'a>(types: impl IntoIterator<Item = &'a Type>) -> Vec<TokenStream> {
+    let mut seen = Vec::new();
+    let mut bounds = Vec::new();
+    for ty in types {
+        let key = ty.to_token_stream().to_string();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        bounds.push(quote_spanned! {ty.span()=>
+            for<'__raykit> #ty: ::raykit::__private::RemoteValue
+        });
+    }
+    bounds
+}
+
+fn params_of(
+    f: &ImplItemFn,
+    self_ty: &Type,
+    owner: Owner,
+    errors: &mut Errors,
+) -> Vec<(Ident, Type)> {
     let mut params = Vec::new();
     for (i, arg) in f.sig.inputs.iter().enumerate() {
         let FnArg::Typed(pt) = arg else { continue };
         let mut ty = (*pt.ty).clone();
-        if let Some(s) = self_ty {
-            ReplaceSelf(s).visit_type_mut(&mut ty);
-        }
-        check_owned(&pt.ty, "argument", errors);
+        ReplaceSelf(self_ty).visit_type_mut(&mut ty);
+        check_owned(&pt.ty, owner, "argument", errors);
         let name = match &*pt.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
             _ => format_ident!("arg{}", i),
@@ -122,39 +234,70 @@ fn params_of(f: &ImplItemFn, self_ty: Option<&Type>, errors: &mut Errors) -> Vec
     params
 }
 
-fn check_constructor(f: &ImplItemFn, class: &Ident, errors: &mut Errors) -> Option<Constructor> {
+/// Type and const parameters (lifetimes alone are harmless: a borrowing type is reported by
+/// [`check_owned`]).
+fn type_generics(generics: &syn::Generics) -> bool {
+    generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
+}
+
+fn check_constructor(
+    f: &ImplItemFn,
+    class: &Ident,
+    self_ty: &Type,
+    errors: &mut Errors,
+) -> Option<Constructor> {
     let sig = &f.sig;
     if let Some(r) = sig.receiver() {
         errors.spanned(
             r,
-            "the constructor `new` cannot take `self`: it makes the actor",
+            format!(
+                "the constructor `new` cannot take `self`: it makes the actor; write \
+                 `pub fn new(..) -> Self` and call it as `{class}::remote(..)`"
+            ),
         );
     }
     if let Some(a) = &sig.asyncness {
-        errors.spanned(a, "the constructor `new` cannot be `async`");
-    }
-    if !sig.generics.params.is_empty() {
-        errors.spanned(&sig.generics, "the constructor `new` cannot be generic");
-    }
-    let returns_self = match &sig.output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(p) => {
-                p.qself.is_none() && (p.path.is_ident("Self") || p.path.is_ident(class))
-            }
-            _ => false,
-        },
-        ReturnType::Default => false,
-    };
-    if !returns_self {
         errors.spanned(
-            &sig.output,
-            format!("the constructor must return the actor itself: `pub fn new(..) -> Self` (or `-> {class}`)"),
+            a,
+            "the constructor `new` cannot be `async`: it runs once, on a worker thread, before \
+             any method; do async set-up in an `async` method called first",
         );
     }
-    let params = params_of(f, None, errors);
+    if let Some(u) = &sig.unsafety {
+        errors.spanned(
+            u,
+            "the constructor `new` cannot be `unsafe`: raykit calls it on a worker thread, where \
+             no caller can uphold its contract",
+        );
+    }
+    if type_generics(&sig.generics) {
+        errors.spanned(
+            &sig.generics,
+            "the constructor `new` cannot be generic: every node must find it by name; take \
+             concrete types",
+        );
+    }
+    let wanted = format!(
+        "the constructor `new` must return the actor itself: `pub fn new(..) -> Self` (or \
+         `-> {class}`); a constructor cannot fail (panic instead: the actor's calls then fail \
+         with the panic's message)"
+    );
+    match &sig.output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(p)
+                if p.qself.is_none() && (p.path.is_ident("Self") || p.path.is_ident(class)) => {}
+            _ => errors.spanned(ty, wanted),
+        },
+        ReturnType::Default => errors.spanned(&sig.ident, wanted),
+    }
+    let params = params_of(f, self_ty, Owner::Constructor, errors);
     // Generated only when the whole block is free of errors.
     Some(Constructor {
         vis: f.vis.clone(),
+        name: sig.ident.clone(),
         params,
     })
 }
@@ -164,43 +307,50 @@ fn check_method(f: &ImplItemFn, self_ty: &Type, errors: &mut Errors) -> Option<M
     let receiver = sig.receiver()?;
     let name = sig.ident.clone();
     let mut ok = true;
-    if RESERVED.iter().any(|r| name == r) {
+    if let Some((_, owner)) = ON_HANDLE.iter().find(|(r, _)| name == r) {
         errors.spanned(
             &name,
             format!(
-                "an actor method cannot be named `{name}`: raykit generates `{name}` on the actor's \
-                 type or handle; rename the method"
+                "an actor method cannot be named `{name}`: a call `handle.{name}(..)` on an \
+                 `ActorHandle` would run {owner} instead; rename the method"
             ),
         );
         ok = false;
     }
-    let exclusive = match (&receiver.reference, &receiver.mutability, &*receiver.ty) {
-        (Some(_), m, _) => m.is_some(),
+    // `&self`, `&mut self`, `self: &Self`, `self: &mut Self`.
+    let exclusive = match &*receiver.ty {
+        Type::Reference(r) => r.mutability.is_some(),
         _ => {
             errors.spanned(
                 receiver,
-                "an actor method takes `&self` or `&mut self`: the actor keeps its state between calls",
+                "an actor method takes `&self` or `&mut self`: the actor keeps its state between \
+                 calls, so a method cannot consume it",
             );
             ok = false;
             false
         }
     };
-    if !sig.generics.params.is_empty() {
+    if type_generics(&sig.generics) {
         errors.spanned(
             &sig.generics,
-            "an actor method cannot be generic: a handle must know each method's types",
+            "an actor method cannot be generic: every node must find the one method by name; \
+             take concrete types",
         );
         ok = false;
     }
     if let Some(u) = &sig.unsafety {
-        errors.spanned(u, "an actor method cannot be `unsafe`");
+        errors.spanned(
+            u,
+            "an actor method cannot be `unsafe`: its callers cannot uphold its contract on \
+             another thread or node",
+        );
         ok = false;
     }
-    let params = params_of(f, Some(self_ty), errors);
+    let params = params_of(f, self_ty, Owner::ActorMethod, errors);
     let mut ret: Type = match &sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => {
-            check_owned(ty, "return value", errors);
+            check_owned(ty, Owner::ActorMethod, "return value", errors);
             (**ty).clone()
         }
     };
@@ -216,7 +366,7 @@ fn check_method(f: &ImplItemFn, self_ty: &Type, errors: &mut Errors) -> Option<M
         name,
         docs,
         exclusive,
-        is_async: sig.asyncness.is_some(),
+        asyncness: sig.asyncness.map(|a| a.span),
         params,
         ret,
     })
@@ -237,25 +387,37 @@ impl VisitMut for ReplaceSelf<'_> {
     }
 }
 
+/// `impl IntoArg<T>` for each parameter, spanned on its type, so a wrong argument's "required
+/// by this bound" points at the parameter.
+fn into_args(params: &[(Ident, Type)]) -> Vec<TokenStream> {
+    params
+        .iter()
+        .map(|(_, ty)| quote_spanned!(ty.span()=> impl ::raykit::IntoArg<#ty>))
+        .collect()
+}
+
 fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Method>) -> TokenStream {
     let self_ty = &imp.self_ty;
     let proxy = format_ident!("__RaykitProxy{}", class);
     let create = format_ident!("__RaykitCreate{}", class);
     let class_str = class.to_string();
+    let send_sync = send_sync(self_ty);
 
     let all_types = ctor.params.iter().map(|(_, t)| t).chain(
         methods
             .iter()
             .flat_map(|m| m.params.iter().map(|(_, t)| t).chain([&m.ret])),
     );
+    // The one place a type that cannot cross a remote boundary is reported, on the user's type.
     let checks = all_types.map(|ty| {
-        quote_spanned! {ty.span()=> ::raykit::__private::assert_remote_value::<#ty>(); }
+        quote_spanned! {ty.span()=> ::raykit::__private::ActorSpec::assert_value::<#ty>(); }
     });
 
     let ctor_vis = &ctor.vis;
     let ctor_names: Vec<&Ident> = ctor.params.iter().map(|(n, _)| n).collect();
-    let ctor_types: Vec<&Type> = ctor.params.iter().map(|(_, t)| t).collect();
+    let ctor_args = into_args(&ctor.params);
     let ctor_strs: Vec<String> = ctor_names.iter().map(|n| n.to_string()).collect();
+    let ctor_bounds = remote_bounds(ctor.params.iter().map(|(_, t)| t));
     let ctor_what = format!("{class}::new");
     let n_ctor = ctor.params.len();
     let remote_doc = format!(
@@ -264,27 +426,29 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     );
 
     let proxy_methods = methods.iter().map(|m| {
-        let Method { vis, name, docs, exclusive, is_async, params, ret } = m;
+        let Method { vis, name, docs, exclusive, asyncness, params, ret } = m;
         let names: Vec<&Ident> = params.iter().map(|(n, _)| n).collect();
-        let types: Vec<&Type> = params.iter().map(|(_, t)| t).collect();
+        let args = into_args(params);
         let strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let bounds = remote_bounds(params.iter().map(|(_, t)| t).chain([ret]));
         let what = format!("{class}::{name}");
         let method_str = name.to_string();
         let n = params.len();
-        let body = match (exclusive, is_async) {
-            (false, false) => quote! {
+        let body = match (exclusive, asyncness) {
+            (false, None) => quote! {
                 ::raykit::__private::MethodBody::Ref(::std::boxed::Box::new(move |__this: &#self_ty| {
                     #(let #names = #names.resolve(#what, #strs)?;)*
                     ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
                 }))
             },
-            (true, false) => quote! {
+            (true, None) => quote! {
                 ::raykit::__private::MethodBody::Mut(::std::boxed::Box::new(move |__this: &mut #self_ty| {
                     #(let #names = #names.resolve(#what, #strs)?;)*
                     ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
                 }))
             },
-            (false, true) => quote! {
+            // A method whose future is not `Send` is reported on its `async` keyword.
+            (false, Some(span)) => quote_spanned! {*span=>
                 ::raykit::__private::MethodBody::RefAsync(::std::boxed::Box::new(
                     move |__this: ::raykit::__private::ReadGuard<#self_ty>| {
                         ::std::boxed::Box::pin(async move {
@@ -294,7 +458,7 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                     }
                 ))
             },
-            (true, true) => quote! {
+            (true, Some(span)) => quote_spanned! {*span=>
                 ::raykit::__private::MethodBody::MutAsync(::std::boxed::Box::new(
                     move |mut __this: ::raykit::__private::WriteGuard<#self_ty>| {
                         ::std::boxed::Box::pin(async move {
@@ -306,41 +470,29 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
             },
         };
         quote! {
-            #(#docs)*
-            #vis fn #name(&self, #(#names: impl ::raykit::IntoArg<#types>),*) -> ::raykit::ObjectRef<#ret> {
-                #[allow(unused_imports)]
-                use ::raykit::__private::{ViaClone as _, ViaSerde as _};
-                #(let #names = ::raykit::IntoArg::into_arg(#names);)*
-                let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n] =
-                    [#(#names.dependency()),*];
-                let (__out, __ref) = ::raykit::__private::One::<#ret>::new(
-                    (&::raykit::__private::Probe::<#ret>::new()).cloner(),
-                );
-                self.0.call(#method_str, &__deps, __out, #body);
-                __ref
+            #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
+            impl #proxy where #send_sync, #(#bounds,)* {
+                #(#docs)*
+                #vis fn #name(&self, #(#names: #args),*) -> ::raykit::ObjectRef<#ret> {
+                    #[allow(unused_imports)]
+                    use ::raykit::__private::{NoDecode as _, ViaClone as _, ViaDecode as _, ViaSerde as _};
+                    #(let #names = ::raykit::IntoArg::into_arg(#names);)*
+                    let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n] =
+                        [#(#names.dependency()),*];
+                    let (__out, __ref) = ::raykit::__private::One::<#ret>::new(
+                        (&::raykit::__private::Probe::<#ret>::new()).cloner(),
+                        (&::raykit::__private::Probe::<#ret>::new()).decoder(),
+                    );
+                    self.0.call(#method_str, &__deps, __out, #body);
+                    __ref
+                }
             }
         }
     });
 
-    let proxy_doc =
-        format!("The methods of a `{class}` actor handle: each returns an `ObjectRef` at once.");
-    quote! {
-        #imp
-
-        const _: () = { #(#checks)* };
-
-        #[doc = #proxy_doc]
-        #[doc(hidden)]
-        #[derive(Clone)]
-        #[allow(unreachable_pub, missing_debug_implementations)]
-        pub struct #proxy(::raykit::__private::RawHandle<#self_ty>);
-
-        #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
-        impl #proxy {
-            #(#proxy_methods)*
-        }
-
-        impl ::raykit::__private::ActorMethods for #self_ty {
+    // Spanned on the type: a second `#[raykit::actor]` block of the same type conflicts there.
+    let methods_impl = quote_spanned! {self_ty.span()=>
+        impl ::raykit::__private::ActorMethods for #self_ty where #send_sync {
             type Proxy = #proxy;
 
             fn __proxy(raw: ::raykit::__private::RawHandle<Self>) -> #proxy {
@@ -351,11 +503,34 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                 &proxy.0
             }
         }
+    };
+    // `Counter::remote` is named at the user's `new`, so "required by a bound in this
+    // function" points there.
+    let remote_fn = format_ident!("remote", span = ctor.name.span());
+
+    let proxy_doc =
+        format!("The methods of a `{class}` actor handle: each returns an `ObjectRef` at once.");
+    let create_doc =
+        format!("Creation of a `{class_str}` actor with options; finish it with `.remote(..)`.");
+    quote! {
+        #imp
+
+        const _: () = { #(#checks)* };
+
+        #[doc = #proxy_doc]
+        #[doc(hidden)]
+        #[derive(::core::clone::Clone)]
+        #[allow(unreachable_pub, missing_debug_implementations)]
+        pub struct #proxy(::raykit::__private::RawHandle<#self_ty>) where #send_sync;
+
+        #(#proxy_methods)*
+
+        #methods_impl
 
         #[allow(clippy::too_many_arguments)]
-        impl #self_ty {
+        impl #self_ty where #send_sync, #(#ctor_bounds,)* {
             #[doc = #remote_doc]
-            #ctor_vis fn remote(#(#ctor_names: impl ::raykit::IntoArg<#ctor_types>),*) -> ::raykit::ActorHandle<#self_ty> {
+            #ctor_vis fn #remote_fn(#(#ctor_names: #ctor_args),*) -> ::raykit::ActorHandle<#self_ty> {
                 Self::options(::raykit::ActorOptions::new()).remote(#(#ctor_names),*)
             }
 
@@ -365,15 +540,15 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
             }
         }
 
-        #[doc = concat!("Creation of a `", #class_str, "` actor with options; finish it with `.remote(..)`.")]
+        #[doc = #create_doc]
         #[doc(hidden)]
         #[allow(unreachable_pub, missing_debug_implementations)]
         pub struct #create(::raykit::ActorOptions);
 
         #[allow(unreachable_pub, clippy::too_many_arguments)]
-        impl #create {
+        impl #create where #send_sync, #(#ctor_bounds,)* {
             #[doc = #remote_doc]
-            pub fn remote(self, #(#ctor_names: impl ::raykit::IntoArg<#ctor_types>),*) -> ::raykit::ActorHandle<#self_ty> {
+            pub fn #remote_fn(self, #(#ctor_names: #ctor_args),*) -> ::raykit::ActorHandle<#self_ty> {
                 #(let #ctor_names = ::raykit::IntoArg::into_arg(#ctor_names);)*
                 let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_ctor] =
                     [#(#ctor_names.dependency()),*];

@@ -23,10 +23,23 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Ok(i) => i,
         Err(e) => return e.into_compile_error(),
     };
-    if !input.generics.params.is_empty() {
+    let generics = &input.generics.params;
+    if generics
+        .iter()
+        .all(|p| matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        for p in generics {
+            errors.spanned(
+                p,
+                "an actor's state cannot borrow: the actor outlives its creator and runs on \
+                 other threads; use owned types (`String`, `Vec<T>`, `Arc<T>`)",
+            );
+        }
+    } else {
         errors.spanned(
             &input.generics,
-            "an actor type cannot be generic: every node must find its methods by name",
+            "an actor type cannot be generic: every node must find its methods by name; \
+             write one actor type per concrete type",
         );
     }
     let mut opts = options::Options::default();
@@ -45,9 +58,12 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             ),
         }
     }
-    if let Some(errs) = errors.into_compile_errors() {
-        return errs;
+    if !input.generics.params.is_empty() {
+        return errors.into_compile_errors().unwrap_or_default();
     }
+    // With a bad option the type is still an actor (with default options), so the
+    // `#[raykit::actor]` block reports nothing more.
+    let errs = errors.into_compile_errors();
     let ident = &input.ident;
     let class = ident.to_string();
     let num_cpus = opts.num_cpus.unwrap_or(0.0);
@@ -56,10 +72,21 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let max_concurrency = opts.max_concurrency.unwrap_or(1);
     let res_names = opts.resources.iter().map(|(n, _)| n);
     let res_amounts = opts.resources.iter().map(|(_, a)| a);
+    // `#[raykit::actor]` implements `ActorMethods` assuming the state is `Send + Sync` (a state
+    // that is not is reported once, on this `impl Actor`), so the check assumes it too.
     let check = quote_spanned! {ident.span()=>
-        const _: () = ::raykit::__private::assert_actor_methods::<#ident>();
+        const _: () = {
+            #[allow(dead_code)]
+            fn __raykit_has_actor_block()
+            where
+                for<'__raykit> #ident: ::core::marker::Send + ::core::marker::Sync,
+            {
+                ::raykit::__private::assert_actor_methods::<#ident>();
+            }
+        };
     };
     quote! {
+        #errs
         impl ::raykit::Actor for #ident {
             const __SPEC: ::raykit::__private::ActorSpec = ::raykit::__private::ActorSpec {
                 class: #class,

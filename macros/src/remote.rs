@@ -66,7 +66,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The tokens that name an item (`struct Counter`, `impl Counter`), to point at them rather than
 /// at the whole item.
-fn item_head(item: &Item) -> TokenStream {
+pub(crate) fn item_head(item: &Item) -> TokenStream {
     match item {
         Item::Struct(i) => head(&i.vis, &i.struct_token, &i.ident),
         Item::Enum(i) => head(&i.vis, &i.enum_token, &i.ident),
@@ -75,6 +75,7 @@ fn item_head(item: &Item) -> TokenStream {
         Item::Const(i) => head(&i.vis, &i.const_token, &i.ident),
         Item::Static(i) => head(&i.vis, &i.static_token, &i.ident),
         Item::Mod(i) => head(&i.vis, &i.mod_token, &i.ident),
+        Item::Fn(i) => head(&i.vis, &i.sig.fn_token, &i.sig.ident),
         Item::Type(i) => head(&i.vis, &i.type_token, &i.ident),
         Item::Impl(i) => {
             let (token, ty) = (&i.impl_token, &i.self_ty);
@@ -125,7 +126,7 @@ impl RemoteFn {
                     "a remote function cannot take `self`; for methods use `#[raykit::actor]` on the impl block",
                 ),
                 FnArg::Typed(pt) => {
-                    check_owned(&pt.ty, "argument", errors);
+                    check_owned(&pt.ty, Owner::RemoteFn, "argument", errors);
                     let name = match &*pt.pat {
                         Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
                         _ => format_ident!("arg{}", i),
@@ -137,7 +138,7 @@ impl RemoteFn {
         let ret: Type = match &sig.output {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => {
-                check_owned(ty, "return value", errors);
+                check_owned(ty, Owner::RemoteFn, "return value", errors);
                 (**ty).clone()
             }
         };
@@ -277,14 +278,14 @@ impl RemoteFn {
             .map_or_else(|| name.span(), |a| a.span);
         let submit = if is_async {
             quote_spanned! {async_span=>
-                ::raykit::__private::submit_async(&__SPEC, __options, &__deps, #returns_expr, move || async move {
+                ::raykit::__private::submit_async(&__SPEC, __options, &__deps, __wire, #returns_expr, move || async move {
                     #(let #param_names = #param_names.resolve(__SPEC.name, #param_strs)?;)*
                     ::core::result::Result::Ok(#call)
                 });
             }
         } else {
             quote! {
-                ::raykit::__private::submit_sync(&__SPEC, __options, &__deps, #returns_expr, move || {
+                ::raykit::__private::submit_sync(&__SPEC, __options, &__deps, __wire, #returns_expr, move || {
                     #(let #param_names = #param_names.resolve(__SPEC.name, #param_strs)?;)*
                     ::core::result::Result::Ok(#call)
                 });
@@ -294,31 +295,48 @@ impl RemoteFn {
             (
                 quote!(::std::vec::Vec<u8>),
                 quote!(
-                    ::raykit::__private::BoxFuture<'static, ::raykit::Result<::std::vec::Vec<u8>>>
+                    ::raykit::__private::BoxFuture<
+                        'static,
+                        ::raykit::Result<::std::vec::Vec<::std::vec::Vec<u8>>>,
+                    >
                 ),
                 quote!(Async),
             )
         } else {
             (
                 quote!(&[u8]),
-                quote!(::raykit::Result<::std::vec::Vec<u8>>),
+                quote!(::raykit::Result<::std::vec::Vec<::std::vec::Vec<u8>>>),
                 quote!(Sync),
             )
         };
         let invoke_args = quote!(__args: #invoke_arg_ty);
+        // One encoded value per output object: the value, or each element of the tuple.
+        let encode_outputs = if outputs.len() == 1 {
+            quote!(::core::result::Result::Ok(::std::vec![
+                ::raykit::__private::encode(__SPEC.name, &__value)?
+            ]))
+        } else {
+            let elems: Vec<Ident> = (0..outputs.len())
+                .map(|i| format_ident!("__value{}", i))
+                .collect();
+            quote! {
+                let (#(#elems,)*) = __value;
+                ::core::result::Result::Ok(::std::vec![#(::raykit::__private::encode(__SPEC.name, &#elems)?),*])
+            }
+        };
         let invoke_body = if is_async {
             quote_spanned! {async_span=>
                 ::std::boxed::Box::pin(async move {
                     let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, &__args)?;
                     let __value: #ret_alias = #call;
-                    ::raykit::__private::encode(__SPEC.name, &__value)
+                    #encode_outputs
                 })
             }
         } else {
             quote! {
                 let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, __args)?;
                 let __value: #ret_alias = #call;
-                ::raykit::__private::encode(__SPEC.name, &__value)
+                #encode_outputs
             }
         };
         let submit_params = quote! {
@@ -427,14 +445,18 @@ impl RemoteFn {
                 impl __Checked for __Task where #(#checked_bounds,)* {
                     fn __submit(&self, #submit_params) -> #refs_type {
                         #[allow(unused_imports)]
-                        use ::raykit::__private::{ViaClone as _, ViaSerde as _};
+                        use ::raykit::__private::{NoDecode as _, ViaClone as _, ViaDecode as _, ViaSerde as _};
                         #(
                             let (#out_vars, #ref_vars) = ::raykit::__private::One::<#out_aliases>::new(
                                 (&::raykit::__private::Probe::<#out_aliases>::new()).cloner(),
+                                (&::raykit::__private::Probe::<#out_aliases>::new()).decoder(),
                             );
                         )*
                         let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_params] =
                             [#(#param_names.dependency()),*];
+                        // On a cluster the arguments travel encoded (refs by id).
+                        let __wire = ::raykit::__private::in_cluster()
+                            .then(|| ::std::vec![#(#param_names.to_wire()),*]);
                         #submit
                         #refs_expr
                     }
@@ -471,7 +493,68 @@ impl RemoteFn {
                 ::raykit::__private::inventory::submit! {
                     ::raykit::__private::RemoteFunction::new(&__SPEC, ::raykit::__private::Invoke::#invoke_variant(__invoke))
                 }
+
+                // A worker process (started by a cluster node from this executable) serves tasks
+                // from here, before `main` runs.
+                #[cfg(target_os = "linux")]
+                #[used]
+                #[unsafe(link_section = ".init_array")]
+                static __RAYKIT_WORKER_ENTRY: extern "C" fn() = {
+                    extern "C" fn __raykit_worker_entry() {
+                        ::raykit::__private::worker_entry();
+                    }
+                    __raykit_worker_entry
+                };
             }
+        }
+    }
+}
+
+/// Whose argument or return value [`check_owned`] looks at, for its messages.
+#[derive(Clone, Copy)]
+pub(crate) enum Owner {
+    /// A `#[raykit::remote]` function.
+    RemoteFn,
+    /// A public method of a `#[raykit::actor]` block.
+    ActorMethod,
+    /// The constructor `new` of a `#[raykit::actor]` block.
+    Constructor,
+}
+
+impl Owner {
+    /// "a remote function's", to say whose argument or return value.
+    fn whose(self) -> &'static str {
+        match self {
+            Owner::RemoteFn => "a remote function's",
+            Owner::ActorMethod => "an actor method's",
+            Owner::Constructor => "an actor constructor's",
+        }
+    }
+
+    /// Why a `&mut` argument cannot work.
+    fn no_mut(self) -> &'static str {
+        match self {
+            Owner::RemoteFn => {
+                "a remote function cannot take `&mut` arguments: the task works on its own copy, \
+                 so changes would never reach the caller; take the value and return the result"
+            }
+            Owner::ActorMethod => {
+                "an actor method cannot take `&mut` arguments: the actor works on its own copy, \
+                 so changes would never reach the caller; take the value and return the result \
+                 (state that should change belongs in the actor)"
+            }
+            Owner::Constructor => {
+                "an actor constructor cannot take `&mut` arguments: the actor is built from its \
+                 own copy, so changes would never reach the caller; take the value"
+            }
+        }
+    }
+
+    /// Who stores a return value.
+    fn storer(self) -> &'static str {
+        match self {
+            Owner::RemoteFn => "a task stores what it returns",
+            _ => "an actor call stores what it returns",
         }
     }
 }
@@ -479,13 +562,12 @@ impl RemoteFn {
 /// Reports parameter or return types that cannot be sent to another thread or node: references,
 /// borrowed lifetimes and `impl Trait`, at the top or nested (`Vec<&str>`), each on its own
 /// token. Everything else is left to the `RemoteValue` check, which sees the real type.
-pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
+pub(crate) fn check_owned(ty: &Type, owner: Owner, what: &str, errors: &mut Errors) {
+    let whose = owner.whose();
     match ty {
-        Type::Reference(r) if r.mutability.is_some() && what == "argument" => errors.spanned(
-            ty,
-            "a remote function cannot take `&mut` arguments: the task works on its own copy, \
-             so changes would never reach the caller; take the value and return the result",
-        ),
+        Type::Reference(r) if r.mutability.is_some() && what == "argument" => {
+            errors.spanned(ty, owner.no_mut())
+        }
         Type::Reference(_) => {
             let instead = if what == "argument" {
                 "take `T` (callers may pass an `ObjectRef<T>`)"
@@ -495,28 +577,32 @@ pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
             errors.spanned(
                 ty,
                 format!(
-                    "a remote function's {what} must be an owned value, not a reference: it is \
+                    "{whose} {what} must be an owned value, not a reference: it is \
                      sent to another thread or node; {instead}"
                 ),
             )
         }
         Type::Never(_) => errors.spanned(
             ty,
-            format!(
-                "`!` cannot be a remote function's {what}: a task stores what it returns; use `()`"
-            ),
+            format!("`!` cannot be {whose} {what}: {}; use `()`", owner.storer()),
         ),
         Type::ImplTrait(_) => errors.spanned(
             ty,
-            format!("`impl Trait` cannot be a remote function's {what}: name a concrete type"),
+            format!("`impl Trait` cannot be {whose} {what}: name a concrete type"),
         ),
         Type::Infer(_) => errors.spanned(ty, format!("the {what} type must be written out")),
-        _ => Nested { what, errors }.visit_type(ty),
+        _ => Nested {
+            whose,
+            what,
+            errors,
+        }
+        .visit_type(ty),
     }
 }
 
 /// Finds what cannot cross a process boundary inside a type.
 struct Nested<'a> {
+    whose: &'a str,
     what: &'a str,
     errors: &'a mut Errors,
 }
@@ -530,9 +616,9 @@ impl<'ast> Visit<'ast> for Nested<'_> {
         self.errors.spanned(
             r,
             format!(
-                "a remote function's {} must own its data, but this borrows: it is sent to \
-                 another thread or node; use an owned type (`String`, `Vec<T>`, `Box<T>`)",
-                self.what
+                "{} {} must own its data, but this borrows: it is sent to another thread or \
+                 node; use an owned type (`String`, `Vec<T>`, `Box<T>`)",
+                self.whose, self.what
             ),
         );
     }
@@ -542,9 +628,9 @@ impl<'ast> Visit<'ast> for Nested<'_> {
             self.errors.spanned(
                 l,
                 format!(
-                    "a remote function's {} cannot borrow (`{l}`): it is sent to another thread \
-                     or node; use an owned type",
-                    self.what
+                    "{} {} cannot borrow (`{l}`): it is sent to another thread or node; use an \
+                     owned type",
+                    self.whose, self.what
                 ),
             );
         }
@@ -554,8 +640,8 @@ impl<'ast> Visit<'ast> for Nested<'_> {
         self.errors.spanned(
             t,
             format!(
-                "`impl Trait` cannot be part of a remote function's {}: name a concrete type",
-                self.what
+                "`impl Trait` cannot be part of {} {}: name a concrete type",
+                self.whose, self.what
             ),
         );
     }

@@ -69,6 +69,23 @@ pub struct ActorSpec {
     pub max_concurrency: u32,
 }
 
+/// Compile-time check that a type can be an argument or return value of an actor call (the
+/// same rule as for remote functions, with its own message).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument or return value of an actor call",
+    note = "the arguments of an actor's constructor and methods, and what its methods return, must be `serde::Serialize + serde::de::DeserializeOwned + Send + 'static`, so the program also runs on a cluster"
+)]
+pub trait ActorValue: crate::__private::RemoteValue {}
+
+impl<T: crate::__private::RemoteValue> ActorValue for T {}
+
+impl ActorSpec {
+    /// Fails to compile unless `T` can cross to or from an actor.
+    #[doc(hidden)]
+    pub const fn assert_value<T: ActorValue>() {}
+}
+
 /// A type that can be an actor. Derive it with `#[derive(raykit::Actor)]` and give the type a
 /// `#[raykit::actor]` impl block with a `pub fn new(..) -> Self` constructor.
 #[diagnostic::on_unimplemented(
@@ -84,8 +101,9 @@ pub trait Actor: Send + Sync + Sized + 'static {
 /// a handle offers.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` derives `raykit::Actor` but has no `#[raykit::actor]` impl block",
-    label = "add `#[raykit::actor]` to an `impl {Self}` block with a `pub fn new(..) -> Self`"
+    message = "`{Self}` is not an actor with methods",
+    label = "not an actor: `{Self}` has no `#[raykit::actor]` impl block",
+    note = "an actor type has `#[derive(raykit::Actor)]` and a `#[raykit::actor]` impl block with its constructor `pub fn new(..) -> Self` and its methods"
 )]
 pub trait ActorMethods: Actor {
     /// The proxy: one method per public method of the actor, each returning a ref.
@@ -456,7 +474,10 @@ impl<A: Send + Sync + 'static> fmt::Debug for RawHandle<A> {
     }
 }
 
-impl<A: Actor> RawHandle<A> {
+// Bounded by `ActorMethods` (which `#[raykit::actor]` implements) rather than `Actor`: without
+// `#[derive(raykit::Actor)]` the one error is then on the generated `ActorMethods` impl, none
+// on the code that creates and calls the actor.
+impl<A: ActorMethods> RawHandle<A> {
     /// Creates an actor: runs `construct` (once its ref arguments are ready) with the actor's
     /// resources taken.
     #[doc(hidden)]
@@ -634,7 +655,9 @@ impl<A: Actor> RawHandle<A> {
             guard: Arc::new(HandleGuard { cell }),
         }
     }
+}
 
+impl<A: Send + Sync + 'static> RawHandle<A> {
     /// Queues a method call.
     #[doc(hidden)]
     pub fn call<R: Returns>(
@@ -929,6 +952,16 @@ pub fn get_actor<A: ActorMethods>(name: &str) -> Result<ActorHandle<A>> {
     Ok(ActorHandle::from_raw(RawHandle { guard }))
 }
 
+/// What `#[derive(raykit::Actor)]` checks: the type has its `#[raykit::actor]` impl block too.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` derives `raykit::Actor` but has no `#[raykit::actor]` impl block",
+    label = "add `#[raykit::actor]` to an `impl {Self}` block with a `pub fn new(..) -> Self`"
+)]
+pub trait HasActorBlock {}
+
+impl<A: ActorMethods> HasActorBlock for A {}
+
 /// Fails to compile unless `A` has a `#[raykit::actor]` impl block.
 #[doc(hidden)]
-pub const fn assert_actor_methods<A: ActorMethods>() {}
+pub const fn assert_actor_methods<A: HasActorBlock>() {}

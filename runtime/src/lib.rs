@@ -123,8 +123,10 @@ pub mod __private {
         assert_actor_methods, ActorMethods, ActorSpec, MethodBody, MutBody, RawHandle, ReadGuard,
         RefBody, WriteGuard,
     };
-    pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, Slot};
+    pub use crate::cluster::worker::worker_entry;
+    pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, DecodeFn, Slot};
     pub use crate::registry::{decode, encode, Invoke, RemoteFunction};
+    pub use crate::runtime::in_cluster;
     pub use crate::runtime::worker_threads_started;
     pub use crate::task::{submit_async, submit_sync, One, Returns, TaskSpec};
     pub use futures::future::BoxFuture;
@@ -172,6 +174,30 @@ pub mod __private {
     impl<T: Clone + Send + 'static> ViaClone for Probe<T> {
         fn cloner(&self) -> CloneFn {
             clone_by_clone::<T>
+        }
+    }
+
+    /// Decode from the wire (for values that can be decoded: every checked remote type).
+    pub trait ViaDecode {
+        /// The decode function.
+        fn decoder(&self) -> Option<DecodeFn>;
+    }
+
+    impl<T: serde::de::DeserializeOwned + Send + 'static> ViaDecode for Probe<T> {
+        fn decoder(&self) -> Option<DecodeFn> {
+            Some(crate::object::decode_value::<T>)
+        }
+    }
+
+    /// No decoder (a type that failed the compile-time check; never run).
+    pub trait NoDecode {
+        /// None.
+        fn decoder(&self) -> Option<DecodeFn>;
+    }
+
+    impl<T> NoDecode for &Probe<T> {
+        fn decoder(&self) -> Option<DecodeFn> {
+            None
         }
     }
 

@@ -126,6 +126,25 @@ enum State {
     Failed(Error),
     /// The value was moved out by the last holder of the slot.
     Taken,
+    /// Produced on a cluster node (`HOST:PORT`) and not fetched yet.
+    Remote(Arc<str>),
+    /// Being fetched from its node; readers wait.
+    Fetching(Vec<Waiter>),
+    /// The encoded value, here; decoded for each reader.
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// Decodes an object's encoded value into a value of the ref's type.
+pub type DecodeFn = fn(&[u8]) -> Result<Box<dyn Any + Send>>;
+
+/// Decodes a postcard-encoded `T`.
+pub(crate) fn decode_value<T>(bytes: &[u8]) -> Result<Box<dyn Any + Send>>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    postcard::from_bytes::<T>(bytes)
+        .map(|v| Box::new(v) as Box<dyn Any + Send>)
+        .map_err(|e| Error::serialization(std::any::type_name::<T>(), e))
 }
 
 /// Where one object lives: its id, then its value or error once produced.
@@ -134,6 +153,8 @@ pub struct Slot {
     state: Mutex<State>,
     /// Whether the id was handed out (serialized) and so is in the [`directory`].
     exported: AtomicBool,
+    /// How to decode the value when it arrives encoded (cluster objects).
+    decoder: Option<DecodeFn>,
 }
 
 impl fmt::Debug for Slot {
@@ -143,20 +164,22 @@ impl fmt::Debug for Slot {
 }
 
 impl Slot {
-    pub(crate) fn pending() -> Arc<Self> {
+    fn new(id: ObjectId, state: State, decoder: Option<DecodeFn>) -> Arc<Self> {
         Arc::new(Slot {
-            id: ObjectId::next(),
-            state: Mutex::new(State::Pending(Vec::new())),
+            id,
+            state: Mutex::new(state),
             exported: AtomicBool::new(false),
+            decoder,
         })
     }
 
+    /// A pending object whose value may arrive encoded, from a cluster.
+    pub(crate) fn pending_decodable(id: ObjectId, decoder: Option<DecodeFn>) -> Arc<Self> {
+        Slot::new(id, State::Pending(Vec::new()), decoder)
+    }
+
     pub(crate) fn ready(value: Box<dyn Any + Send>, clone: CloneFn) -> Arc<Self> {
-        Arc::new(Slot {
-            id: ObjectId::next(),
-            state: Mutex::new(State::Ready(value, clone)),
-            exported: AtomicBool::new(false),
-        })
+        Slot::new(ObjectId::next(), State::Ready(value, clone), None)
     }
 
     pub(crate) fn id(&self) -> ObjectId {
@@ -166,7 +189,10 @@ impl Slot {
     fn settle(&self, new: State) {
         let old = std::mem::replace(&mut *self.state.lock(), new);
         match old {
-            State::Pending(waiters) => waiters.into_iter().for_each(Waiter::fire),
+            State::Pending(waiters) | State::Fetching(waiters) => {
+                waiters.into_iter().for_each(Waiter::fire)
+            }
+            State::Remote(_) => {}
             _ => tracing::error!(object = %self.id, "object written twice; second write ignored"),
         }
     }
@@ -179,6 +205,33 @@ impl Slot {
     /// Stores the error and fires every waiter.
     pub(crate) fn fail(&self, error: Error) {
         self.settle(State::Failed(error));
+    }
+
+    /// The object was produced on the cluster node at `location`: it counts as ready, and a
+    /// reader fetches it from there.
+    pub(crate) fn locate(&self, location: &str) {
+        let mut state = self.state.lock();
+        if let State::Pending(waiters) = &mut *state {
+            let waiters = std::mem::take(waiters);
+            *state = State::Remote(location.into());
+            drop(state);
+            waiters.into_iter().for_each(Waiter::fire);
+        }
+    }
+
+    /// The encoded value arrived: every reader decodes it.
+    pub(crate) fn fill_bytes(&self, bytes: Vec<u8>) {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Pending(waiters) | State::Fetching(waiters) => {
+                let waiters = std::mem::take(waiters);
+                *state = State::Bytes(Arc::new(bytes));
+                drop(state);
+                waiters.into_iter().for_each(Waiter::fire);
+            }
+            State::Remote(_) => *state = State::Bytes(Arc::new(bytes)),
+            _ => {}
+        }
     }
 
     /// Whether the value or error is there.
@@ -197,10 +250,17 @@ impl Slot {
         }
     }
 
-    /// Registers `waker` unless an equivalent one is already there; false when settled.
-    fn add_waker(&self, waker: &Waker) -> bool {
-        match &mut *self.state.lock() {
-            State::Pending(waiters) => {
+    /// Registers `waker` unless an equivalent one is already there; false when the value can
+    /// be read now. A remote value starts being fetched.
+    fn add_waker(self: &Arc<Self>, waker: &Waker) -> bool {
+        let mut state = self.state.lock();
+        if let State::Remote(location) = &*state {
+            let location = location.clone();
+            *state = State::Fetching(Vec::new());
+            crate::cluster::client::fetch_into(self.clone(), location);
+        }
+        match &mut *state {
+            State::Pending(waiters) | State::Fetching(waiters) => {
                 let known = waiters
                     .iter()
                     .any(|w| matches!(w, Waiter::Waker(k) if k.will_wake(waker)));
@@ -214,37 +274,68 @@ impl Slot {
     }
 
     fn remove_latch(&self, latch: &Arc<Latch>) {
-        if let State::Pending(waiters) = &mut *self.state.lock() {
+        if let State::Pending(waiters) | State::Fetching(waiters) = &mut *self.state.lock() {
             waiters.retain(|w| !matches!(w, Waiter::Latch(l) if Arc::ptr_eq(l, latch)));
         }
     }
 
-    /// A copy of the value, or the error; `None` while pending.
-    pub(crate) fn read<T: 'static>(&self) -> Option<Result<T>> {
-        match &*self.state.lock() {
-            State::Pending(_) => None,
+    /// A copy of the value, or the error; `None` while pending or being fetched (a remote
+    /// value starts being fetched).
+    pub(crate) fn read<T: 'static>(self: &Arc<Self>) -> Option<Result<T>> {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Pending(_) | State::Fetching(_) => None,
+            State::Remote(location) => {
+                let location = location.clone();
+                *state = State::Fetching(Vec::new());
+                drop(state);
+                crate::cluster::client::fetch_into(self.clone(), location);
+                None
+            }
             State::Ready(value, clone) => Some(clone(value.as_ref()).and_then(downcast::<T>)),
+            State::Bytes(bytes) => Some(self.decode(bytes)),
             State::Failed(e) => Some(Err(e.clone())),
             State::Taken => Some(Err(self.lost())),
+        }
+    }
+
+    fn decode<T: 'static>(&self, bytes: &[u8]) -> Result<T> {
+        match self.decoder {
+            Some(decode) => decode(bytes).and_then(downcast::<T>),
+            None => Err(Error::new(
+                ErrorKind::Serialization,
+                format!(
+                    "object {} arrived encoded but its type is unknown here",
+                    self.id
+                ),
+            )),
         }
     }
 
     /// The value, moved out when this is the last holder of the slot and copied otherwise.
     pub(crate) fn take<T: 'static>(mut self: Arc<Self>) -> Option<Result<T>> {
         match Arc::get_mut(&mut self) {
-            Some(slot) if slot.is_ready() => Some(slot.take_unique()),
+            Some(slot) if slot.holds_value() => Some(slot.take_unique()),
             _ => self.read(),
         }
+    }
+
+    fn holds_value(&self) -> bool {
+        matches!(
+            *self.state.lock(),
+            State::Ready(..) | State::Failed(_) | State::Taken | State::Bytes(_)
+        )
     }
 
     /// Moves the settled value out of a slot nobody else can see.
     fn take_unique<T: 'static>(&mut self) -> Result<T> {
         match std::mem::replace(self.state.get_mut(), State::Taken) {
             State::Ready(value, _) => downcast::<T>(value),
+            State::Bytes(bytes) => self.decode(&bytes),
             State::Failed(e) => Err(e),
             State::Taken => Err(self.lost()),
-            State::Pending(w) => {
-                *self.state.get_mut() = State::Pending(w);
+            other => {
+                *self.state.get_mut() = other;
                 Err(Error::new(
                     ErrorKind::ObjectLost,
                     "object read before it was ready",
@@ -260,15 +351,18 @@ impl Slot {
         )
     }
 
-    /// Blocks the calling thread until the slot is settled (giving back the CPU of the task it
-    /// runs in, if any).
+    /// Blocks the calling thread until the value (or error) can be read here (giving back the
+    /// CPU of the task it runs in, if any).
     pub(crate) fn block_until_ready(&self) {
-        if self.is_ready() {
-            return;
-        }
         let latch = Latch::new(1);
-        if self.add_waiter(Waiter::Latch(latch.clone())).is_err() {
-            return;
+        {
+            let mut state = self.state.lock();
+            match &mut *state {
+                State::Pending(waiters) | State::Fetching(waiters) => {
+                    waiters.push(Waiter::Latch(latch.clone()))
+                }
+                _ => return,
+            }
         }
         crate::scheduler::blocking(|| {
             latch.wait(None);
@@ -329,7 +423,7 @@ where
 
 /// The ids of objects that were handed out by serialization, so a deserialized ref finds its
 /// slot again. Holds weak pointers: it never keeps an object alive.
-mod directory {
+pub(crate) mod directory {
     use std::collections::HashMap;
     use std::sync::{Arc, OnceLock, Weak};
 
@@ -342,7 +436,7 @@ mod directory {
         TABLE.get_or_init(Default::default)
     }
 
-    pub(super) fn export(slot: &Arc<Slot>) {
+    pub(crate) fn export(slot: &Arc<Slot>) {
         if !slot
             .exported
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -351,7 +445,7 @@ mod directory {
         }
     }
 
-    pub(super) fn find(id: ObjectId) -> Option<Arc<Slot>> {
+    pub(crate) fn find(id: ObjectId) -> Option<Arc<Slot>> {
         table().lock().get(&id).and_then(Weak::upgrade)
     }
 
@@ -439,10 +533,17 @@ impl<T> Serialize for ObjectRef<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for ObjectRef<T> {
+impl<'de, T> Deserialize<'de> for ObjectRef<T>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let id = ObjectId::deserialize(d)?;
-        directory::find(id)
+        if let Some(slot) = directory::find(id) {
+            return Ok(ObjectRef::from_slot(slot));
+        }
+        // On a cluster the object lives elsewhere: ask the head where, and fetch on read.
+        crate::cluster::client::watch(id, decode_value::<T>)
             .map(ObjectRef::from_slot)
             .ok_or_else(|| serde::de::Error::custom(format!("object {id} no longer exists here")))
     }
@@ -458,6 +559,9 @@ pub fn put<T>(value: T) -> ObjectRef<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
+    if let Some(slot) = crate::cluster::client::put(&value, decode_value::<T>) {
+        return ObjectRef::from_slot(slot);
+    }
     ObjectRef::from_slot(Slot::ready(Box::new(value), clone_by_serde::<T>))
 }
 
@@ -532,6 +636,8 @@ impl<T: 'static> Future for ObjectRef<T> {
             crate::scheduler::release_for_await();
             return Poll::Pending;
         }
+        // A sync task that lent its CPU while this was pending takes it back first.
+        crate::scheduler::reclaim_after_await();
         // The sole holder moves the value out instead of copying it.
         if let Some(slot) = Arc::get_mut(&mut self.slot) {
             return Poll::Ready(slot.take_unique());

@@ -19,10 +19,10 @@ use crate::task::TaskSpec;
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Invoke {
-    /// A sync function: encoded argument tuple in, encoded result out.
-    Sync(fn(&[u8]) -> Result<Vec<u8>>),
+    /// A sync function: encoded argument tuple in, one encoded value per output object out.
+    Sync(fn(&[u8]) -> Result<Vec<Vec<u8>>>),
     /// An async function.
-    Async(fn(Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>>>),
+    Async(fn(Vec<u8>) -> BoxFuture<'static, Result<Vec<Vec<u8>>>>),
 }
 
 /// A remote function as the registry knows it.
@@ -66,9 +66,10 @@ impl RemoteFunction {
         self.spec.is_async
     }
 
-    /// Runs the function on arguments encoded with postcard as a tuple, and returns its result
-    /// encoded the same way. A panic becomes an error naming the function.
-    pub fn invoke(&self, args: &[u8]) -> Result<Vec<u8>> {
+    /// Runs the function on arguments encoded with postcard as a tuple, and returns its
+    /// outputs encoded the same way: one value, or one per element with `num_returns > 1`.
+    /// A panic becomes an error naming the function.
+    pub fn invoke(&self, args: &[u8]) -> Result<Vec<Vec<u8>>> {
         let name = self.spec.name;
         match self.invoke {
             Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))

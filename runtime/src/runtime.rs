@@ -72,6 +72,8 @@ impl RuntimeInfo {
 }
 
 pub(crate) struct Runtime {
+    /// The cluster this program joined, if any: tasks and objects go there.
+    pub(crate) cluster: Option<Arc<crate::cluster::client::Client>>,
     pub(crate) actors: crate::actor::NamedActors,
     pub(crate) config: Config,
     pub(crate) node_id: NodeId,
@@ -85,23 +87,36 @@ impl Runtime {
                 .ok()
                 .filter(|a| !a.is_empty())
         });
-        if let Some(address) = address {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "cannot join the cluster at `{address}`: this build of raykit runs the \
-                     embedded runtime only (unset RAYKIT_ADDRESS / Config::address)"
-                ),
-            ));
-        }
+        let cluster = match &address {
+            Some(address) => {
+                let token = std::env::var("RAYKIT_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| {
+                        crate::cluster::records::read_cluster()
+                            .ok()
+                            .flatten()
+                            .filter(|r| r.address == *address)
+                            .map(|r| r.token)
+                    });
+                Some(crate::cluster::client::Client::connect(address, token)?)
+            }
+            None => None,
+        };
+        // Actors and local work still run on this process's own scheduler.
         let resources = Resources::new(config.cpus(), config.num_gpus, &config.resources)?;
         let sched = Scheduler::new(resources)?;
-        tracing::debug!(cpus = config.cpus(), "raykit embedded runtime started");
+        let node_id = match &cluster {
+            Some(client) => client.head_node(),
+            None => NodeId(random_u64()),
+        };
+        tracing::debug!(cpus = config.cpus(), cluster = ?address, "raykit runtime started");
         Ok(Arc::new(Runtime {
             actors: Default::default(),
             config,
-            node_id: NodeId(random_u64()),
+            node_id,
             sched,
+            cluster,
         }))
     }
 
@@ -185,6 +200,9 @@ pub fn is_initialized() -> bool {
 
 /// The node that runs the caller (inside a task: the node running the task).
 pub fn node_id() -> NodeId {
+    if let Some(node) = crate::cluster::worker::WORKER_NODE_ID.get() {
+        return *node;
+    }
     match current() {
         Ok(rt) => rt.node_id,
         Err(_) => NodeId(process_prefix()),
@@ -208,4 +226,10 @@ pub fn available_resources() -> BTreeMap<String, f64> {
 #[doc(hidden)]
 pub fn worker_threads_started() -> usize {
     current().map_or(0, |rt| rt.sched.threads_spawned())
+}
+
+/// Whether remote calls go to a cluster (the runtime joined one).
+#[doc(hidden)]
+pub fn in_cluster() -> bool {
+    current().is_ok_and(|rt| rt.cluster.is_some())
 }

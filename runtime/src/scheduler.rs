@@ -7,7 +7,7 @@
 //! grows when every thread is busy or blocked and shrinks when threads idle.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,8 +27,6 @@ use crate::object::Latch;
 const UNIT: f64 = 10_000.0;
 /// How long a worker thread idles before it exits.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many waiting entries one grant pass may skip before it stops looking.
-const MAX_MISSES: usize = 64;
 
 const CPU: usize = 0;
 const GPU: usize = 1;
@@ -45,7 +43,7 @@ fn to_units(x: f64) -> u64 {
 }
 
 /// What a piece of work needs while it runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Demand {
     cpu: u64,
     gpu: u64,
@@ -247,10 +245,30 @@ struct AsyncGrant {
     waker: AtomicWaker,
 }
 
+/// Work waiting for resources, in order, with how many entries of each distinct demand it
+/// holds (so a grant pass knows when every kind of waiting demand has been tried).
+#[derive(Default)]
+struct WaitQueue {
+    queue: VecDeque<Grant>,
+    shapes: HashMap<Demand, usize>,
+}
+
+impl WaitQueue {
+    /// Counts out one entry of `demand` that left the queue.
+    fn forget(&mut self, demand: &Demand) {
+        if let Some(n) = self.shapes.get_mut(demand) {
+            *n -= 1;
+            if *n == 0 {
+                self.shapes.remove(demand);
+            }
+        }
+    }
+}
+
 /// The scheduler of this node.
 pub(crate) struct Scheduler {
     pub(crate) resources: Resources,
-    waiting: Mutex<VecDeque<Grant>>,
+    waiting: Mutex<WaitQueue>,
     waiting_len: AtomicUsize,
     pool: Pool,
     async_handle: tokio::runtime::Handle,
@@ -275,7 +293,7 @@ impl Scheduler {
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(Arc::new(Scheduler {
             resources,
-            waiting: Mutex::new(VecDeque::new()),
+            waiting: Mutex::new(WaitQueue::default()),
             waiting_len: AtomicUsize::new(0),
             pool: Pool {
                 tx,
@@ -314,7 +332,7 @@ impl Scheduler {
             };
             let future = TaskFuture {
                 state: AsyncState::Start(Some(job.body)),
-                ctx: TaskCtx::new(self.clone(), demand.cpu),
+                ctx: TaskCtx::new(self.clone(), demand.cpu, true),
                 demand,
                 regrant: None,
             };
@@ -326,14 +344,16 @@ impl Scheduler {
 
     fn park(self: &Arc<Self>, grant: Grant, front: bool) {
         let granted = {
-            let mut queue = self.waiting.lock();
+            let mut waiting = self.waiting.lock();
+            *waiting.shapes.entry(grant.demand().clone()).or_insert(0) += 1;
             if front {
-                queue.push_front(grant);
+                waiting.queue.push_front(grant);
             } else {
-                queue.push_back(grant);
+                waiting.queue.push_back(grant);
             }
-            self.waiting_len.store(queue.len(), Ordering::SeqCst);
-            self.take_grantable(&mut queue)
+            self.waiting_len
+                .store(waiting.queue.len(), Ordering::SeqCst);
+            self.take_grantable(&mut waiting)
         };
         self.fire(granted);
     }
@@ -347,21 +367,33 @@ impl Scheduler {
         }
     }
 
-    fn take_grantable(&self, queue: &mut VecDeque<Grant>) -> Vec<Grant> {
+    /// Takes the resources of every waiting entry they now suffice for, in queue order.
+    ///
+    /// The pass looks past entries that do not fit, however many there are (a task that can
+    /// run must not wait behind a long line that cannot: the line may be waiting for it), but
+    /// tries each distinct demand once: resources only shrink during the pass, so a demand
+    /// that failed fails again, and the pass ends as soon as every demand still waiting has
+    /// failed (usually at the first entry, when all of them want the same thing).
+    fn take_grantable(&self, waiting: &mut WaitQueue) -> Vec<Grant> {
         let mut granted = Vec::new();
+        let mut failed: Vec<Demand> = Vec::new();
         let mut i = 0;
-        let mut misses = 0;
-        while i < queue.len() && misses < MAX_MISSES {
-            if self.resources.try_acquire(queue[i].demand()) {
-                if let Some(g) = queue.remove(i) {
+        while i < waiting.queue.len() && failed.len() < waiting.shapes.len() {
+            let demand = waiting.queue[i].demand();
+            if failed.contains(demand) {
+                i += 1;
+            } else if self.resources.try_acquire(demand) {
+                if let Some(g) = waiting.queue.remove(i) {
+                    waiting.forget(g.demand());
                     granted.push(g);
                 }
             } else {
+                failed.push(demand.clone());
                 i += 1;
-                misses += 1;
             }
         }
-        self.waiting_len.store(queue.len(), Ordering::SeqCst);
+        self.waiting_len
+            .store(waiting.queue.len(), Ordering::SeqCst);
         granted
     }
 
@@ -394,7 +426,11 @@ impl Scheduler {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        let waiting: Vec<Grant> = self.waiting.lock().drain(..).collect();
+        let waiting: Vec<Grant> = {
+            let mut waiting = self.waiting.lock();
+            waiting.shapes.clear();
+            waiting.queue.drain(..).collect()
+        };
         self.waiting_len.store(0, Ordering::SeqCst);
         for grant in waiting {
             match grant {
@@ -512,10 +548,21 @@ fn run_job(sched: &Arc<Scheduler>, job: Job) {
         sched.release(&demand);
         return;
     }
+    let mut demand = demand;
     {
-        let ctx = TaskCtx::new(sched.clone(), demand.cpu);
+        let ctx = TaskCtx::new(sched.clone(), demand.cpu, false);
         let _enter = ctx.enter();
         let _ = body();
+        // A sync task that awaited a ref (`block_on(r)`, see `release_for_await`) can end with
+        // its CPU still lent out, when its future finished without polling the ref again: that
+        // CPU is not the task's to give back (or to keep, for an actor: take it back first).
+        if ctx.released.get() {
+            if keep_resources {
+                sched.reacquire_blocking(ctx.cpu);
+            } else {
+                demand.cpu = 0;
+            }
+        }
     }
     if !keep_resources {
         sched.release(&demand);
@@ -528,6 +575,8 @@ pub(crate) struct TaskCtx {
     cpu: u64,
     released: Cell<bool>,
     awaiting_object: Cell<bool>,
+    /// Whether this is an async task (a [`TaskFuture`]) rather than a sync task owning a thread.
+    is_async: bool,
 }
 
 thread_local! {
@@ -543,12 +592,13 @@ impl Drop for Enter {
 }
 
 impl TaskCtx {
-    fn new(sched: Arc<Scheduler>, cpu: u64) -> Self {
+    fn new(sched: Arc<Scheduler>, cpu: u64, is_async: bool) -> Self {
         TaskCtx {
             sched,
             cpu,
             released: Cell::new(false),
             awaiting_object: Cell::new(false),
+            is_async,
         }
     }
 
@@ -577,15 +627,27 @@ pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
         }
         _ => None,
     });
+    // In a cluster worker, the head lends the task's CPU on its node meanwhile.
+    let reported = crate::cluster::client::task_blocked();
     let on_async_worker = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let result = if on_async_worker {
-        tokio::task::block_in_place(wait)
-    } else {
-        wait()
+    // Taking the CPU back may wait as well (until another task gives one up), so it belongs in
+    // `block_in_place` too: an async executor thread stuck there outside it could be the very
+    // thread the task now holding the CPU needs to run on (a deadlock with few executor threads).
+    let wait_then_reclaim = || {
+        let result = wait();
+        crate::cluster::client::task_unblocked(reported);
+        if let Some((sched, cpu)) = &lent {
+            sched.reacquire_blocking(*cpu);
+        }
+        result
     };
-    if let Some((sched, cpu)) = lent {
-        sched.reacquire_blocking(cpu);
+    let result = if on_async_worker {
+        tokio::task::block_in_place(wait_then_reclaim)
+    } else {
+        wait_then_reclaim()
+    };
+    if lent.is_some() {
         TaskCtx::with_current(|ctx| {
             if let Some(ctx) = ctx {
                 ctx.released.set(false);
@@ -597,12 +659,41 @@ pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
 
 /// Called by an object future that is about to return `Pending`: the async task around it
 /// lends its CPU while it is suspended.
+///
+/// A sync task that awaits a ref (`futures::executor::block_on(r)` inside the task) parks its
+/// thread just as `get` does, so it lends its CPU here, at once: keeping it would deadlock
+/// nested tasks on a node with few CPUs. [`reclaim_after_await`] takes it back when a ref it
+/// awaits is ready.
 pub(crate) fn release_for_await() {
-    TaskCtx::with_current(|ctx| {
-        if let Some(ctx) = ctx {
+    TaskCtx::with_current(|ctx| match ctx {
+        Some(ctx) if ctx.is_async => ctx.awaiting_object.set(true),
+        Some(ctx) if ctx.cpu > 0 && !ctx.released.get() => {
+            ctx.released.set(true);
             ctx.awaiting_object.set(true);
+            ctx.sched.release(&Demand::cpu_only(ctx.cpu));
         }
+        _ => {}
     });
+}
+
+/// Called by an object future that is about to return `Ready`: a sync task that lent its CPU
+/// in [`release_for_await`] takes it back (waiting for it, ahead of new work) before it goes on.
+pub(crate) fn reclaim_after_await() {
+    let lent = TaskCtx::with_current(|ctx| match ctx {
+        Some(ctx) if !ctx.is_async && ctx.awaiting_object.get() => {
+            ctx.awaiting_object.set(false);
+            ctx.released.get().then(|| (ctx.sched.clone(), ctx.cpu))
+        }
+        _ => None,
+    });
+    if let Some((sched, cpu)) = lent {
+        sched.reacquire_blocking(cpu);
+        TaskCtx::with_current(|ctx| {
+            if let Some(ctx) = ctx {
+                ctx.released.set(false);
+            }
+        });
+    }
 }
 
 enum AsyncState {

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use futures::FutureExt;
 use parking_lot::Mutex;
 
+use crate::cluster::wire::WireArg;
 use crate::error::{Error, ErrorKind, Result};
-use crate::object::{CloneFn, Dependent, ObjectRef, Slot, Waiter};
+use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
 use crate::runtime::{self, Runtime};
 use crate::scheduler::{Body, Demand, Job};
 
@@ -88,6 +89,41 @@ impl TaskOptions {
     }
 }
 
+impl TaskOptions {
+    /// The resources one call needs: the function's options with these overrides, by name.
+    pub(crate) fn resources_for(
+        options: Option<&TaskOptions>,
+        spec: &TaskSpec,
+    ) -> std::collections::BTreeMap<String, f64> {
+        let mut out = std::collections::BTreeMap::new();
+        let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
+        let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
+        if cpus > 0.0 {
+            out.insert("CPU".to_owned(), cpus);
+        }
+        if gpus > 0.0 {
+            out.insert("GPU".to_owned(), gpus);
+        }
+        for (name, amount) in spec.resources {
+            out.insert((*name).to_owned(), *amount);
+        }
+        if let Some(o) = options {
+            for (name, amount) in &o.resources {
+                out.insert(name.clone(), *amount);
+            }
+        }
+        out.retain(|_, a| *a != 0.0);
+        out
+    }
+
+    /// The retries of one call.
+    pub(crate) fn retries_for(options: Option<&TaskOptions>, spec: &TaskSpec) -> u32 {
+        options
+            .and_then(|o| o.max_retries)
+            .unwrap_or(spec.max_retries)
+    }
+}
+
 impl Runtime {
     pub(crate) fn task_demand(
         &self,
@@ -143,6 +179,20 @@ impl<T: 'static> Arg<T> {
         match &self.0 {
             ArgInner::Value(_) => None,
             ArgInner::Ref(r) => Some(r.slot().clone()),
+        }
+    }
+
+    /// The argument as it travels to a cluster node: the encoded value, or the ref's id.
+    #[doc(hidden)]
+    pub fn to_wire(&self) -> Result<WireArg>
+    where
+        T: serde::Serialize,
+    {
+        match &self.0 {
+            ArgInner::Value(v) => postcard::to_allocvec(v)
+                .map(WireArg::Value)
+                .map_err(|e| Error::serialization(std::any::type_name::<T>(), e)),
+            ArgInner::Ref(r) => Ok(WireArg::Ref(r.id())),
         }
     }
 
@@ -209,6 +259,8 @@ pub trait Returns: Send + 'static {
     fn fulfil(self, value: Self::Value);
     /// Stores the error in every output.
     fn fail(self, error: Error);
+    /// The output slots, in order, for someone else to fill (a cluster).
+    fn into_slots(self) -> Vec<Arc<Slot>>;
 }
 
 /// One output object of a call. Dropped unfilled (its task was discarded), it fails the object
@@ -227,9 +279,10 @@ impl<T> std::fmt::Debug for One<T> {
 }
 
 impl<T: Send + 'static> One<T> {
-    /// A pending object and the ref to it; `clone` copies the value for readers.
-    pub fn new(clone: CloneFn) -> (Self, ObjectRef<T>) {
-        let slot = Slot::pending();
+    /// A pending object and the ref to it; `clone` copies the value for readers, `decode`
+    /// decodes it when it arrives encoded from a cluster.
+    pub fn new(clone: CloneFn, decode: Option<DecodeFn>) -> (Self, ObjectRef<T>) {
+        let slot = Slot::pending_decodable(ObjectId::next(), decode);
         let r = ObjectRef::from_slot(slot.clone());
         (
             One {
@@ -244,6 +297,10 @@ impl<T: Send + 'static> One<T> {
 
 impl<T: Send + 'static> Returns for One<T> {
     type Value = T;
+
+    fn into_slots(mut self) -> Vec<Arc<Slot>> {
+        self.slot.take().into_iter().collect()
+    }
 
     fn fulfil(mut self, value: T) {
         if let Some(slot) = self.slot.take() {
@@ -304,6 +361,12 @@ macro_rules! tuple_returns {
             fn fail(self, error: Error) {
                 $(self.$idx.fail(error.clone());)+
             }
+
+            fn into_slots(self) -> Vec<Arc<Slot>> {
+                let mut slots = Vec::new();
+                $(slots.extend(self.$idx.into_slots());)+
+                slots
+            }
         }
     };
 }
@@ -329,12 +392,16 @@ pub fn submit_sync<R, F>(
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     deps: &[Option<Arc<Slot>>],
+    wire: Option<Vec<Result<WireArg>>>,
     returns: R,
     call: F,
 ) where
     R: Returns,
     F: FnOnce() -> Result<R::Value> + Send + 'static,
 {
+    if let Some(wire) = wire {
+        return crate::cluster::client::submit(spec, options, wire, returns.into_slots());
+    }
     let (rt, demand) = match prepare(spec, options.as_ref()) {
         Ok(ready) => ready,
         Err(e) => return returns.fail(e),
@@ -362,6 +429,7 @@ pub fn submit_async<R, F, Fut>(
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     deps: &[Option<Arc<Slot>>],
+    wire: Option<Vec<Result<WireArg>>>,
     returns: R,
     call: F,
 ) where
@@ -369,6 +437,9 @@ pub fn submit_async<R, F, Fut>(
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<R::Value>> + Send + 'static,
 {
+    if let Some(wire) = wire {
+        return crate::cluster::client::submit(spec, options, wire, returns.into_slots());
+    }
     let (rt, demand) = match prepare(spec, options.as_ref()) {
         Ok(ready) => ready,
         Err(e) => return returns.fail(e),

@@ -48,7 +48,10 @@ where
 pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }

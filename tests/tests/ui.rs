@@ -7,5 +7,6 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("ui/remote/*.rs");
+    t.compile_fail("ui/actors/*.rs");
     t.pass("ui/pass/*.rs");
 }

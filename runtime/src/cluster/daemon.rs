@@ -14,10 +14,13 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::executor::Executor;
 use super::head::Head;
 use super::node::{Node, JOIN_TIMEOUT};
 use super::records::{self, ClusterRecord, DaemonRecord};
-use super::wire::{Connection, Message, Role, Welcome, PROTOCOL_VERSION};
+use super::store::ObjectStore;
+use super::wire::{self, Connection, Message, Role, Welcome, PROTOCOL_VERSION};
+use super::workers::{self, WorkerEnv};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
 
@@ -43,6 +46,9 @@ pub struct DaemonSpec {
 struct Daemon {
     node_id: NodeId,
     head: Option<Arc<Head>>,
+    listen: SocketAddr,
+    store: Arc<ObjectStore>,
+    executor: Arc<Executor>,
     head_address: String,
     token: String,
     shutdown: CancellationToken,
@@ -105,11 +111,38 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             ))
         }
     };
-    let head = spec.head.then(|| Arc::new(Head::new(node_id)));
+    let store = Arc::new(ObjectStore::new());
+    let home = records::home();
+    let head_dir = home.join(format!("head-{node_id}"));
+    let node_dir = home.join(format!("{node_id}"));
+    let head = spec
+        .head
+        .then(|| Arc::new(Head::new(node_id, store.clone(), head_dir.clone())));
     let shutdown = CancellationToken::new();
+    let (to_head, outbox) = tokio::sync::mpsc::unbounded_channel();
+    let executor = Executor::new(
+        WorkerEnv {
+            node_address: listen.to_string(),
+            node_id,
+            head_address: head_address.clone(),
+            token: spec.token.clone(),
+        },
+        spec.resources.clone(),
+        store.clone(),
+        workers::exe_cache_dir(&home, node_id),
+        to_head,
+    );
+    let executor = Arc::new(if spec.head {
+        executor.with_head_exes(head_dir.join("exe"))
+    } else {
+        executor
+    });
     let daemon = Arc::new(Daemon {
         node_id,
         head: head.clone(),
+        listen,
+        store,
+        executor: executor.clone(),
         head_address: head_address.clone(),
         token: spec.token.clone(),
         shutdown: shutdown.clone(),
@@ -122,6 +155,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     // The daemon counts as started once its node has joined: a wrong token or an unreachable
     // head fails `raykit start` instead of leaving a daemon that never joins.
     let node = Node {
+        executor: Some(executor.clone()),
         node_id,
         head_address: head_address.clone(),
         listen: local,
@@ -129,7 +163,12 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         token: spec.token.clone(),
     };
     let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
-    let mut agent = tokio::spawn(node.run(shutdown.clone(), joined_tx));
+    let mut agent = tokio::spawn(node.run(shutdown.clone(), joined_tx, outbox));
+    // However the daemon ends, its workers and its caches go with it.
+    let _cleanup = Cleanup {
+        executor: executor.clone(),
+        dirs: vec![head_dir, node_dir],
+    };
     let joined = tokio::select! {
         j = joined_rx => j.map_err(|_| None),
         r = &mut agent => Err(Some(r)),
@@ -203,6 +242,21 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     }
     tracing::info!(node = %node_id, "raykit daemon stopped");
     outcome
+}
+
+/// Kills the daemon's workers and removes its per-node directories when dropped.
+struct Cleanup {
+    executor: Arc<Executor>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.executor.shutdown();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// Accepts connections until `shutdown`; each is served by its own task.
@@ -302,6 +356,58 @@ impl Daemon {
                         error: self.not_the_head(),
                     },
                 },
+                first @ (Message::RegisterJob { .. } | Message::AttachJob { .. })
+                    if matches!(role, Role::Driver | Role::Worker) =>
+                {
+                    match &self.head {
+                        Some(head) => {
+                            head.serve_driver(conn, first, role, &self.shutdown).await;
+                            return;
+                        }
+                        None => Message::Failed {
+                            error: self.not_the_head(),
+                        },
+                    }
+                }
+                Message::FetchExe { exe_hash } if role == Role::Node => match &self.head {
+                    Some(head) => {
+                        if let Err(e) = head.send_exe(&mut conn, &exe_hash).await {
+                            tracing::warn!(%peer, "sending executable {exe_hash} failed: {e}");
+                            return;
+                        }
+                        continue;
+                    }
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
+                Message::FetchObject { id } => {
+                    let sent = match self.store.get(id) {
+                        Some(bytes) => match wire::encode_object_data(id, &bytes) {
+                            Ok(payload) => {
+                                drop(bytes);
+                                conn.send_encoded("ObjectData", payload).await
+                            }
+                            Err(error) => conn.send(&Message::Failed { error }).await,
+                        },
+                        None => {
+                            let error = Error::new(
+                                ErrorKind::ObjectLost,
+                                format!("object {id} is not stored on the node at {}", self.listen),
+                            );
+                            conn.send(&Message::Failed { error }).await
+                        }
+                    };
+                    if let Err(e) = sent {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                        return;
+                    }
+                    continue;
+                }
+                Message::WorkerReady { job_id, pid } if role == Role::Worker => {
+                    self.executor.workers().worker_ready(pid, job_id, conn);
+                    return;
+                }
                 Message::StatusRequest => match &self.head {
                     Some(head) => Message::Status(head.status()),
                     None => Message::Failed {

@@ -1,20 +1,29 @@
-//! The head's state: the node table (membership, declared and available resources, liveness
-//! by heartbeat) and the job table, and the loop that serves one registered node.
+//! The head's state: the node table (membership, declared resources, liveness by heartbeat),
+//! the job table with the jobs' executables, and the [`Scheduler`] of tasks and objects; the
+//! loops that serve one registered node and one driver.
 //!
-//! The head decides who is alive; it never carries task arguments or objects (those go node to
-//! node). The actor directory and the cluster resource view used for placement belong here too
-//! when they arrive.
+//! The head decides who is alive and where each task runs; it never carries task arguments or
+//! results between nodes (those go node to node). Values a driver puts are stored on the head's
+//! own node, like any node's objects.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::exe::ExeHasher;
+use super::scheduler::{ConnId, Scheduler};
+use super::store::ObjectStore;
 use super::wire::{
-    ActorCounts, ClusterStatus, Connection, Message, NodeInfo, NodeLoad, NodeStatus, TaskCounts,
+    ActorCounts, ClusterStatus, Connection, FrameReader, FrameWriter, JobId, Message, NodeInfo,
+    NodeLoad, NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -32,6 +41,10 @@ const MONITOR_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Head {
     node_id: NodeId,
     tables: Mutex<Tables>,
+    /// The head's node's object store (puts land here).
+    store: Arc<ObjectStore>,
+    /// Where uploaded executables are kept, by hash.
+    exe_dir: PathBuf,
 }
 
 impl fmt::Debug for Head {
@@ -42,12 +55,12 @@ impl fmt::Debug for Head {
     }
 }
 
-#[derive(Default)]
 struct Tables {
     /// Nodes in joining order; dead nodes stay listed with the reason.
     nodes: Vec<NodeEntry>,
     jobs: JobTable,
     next_session: u64,
+    sched: Scheduler,
 }
 
 struct NodeEntry {
@@ -61,22 +74,208 @@ struct NodeEntry {
     session: u64,
 }
 
-/// The jobs (drivers) of the cluster. Empty until drivers register jobs; the job work fills it.
+/// The jobs (drivers) of the cluster.
 #[derive(Debug, Default)]
 struct JobTable {
     jobs: BTreeMap<u64, JobEntry>,
+    next: u64,
 }
 
 #[derive(Debug)]
-struct JobEntry {}
+struct JobEntry {
+    /// The job's executable.
+    exe_hash: String,
+    /// For people.
+    name: String,
+    /// Whether its driver is still connected.
+    running: bool,
+}
+
+/// Whether `hash` looks like a hex SHA-256 (it names a file, so nothing else may pass).
+fn valid_hash(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn io_error(what: String, e: std::io::Error) -> Error {
+    Error::new(ErrorKind::System, format!("{what}: {e}"))
+}
+
+/// Creates `dir` and its parents, private to this user.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_error(format!("cannot create {}", dir.display()), e))
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// An executable being uploaded: written to a temporary file, hashed as it arrives.
+struct Upload {
+    file: std::fs::File,
+    tmp: PathBuf,
+    hasher: ExeHasher,
+    written: u64,
+}
+
+/// Writes the executable `hash` from a stream of chunks into `dir`: a temporary file, checked
+/// against the hash, made executable and renamed into place.
+pub(crate) struct ExeWriter {
+    dir: PathBuf,
+    hash: String,
+    upload: Option<Upload>,
+}
+
+impl ExeWriter {
+    /// A writer of executable `hash` into `dir`.
+    pub(crate) fn new(dir: &Path, hash: &str) -> ExeWriter {
+        ExeWriter {
+            dir: dir.to_owned(),
+            hash: hash.to_owned(),
+            upload: None,
+        }
+    }
+
+    /// Adds one chunk at `offset`; after the `last` one returns the stored file's path.
+    pub(crate) fn chunk(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        last: bool,
+    ) -> Result<Option<PathBuf>> {
+        if self.upload.is_none() {
+            private_dir(&self.dir)?;
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let tmp = self.dir.join(format!(
+                "{}.tmp{}-{}",
+                self.hash,
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o700)
+                .open(&tmp)
+                .map_err(|e| io_error(format!("cannot create {}", tmp.display()), e))?;
+            self.upload = Some(Upload {
+                file,
+                tmp,
+                hasher: ExeHasher::default(),
+                written: 0,
+            });
+        }
+        let Some(up) = self.upload.as_mut() else {
+            return Err(Error::new(ErrorKind::System, "no upload in progress"));
+        };
+        if offset != up.written {
+            let error = Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "executable chunk at offset {offset}, expected {}",
+                    up.written
+                ),
+            );
+            self.abort();
+            return Err(error);
+        }
+        if let Err(e) = up.file.write_all(bytes) {
+            let error = io_error(format!("cannot write {}", up.tmp.display()), e);
+            self.abort();
+            return Err(error);
+        }
+        up.hasher.update(bytes);
+        up.written += bytes.len() as u64;
+        if !last {
+            return Ok(None);
+        }
+        let Some(up) = self.upload.take() else {
+            return Err(Error::new(ErrorKind::System, "no upload in progress"));
+        };
+        let Upload {
+            file, tmp, hasher, ..
+        } = up;
+        let got = hasher.finish();
+        if got != self.hash {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the executable's bytes hash to {got}, not {}: upload rejected",
+                    self.hash
+                ),
+            ));
+        }
+        let done = file
+            .sync_all()
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(&self.hash)));
+        drop(file);
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(
+                format!("cannot store executable {}", self.hash),
+                e,
+            ));
+        }
+        Ok(Some(self.dir.join(&self.hash)))
+    }
+
+    fn abort(&mut self) {
+        if let Some(up) = self.upload.take() {
+            let _ = std::fs::remove_file(&up.tmp);
+        }
+    }
+}
+
+impl Drop for ExeWriter {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Sends one writer's queued messages as they come, batching what is queued together.
+pub(crate) async fn pump(mut writer: FrameWriter, mut rx: mpsc::UnboundedReceiver<Message>) {
+    while let Some(msg) = rx.recv().await {
+        let mut result = writer.feed(&msg).await;
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(m) => result = writer.feed(&m).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = result.and(writer.flush().await) {
+            tracing::debug!("connection ended: {e}");
+            return;
+        }
+    }
+}
 
 impl Head {
-    /// A head whose own node is `node_id`.
-    pub fn new(node_id: NodeId) -> Head {
+    /// A head whose own node is `node_id`, whose node stores objects in `store`, keeping
+    /// uploaded executables under `dir`.
+    pub fn new(node_id: NodeId, store: Arc<ObjectStore>, dir: PathBuf) -> Head {
         Head {
             node_id,
-            tables: Mutex::new(Tables::default()),
+            tables: Mutex::new(Tables {
+                nodes: Vec::new(),
+                jobs: JobTable::default(),
+                next_session: 0,
+                sched: Scheduler::new(node_id, store.clone()),
+            }),
+            store,
+            exe_dir: dir.join("exe"),
         }
+    }
+
+    /// Where the executable `hash` is (or would be) stored.
+    fn exe_path(&self, hash: &str) -> PathBuf {
+        self.exe_dir.join(hash)
     }
 
     /// The head's own node.
@@ -87,7 +286,7 @@ impl Head {
     /// Adds (or re-adds, after a reconnect) a node and returns its session number. A node
     /// already declared dead cannot come back under the same id: its tasks and objects are
     /// gone, so it must restart with a new one.
-    fn register(&self, info: NodeInfo) -> Result<u64> {
+    fn register(&self, info: NodeInfo, outbox: mpsc::UnboundedSender<Message>) -> Result<u64> {
         let mut t = self.tables.lock();
         t.next_session += 1;
         let session = t.next_session;
@@ -107,6 +306,11 @@ impl Head {
                 ));
             }
             tracing::info!(node = %info.node_id, address = %info.address, "node reconnected");
+            t.sched
+                .add_node(info.node_id, info.address.clone(), &info.resources, outbox);
+            let Some(entry) = t.nodes.iter_mut().find(|n| n.info.node_id == info.node_id) else {
+                return Err(Error::new(ErrorKind::System, "node table changed"));
+            };
             entry.info = info;
             entry.load = load;
             entry.last_heartbeat = Instant::now();
@@ -119,6 +323,8 @@ impl Head {
             resources = ?info.resources,
             "node joined"
         );
+        t.sched
+            .add_node(info.node_id, info.address.clone(), &info.resources, outbox);
         t.nodes.push(NodeEntry {
             info,
             alive: true,
@@ -152,6 +358,7 @@ impl Head {
             .find(|n| n.info.node_id == node_id && n.session == session && n.alive)
         {
             mark_dead(n, reason.to_owned());
+            t.sched.node_lost(node_id, reason);
         }
     }
 
@@ -159,11 +366,17 @@ impl Head {
     fn check_heartbeats(&self) {
         let now = Instant::now();
         let mut t = self.tables.lock();
+        let mut dead = Vec::new();
         for n in t.nodes.iter_mut().filter(|n| n.alive) {
             let silent = now.saturating_duration_since(n.last_heartbeat);
             if silent > NODE_TIMEOUT {
-                mark_dead(n, format!("no heartbeat for {:.1} s", silent.as_secs_f64()));
+                let reason = format!("no heartbeat for {:.1} s", silent.as_secs_f64());
+                mark_dead(n, reason.clone());
+                dead.push((n.info.node_id, reason));
             }
+        }
+        for (node_id, reason) in dead {
+            t.sched.node_lost(node_id, &reason);
         }
     }
 
@@ -171,22 +384,28 @@ impl Head {
     pub fn status(&self) -> ClusterStatus {
         let now = Instant::now();
         let t = self.tables.lock();
-        let mut tasks = TaskCounts::default();
+        let tasks = t.sched.counts();
         let mut actors = ActorCounts::default();
         let nodes = t
             .nodes
             .iter()
             .map(|n| {
                 if n.alive {
-                    tasks += n.load.tasks;
                     actors += n.load.actors;
+                }
+                let mut load = n.load.clone();
+                if n.alive {
+                    // The head's accounting is the one placement uses.
+                    if let Some(available) = t.sched.available(n.info.node_id) {
+                        load.available = available;
+                    }
                 }
                 NodeStatus {
                     info: n.info.clone(),
                     head: n.info.node_id == self.node_id,
                     alive: n.alive,
                     death_reason: n.death_reason.clone(),
-                    load: n.load.clone(),
+                    load,
                     since_heartbeat_ms: u64::try_from(
                         now.saturating_duration_since(n.last_heartbeat).as_millis(),
                     )
@@ -199,7 +418,7 @@ impl Head {
             nodes,
             tasks,
             actors,
-            jobs: t.jobs.jobs.len() as u64,
+            jobs: t.jobs.jobs.values().filter(|j| j.running).count() as u64,
         }
     }
 
@@ -224,7 +443,13 @@ impl Head {
         shutdown: &CancellationToken,
     ) {
         let node_id = info.node_id;
-        let session = match self.register(info) {
+        let (outbox, rx) = mpsc::unbounded_channel();
+        // `Registered` goes first, before any task the scheduler sends the node.
+        let registered = Message::Registered {
+            head_node_id: self.node_id,
+        };
+        let _ = outbox.send(registered);
+        let session = match self.register(info, outbox.clone()) {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(node = %node_id, "registration refused: {error}");
@@ -232,13 +457,23 @@ impl Head {
                 return;
             }
         };
-        let registered = Message::Registered {
-            head_node_id: self.node_id,
-        };
-        if let Err(e) = conn.send(&registered).await {
-            self.node_died(node_id, session, &format!("connection lost: {e}"));
-            return;
-        }
+        let (mut reader, writer) = conn.split();
+        let pump = tokio::spawn(pump(writer, rx));
+        self.node_loop(&mut reader, &outbox, node_id, session, shutdown)
+            .await;
+        drop(outbox);
+        // Let the last answer (a refusal) go out; the pump ends once every sender is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+    }
+
+    async fn node_loop(
+        &self,
+        conn: &mut FrameReader,
+        outbox: &mpsc::UnboundedSender<Message>,
+        node_id: NodeId,
+        session: u64,
+        shutdown: &CancellationToken,
+    ) {
         loop {
             let msg = tokio::select! {
                 m = conn.recv() => m,
@@ -251,9 +486,15 @@ impl Head {
                             ErrorKind::Config,
                             format!("{node_id} is no longer a member of this cluster"),
                         );
-                        let _ = conn.send(&Message::Failed { error }).await;
+                        let _ = outbox.send(Message::Failed { error });
                         return;
                     }
+                }
+                Ok(Message::TaskFinished { task_id, outcome }) => {
+                    self.tables
+                        .lock()
+                        .sched
+                        .task_finished(node_id, task_id, outcome);
                 }
                 Ok(Message::UnregisterNode) => {
                     self.node_died(node_id, session, LEFT);
@@ -265,7 +506,7 @@ impl Head {
                         format!("unexpected {} message from a node", other.name()),
                     );
                     tracing::warn!(node = %node_id, "{error}");
-                    let _ = conn.send(&Message::Failed { error }).await;
+                    let _ = outbox.send(Message::Failed { error });
                     self.node_died(node_id, session, "protocol error");
                     return;
                 }
@@ -276,6 +517,255 @@ impl Head {
             }
         }
     }
+}
+
+impl Head {
+    /// Serves a driver (or a worker's nested client) from its `RegisterJob` / `AttachJob` on:
+    /// the executable upload, then tasks, puts and watches until it leaves or `shutdown`.
+    pub async fn serve_driver(
+        &self,
+        mut conn: Connection,
+        first: Message,
+        role: Role,
+        shutdown: &CancellationToken,
+    ) {
+        let peer = conn.peer_addr();
+        let (job_id, need_exe, owner) = match self.open_job(first) {
+            Ok(j) => j,
+            Err(error) => {
+                tracing::warn!(%peer, "job refused: {error}");
+                let _ = conn.send(&Message::Failed { error }).await;
+                return;
+            }
+        };
+        let exe_hash = match self.tables.lock().jobs.jobs.get(&job_id.0) {
+            Some(j) => j.exe_hash.clone(),
+            None => return,
+        };
+        if let Err(e) = conn
+            .send(&Message::JobRegistered { job_id, need_exe })
+            .await
+        {
+            tracing::debug!(%peer, "connection ended: {e}");
+            self.close_job(job_id, owner);
+            return;
+        }
+        let (mut reader, writer) = conn.split();
+        let (outbox, rx) = mpsc::unbounded_channel();
+        let pump = tokio::spawn(pump(writer, rx));
+        let conn_id = self.tables.lock().sched.add_conn(outbox.clone());
+        tracing::info!(%peer, job = %job_id, ?role, "driver connected");
+        self.driver_loop(&mut reader, &outbox, conn_id, &exe_hash, shutdown)
+            .await;
+        self.tables.lock().sched.remove_conn(conn_id);
+        self.close_job(job_id, owner);
+        drop(outbox);
+        let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+        tracing::info!(%peer, job = %job_id, "driver disconnected");
+    }
+
+    /// Registers or finds the job a driver's first message names: its id, whether the head
+    /// needs its executable, and whether this connection owns (started) the job.
+    fn open_job(&self, first: Message) -> Result<(JobId, bool, bool)> {
+        let mut t = self.tables.lock();
+        match first {
+            Message::RegisterJob {
+                exe_hash,
+                exe_size,
+                name,
+            } => {
+                if !valid_hash(&exe_hash) {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "RegisterJob needs the executable's hex SHA-256",
+                    ));
+                }
+                t.jobs.next += 1;
+                let id = t.jobs.next;
+                let need_exe = !self.exe_path(&exe_hash).is_file();
+                tracing::info!(job = %JobId(id), %name, exe = %exe_hash, size = exe_size, need_exe, "job registered");
+                t.jobs.jobs.insert(
+                    id,
+                    JobEntry {
+                        exe_hash,
+                        name,
+                        running: true,
+                    },
+                );
+                Ok((JobId(id), need_exe, true))
+            }
+            Message::AttachJob { job_id } => match t.jobs.jobs.get(&job_id.0) {
+                Some(_) => Ok((job_id, false, false)),
+                None => Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{job_id} is not a job of this cluster"),
+                )),
+            },
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("expected RegisterJob or AttachJob, got {}", other.name()),
+            )),
+        }
+    }
+
+    fn close_job(&self, job_id: JobId, owner: bool) {
+        if owner {
+            if let Some(j) = self.tables.lock().jobs.jobs.get_mut(&job_id.0) {
+                j.running = false;
+                tracing::debug!(job = %job_id, name = %j.name, "job ended");
+            }
+        }
+    }
+
+    async fn driver_loop(
+        &self,
+        reader: &mut FrameReader,
+        outbox: &mpsc::UnboundedSender<Message>,
+        conn_id: ConnId,
+        exe_hash: &str,
+        shutdown: &CancellationToken,
+    ) {
+        let peer = reader.peer_addr();
+        let mut upload = ExeWriter::new(&self.exe_dir, exe_hash);
+        loop {
+            let msg = tokio::select! {
+                m = reader.recv() => m,
+                _ = shutdown.cancelled() => return,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::Network => {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%peer, "closing the connection: {error}");
+                    let _ = outbox.send(Message::Failed { error });
+                    return;
+                }
+            };
+            match msg {
+                Message::UploadExe {
+                    offset,
+                    bytes,
+                    last,
+                } => {
+                    let result = tokio::task::block_in_place(|| upload.chunk(offset, &bytes, last));
+                    match result {
+                        Ok(Some(path)) => {
+                            tracing::info!(exe = %path.display(), "executable stored");
+                            let _ = outbox.send(Message::ExeStored);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%peer, "executable upload failed: {error}");
+                            upload = ExeWriter::new(&self.exe_dir, exe_hash);
+                            let _ = outbox.send(Message::Failed { error });
+                        }
+                    }
+                }
+                Message::SubmitTask(task) => {
+                    let mut t = self.tables.lock();
+                    let job_exe = t.jobs.jobs.get(&task.job_id.0).map(|j| j.exe_hash.clone());
+                    match job_exe {
+                        Some(hash) => t.sched.submit(conn_id, task, hash),
+                        None => {
+                            let error = Error::new(
+                                ErrorKind::Config,
+                                format!("{} is not a job of this cluster", task.job_id),
+                            );
+                            for id in task.outputs {
+                                let _ = outbox.send(Message::ObjectFailed {
+                                    id,
+                                    error: error.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                Message::PutObject { id, bytes } => {
+                    let inline = (bytes.len() < INLINE_MAX).then(|| bytes.clone());
+                    self.store.put(id, bytes);
+                    self.tables.lock().sched.put(conn_id, id, inline);
+                }
+                Message::WatchObject { id } => self.tables.lock().sched.watch(conn_id, id),
+                Message::TaskBlocked { task_id } => self.tables.lock().sched.task_blocked(task_id),
+                Message::TaskUnblocked { task_id } => {
+                    self.tables.lock().sched.task_unblocked(task_id)
+                }
+                Message::FetchObject { id } => {
+                    let answer = match self.store.get(id) {
+                        Some(bytes) => Message::ObjectData {
+                            id,
+                            bytes: bytes.to_vec(),
+                        },
+                        None => Message::Failed {
+                            error: Error::new(
+                                ErrorKind::ObjectLost,
+                                format!("object {id} is not stored on the head's node"),
+                            ),
+                        },
+                    };
+                    let _ = outbox.send(answer);
+                }
+                Message::StatusRequest => {
+                    let _ = outbox.send(Message::Status(self.status()));
+                }
+                other => {
+                    let error = Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected {} message from a driver", other.name()),
+                    );
+                    tracing::warn!(%peer, "closing the connection: {error}");
+                    let _ = outbox.send(Message::Failed { error });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends the executable `hash` to a node in [`EXE_CHUNK`]-sized chunks.
+    pub async fn send_exe(&self, conn: &mut Connection, hash: &str) -> Result<()> {
+        let path = self.exe_path(hash);
+        let file = if valid_hash(hash) {
+            std::fs::File::open(&path).ok()
+        } else {
+            None
+        };
+        let Some(mut file) = file else {
+            let error = Error::new(
+                ErrorKind::Config,
+                format!("the head has no executable {hash}"),
+            );
+            return conn.send(&Message::Failed { error }).await;
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut sent = 0u64;
+        loop {
+            let mut buf = vec![0u8; EXE_CHUNK];
+            let n = tokio::task::block_in_place(|| read_full(&mut file, &mut buf))
+                .map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+            buf.truncate(n);
+            sent += n as u64;
+            let last = n < EXE_CHUNK || sent >= size;
+            conn.send(&Message::ExeChunk { bytes: buf, last }).await?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 fn mark_dead(n: &mut NodeEntry, reason: String) {
@@ -305,9 +795,10 @@ mod tests {
     #[test]
     fn a_dead_node_stays_dead_and_a_stale_session_kills_nothing() {
         let id = super::super::new_node_id().unwrap();
-        let head = Head::new(id);
-        let s1 = head.register(info(id)).unwrap();
-        let s2 = head.register(info(id)).unwrap();
+        let head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let s1 = head.register(info(id), tx.clone()).unwrap();
+        let s2 = head.register(info(id), tx).unwrap();
         head.node_died(id, s1, "old connection");
         assert!(head.status().nodes[0].alive);
         assert!(head.heartbeat(id, s2, NodeLoad::default()));
@@ -316,6 +807,7 @@ mod tests {
         assert!(!st.nodes[0].alive);
         assert_eq!(st.nodes[0].death_reason.as_deref(), Some("gone"));
         assert!(!head.heartbeat(id, s2, NodeLoad::default()));
-        assert!(head.register(info(id)).is_err());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(head.register(info(id), tx).is_err());
     }
 }

@@ -1,14 +1,19 @@
 //! The node's side of membership: join the head with the node's resources, send a heartbeat
 //! every [`HEARTBEAT_INTERVAL`], rejoin after a lost connection, leave on shutdown.
 //!
-//! The node's local scheduler, object store and worker pool will live beside this; they report
-//! through [`NodeLoad`] in the heartbeat. This module must not decide membership: the head does.
+//! The registration connection also carries the node's work: the head's `ExecuteTask`s go to
+//! the node's [`Executor`], whose `TaskFinished` reports go back the same way. This module must
+//! not decide membership: the head does.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use super::executor::Executor;
 
 use super::wire::{Connection, Message, NodeInfo, NodeLoad, Role, HANDSHAKE_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
@@ -29,6 +34,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// One node's membership in a cluster.
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Runs the tasks the head assigns (none when the node only keeps membership).
+    pub executor: Option<Arc<Executor>>,
     /// The node's id.
     pub node_id: NodeId,
     /// The head's address (`HOST:PORT`).
@@ -45,9 +52,12 @@ impl Node {
     /// What the node reports in a heartbeat. Until the node schedules work itself, everything
     /// it declares is available.
     fn load(&self) -> NodeLoad {
-        NodeLoad {
-            available: self.resources.clone(),
-            ..NodeLoad::default()
+        match &self.executor {
+            Some(e) => e.load(),
+            None => NodeLoad {
+                available: self.resources.clone(),
+                ..NodeLoad::default()
+            },
         }
     }
 
@@ -65,18 +75,27 @@ impl Node {
     /// membership becomes impossible: a refused token or protocol, the head declaring this node
     /// dead, or the head unreachable for [`JOIN_TIMEOUT`] at start or [`HEAD_LOST_TIMEOUT`]
     /// later.
-    /// `joined` is told when the node first joins.
+    /// `joined` is told when the node first joins; what the executor reports arrives on
+    /// `outbox` and goes to the head.
     pub async fn run(
         self,
         shutdown: CancellationToken,
         joined: tokio::sync::oneshot::Sender<()>,
+        mut outbox: mpsc::UnboundedReceiver<Message>,
     ) -> Result<()> {
+        let mut pending = None;
         let mut joined = Some(joined);
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
             let err = match self
-                .session(&shutdown, &mut last_contact, &mut joined)
+                .session(
+                    &shutdown,
+                    &mut last_contact,
+                    &mut joined,
+                    &mut outbox,
+                    &mut pending,
+                )
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -123,6 +142,8 @@ impl Node {
         shutdown: &CancellationToken,
         last_contact: &mut Instant,
         joined: &mut Option<tokio::sync::oneshot::Sender<()>>,
+        outbox: &mut mpsc::UnboundedReceiver<Message>,
+        pending: &mut Option<Message>,
     ) -> Result<()> {
         let (mut conn, welcome) =
             Connection::connect(&self.head_address, &self.token, Role::Node).await?;
@@ -161,6 +182,13 @@ impl Node {
             let _ = joined.send(());
         }
         let (mut from_head, mut to_head) = conn.split();
+        // A report that could not be sent on the last connection goes first.
+        if let Some(msg) = pending.take() {
+            if let Err(e) = to_head.send(&msg).await {
+                *pending = Some(msg);
+                return Err(e);
+            }
+        }
         let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -178,8 +206,18 @@ impl Node {
                 }
                 msg = from_head.recv() => match msg? {
                     Message::Failed { error } => return Err(error),
+                    Message::ExecuteTask(assignment) => match &self.executor {
+                        Some(executor) => executor.execute(assignment),
+                        None => tracing::warn!("this node runs no tasks; ignoring ExecuteTask"),
+                    },
                     other => tracing::debug!("ignoring a {} message from the head", other.name()),
                 },
+                Some(msg) = outbox.recv() => {
+                    if let Err(e) = to_head.send(&msg).await {
+                        *pending = Some(msg);
+                        return Err(e);
+                    }
+                }
             }
         }
     }

@@ -28,11 +28,12 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::object::ObjectId;
 use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -248,6 +249,250 @@ pub enum Message {
         /// What went wrong.
         error: Error,
     },
+
+    // ---- Jobs, tasks and objects (protocol version 2) ----
+    /// Driver → head: start a job running the executable with this content hash. Answered by
+    /// [`Message::JobRegistered`].
+    RegisterJob {
+        /// Hex SHA-256 of the driver's executable (content address of the code).
+        exe_hash: String,
+        /// Its size in bytes.
+        exe_size: u64,
+        /// A name for people (the executable's file name).
+        name: String,
+    },
+    /// Worker → head: a process of job `job_id` (a worker running nested tasks) attaches to it.
+    /// Answered by [`Message::JobRegistered`] with `need_exe: false`.
+    AttachJob {
+        /// The job.
+        job_id: JobId,
+    },
+    /// Head → driver: the job exists. With `need_exe`, the driver uploads its executable with
+    /// [`Message::UploadExe`] before submitting anything.
+    JobRegistered {
+        /// The job's id.
+        job_id: JobId,
+        /// Whether the head lacks the executable.
+        need_exe: bool,
+    },
+    /// Driver → head: one chunk of the executable; the last one is answered by
+    /// [`Message::ExeStored`] (or [`Message::Failed`] when the hash does not match).
+    UploadExe {
+        /// Where the chunk goes in the file.
+        offset: u64,
+        /// The bytes (at most [`EXE_CHUNK`]).
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+        /// Whether this is the last chunk.
+        last: bool,
+    },
+    /// Head → driver: the executable is stored and verified.
+    ExeStored,
+    /// Node → head (its own connection): send me the executable with this hash. Answered by
+    /// [`Message::ExeChunk`]s, the last one with `last: true`, or [`Message::Failed`].
+    FetchExe {
+        /// Hex SHA-256.
+        exe_hash: String,
+    },
+    /// Head → node: one chunk of an executable.
+    ExeChunk {
+        /// The bytes.
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+        /// Whether this is the last chunk.
+        last: bool,
+    },
+    /// Driver (or worker) → head: run a task. Never answered directly: its outputs become
+    /// [`Message::ObjectReady`] / [`Message::ObjectFailed`] to the submitter.
+    SubmitTask(TaskSubmission),
+    /// Driver → head: store a value (`raykit::put`) on the head's node. Answered by
+    /// [`Message::ObjectReady`] once stored.
+    PutObject {
+        /// The object's id, chosen by the driver.
+        id: ObjectId,
+        /// The encoded value.
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Driver → head: tell me when this object is ready (for refs that arrived inside values).
+    /// Answered by [`Message::ObjectReady`] or [`Message::ObjectFailed`], now or later.
+    WatchObject {
+        /// The object.
+        id: ObjectId,
+    },
+    /// Head → driver: an object the driver submitted or watches is ready.
+    ObjectReady {
+        /// The object.
+        id: ObjectId,
+        /// The node holding it (`HOST:PORT`), to fetch it from with [`Message::FetchObject`].
+        location: String,
+        /// The encoded value itself, for small objects.
+        #[serde(with = "byte_serde::opt_bytes")]
+        inline: Option<Vec<u8>>,
+    },
+    /// Head → driver: an object will never be produced.
+    ObjectFailed {
+        /// The object.
+        id: ObjectId,
+        /// Why: the task's error (a panic, a failed argument, impossible resources, ...).
+        error: Error,
+    },
+    /// Anyone → node: send me this object. Answered by [`Message::ObjectData`] or
+    /// [`Message::Failed`] (kind `ObjectLost`).
+    FetchObject {
+        /// The object.
+        id: ObjectId,
+    },
+    /// Node → requester: an object's encoded value.
+    ObjectData {
+        /// The object.
+        id: ObjectId,
+        /// The encoded value.
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Head → node (on the registration connection): run this task.
+    ExecuteTask(TaskAssignment),
+    /// Node → head (on the registration connection): a task ended.
+    TaskFinished {
+        /// The task.
+        task_id: TaskId,
+        /// Its outputs or its error.
+        outcome: TaskOutcome,
+    },
+    /// Worker → node: the first message of a worker process after the handshake.
+    WorkerReady {
+        /// The job whose executable the worker runs.
+        job_id: JobId,
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// Node → worker: run a registered function.
+    RunTask {
+        /// The task.
+        task_id: TaskId,
+        /// The function's stable name.
+        function: String,
+        /// The caller's signature hash (a mismatch is a version-skew error).
+        signature_hash: u64,
+        /// The arguments: each one's postcard encoding, in order (refs already fetched).
+        #[serde(with = "byte_serde::bytes_list")]
+        args: Vec<Vec<u8>>,
+    },
+    /// Worker → node: the task's outputs (one encoded value per output object) or its error.
+    TaskResult {
+        /// The task.
+        task_id: TaskId,
+        /// The outputs or the error.
+        #[serde(with = "byte_serde::bytes_list_result")]
+        result: std::result::Result<Vec<Vec<u8>>, Error>,
+    },
+    /// Worker → head: the task running in this worker blocks in `get`/`wait`: lend its CPU.
+    TaskBlocked {
+        /// The task.
+        task_id: TaskId,
+    },
+    /// Worker → head: the blocked task goes on: take its CPU back.
+    TaskUnblocked {
+        /// The task.
+        task_id: TaskId,
+    },
+}
+
+/// The largest chunk of an executable upload or download.
+pub const EXE_CHUNK: usize = 4 << 20;
+
+/// Values smaller than this travel inline in [`Message::ObjectReady`] instead of being fetched.
+pub const INLINE_MAX: usize = 64 << 10;
+
+/// The id of a job (one driver run). Unique within a head's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job-{}", self.0)
+    }
+}
+
+/// The id of a task: unique cluster-wide (chosen by the submitter from its random prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId(pub u128);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// An argument on the wire: a value, or a ref to fetch before the task runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WireArg {
+    /// The argument's postcard encoding.
+    Value(#[serde(with = "byte_serde::bytes")] Vec<u8>),
+    /// The object that holds the argument.
+    Ref(ObjectId),
+}
+
+/// A task as the submitter describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSubmission {
+    /// The task's id.
+    pub task_id: TaskId,
+    /// The job it belongs to.
+    pub job_id: JobId,
+    /// The function's stable name (`module::path::name`).
+    pub function: String,
+    /// The signature hash of the submitter's build.
+    pub signature_hash: u64,
+    /// The arguments in order.
+    pub args: Vec<WireArg>,
+    /// The ids of its output objects (one per `num_returns`).
+    pub outputs: Vec<ObjectId>,
+    /// What it needs while it runs: `CPU`, `GPU` and custom names.
+    pub resources: BTreeMap<String, f64>,
+    /// How often it is retried when its worker or node dies.
+    pub max_retries: u32,
+}
+
+/// A task the head hands to a node, with what the node needs to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAssignment {
+    /// The task.
+    pub task: TaskSubmission,
+    /// The job's executable (hex SHA-256), fetched from the head with [`Message::FetchExe`].
+    pub exe_hash: String,
+    /// For each argument that is a ref: the node holding it (`HOST:PORT`); `None` for values.
+    pub arg_locations: Vec<Option<String>>,
+    /// How many times the task ran before (0 on the first attempt).
+    pub attempt: u32,
+}
+
+/// How a task ended on its node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    /// Its outputs are in the node's object store.
+    Stored(Vec<StoredObject>),
+    /// It failed. `retryable` when the failure was the system's (the worker process died), not
+    /// the task's (a panic, a version skew).
+    Failed {
+        /// Why.
+        error: Error,
+        /// Whether the head may run it again.
+        retryable: bool,
+    },
+}
+
+/// An output a node stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// The object.
+    pub id: ObjectId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The encoded value itself when it is small ([`INLINE_MAX`]).
+    #[serde(with = "byte_serde::opt_bytes")]
+    pub inline: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -266,6 +511,27 @@ impl Message {
             Message::Stop => "Stop",
             Message::Stopping => "Stopping",
             Message::Failed { .. } => "Failed",
+            Message::RegisterJob { .. } => "RegisterJob",
+            Message::AttachJob { .. } => "AttachJob",
+            Message::JobRegistered { .. } => "JobRegistered",
+            Message::UploadExe { .. } => "UploadExe",
+            Message::ExeStored => "ExeStored",
+            Message::FetchExe { .. } => "FetchExe",
+            Message::ExeChunk { .. } => "ExeChunk",
+            Message::SubmitTask(_) => "SubmitTask",
+            Message::PutObject { .. } => "PutObject",
+            Message::WatchObject { .. } => "WatchObject",
+            Message::ObjectReady { .. } => "ObjectReady",
+            Message::ObjectFailed { .. } => "ObjectFailed",
+            Message::FetchObject { .. } => "FetchObject",
+            Message::ObjectData { .. } => "ObjectData",
+            Message::ExecuteTask(_) => "ExecuteTask",
+            Message::TaskFinished { .. } => "TaskFinished",
+            Message::WorkerReady { .. } => "WorkerReady",
+            Message::RunTask { .. } => "RunTask",
+            Message::TaskResult { .. } => "TaskResult",
+            Message::TaskBlocked { .. } => "TaskBlocked",
+            Message::TaskUnblocked { .. } => "TaskUnblocked",
         }
     }
 
@@ -284,6 +550,162 @@ impl Message {
             )
         })
     }
+}
+
+/// Byte vectors on the wire as postcard "bytes" (a length, then the bytes, copied at once)
+/// instead of a sequence of `u8` (one call per byte). postcard writes both the same way, so
+/// this changes speed, not the encoding.
+mod byte_serde {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::error::Error;
+
+    /// A borrowed byte slice that serializes as bytes.
+    pub(super) struct Ref<'a>(pub(super) &'a [u8]);
+
+    impl Serialize for Ref<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    /// An owned byte vector that deserializes from bytes (or a sequence of `u8`).
+    pub(super) struct Buf(pub(super) Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Buf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Buf;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Buf, E> {
+                    Ok(Buf(v.to_vec()))
+                }
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Buf, E> {
+                    Ok(Buf(v))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Buf, A::Error> {
+                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                    while let Some(b) = seq.next_element::<u8>()? {
+                        out.push(b);
+                    }
+                    Ok(Buf(out))
+                }
+            }
+            d.deserialize_byte_buf(V)
+        }
+    }
+
+    pub(super) mod bytes {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            Buf::deserialize(d).map(|b| b.0)
+        }
+    }
+
+    pub(super) mod opt_bytes {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(
+            v: &Option<Vec<u8>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            v.as_deref().map(Ref).serialize(s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<Buf>::deserialize(d).map(|b| b.map(|b| b.0))
+        }
+    }
+
+    pub(super) mod bytes_list {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|b| Ref(b)))
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<Vec<u8>>, D::Error> {
+            Vec::<Buf>::deserialize(d).map(|v| v.into_iter().map(|b| b.0).collect())
+        }
+    }
+
+    pub(super) mod bytes_list_result {
+        use super::*;
+
+        /// `Result`'s own shape: variant `Ok` then `Err`.
+        #[derive(Serialize)]
+        enum AsRef<'a> {
+            Ok(#[serde(with = "super::bytes_list")] &'a [Vec<u8>]),
+            Err(&'a Error),
+        }
+
+        #[derive(Deserialize)]
+        enum Owned {
+            Ok(#[serde(with = "super::bytes_list")] Vec<Vec<u8>>),
+            Err(Error),
+        }
+
+        pub(crate) fn serialize<S: Serializer>(
+            v: &Result<Vec<Vec<u8>>, Error>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Ok(list) => AsRef::Ok(list),
+                Err(e) => AsRef::Err(e),
+            }
+            .serialize(s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Result<Vec<Vec<u8>>, Error>, D::Error> {
+            Ok(match Owned::deserialize(d)? {
+                Owned::Ok(list) => Ok(list),
+                Owned::Err(e) => Err(e),
+            })
+        }
+    }
+}
+
+/// The encoding of [`Message::ObjectData`] built from a borrowed value, so that sending a large
+/// object does not first copy it into a message. Decodes as the message would.
+pub fn encode_object_data(id: ObjectId, bytes: &[u8]) -> Result<Vec<u8>> {
+    // The message with an empty value ends in the value's length, a one-byte varint 0: keep
+    // what precedes it, then write the real length and the bytes.
+    let mut out = Message::ObjectData {
+        id,
+        bytes: Vec::new(),
+    }
+    .encode()?;
+    out.pop();
+    out.reserve(bytes.len() + 10);
+    let mut len = bytes.len() as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(bytes);
+    Ok(out)
 }
 
 /// Compares two tokens in time that depends only on their lengths, not on where they differ.
@@ -414,6 +836,16 @@ impl FrameWriter {
             .feed(Bytes::from(payload))
             .await
             .map_err(|e| network(format!("sending a {} message to {peer}", msg.name()), e))
+    }
+
+    /// Sends one already encoded message (see [`encode_object_data`]) and flushes; `name`
+    /// names it in errors.
+    pub async fn send_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        let peer = self.peer;
+        self.frames
+            .send(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {name} message to {peer}"), e))
     }
 
     /// Writes every queued message.
@@ -612,6 +1044,11 @@ impl Connection {
         self.writer.send(msg).await
     }
 
+    /// Sends one already encoded message (see [`FrameWriter::send_encoded`]).
+    pub async fn send_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        self.writer.send_encoded(name, payload).await
+    }
+
     /// Queues one message without flushing (see [`FrameWriter::feed`]).
     pub async fn feed(&mut self, msg: &Message) -> Result<()> {
         self.writer.feed(msg).await
@@ -665,6 +1102,66 @@ mod tests {
         assert!(!tokens_match("abc", "ab"));
         assert!(!tokens_match("abc", "abcd"));
         assert!(!tokens_match("abc", ""));
+    }
+
+    #[test]
+    fn byte_fields_encode_as_sequences_of_u8_would() {
+        #[derive(Serialize)]
+        struct Plain {
+            list: Vec<Vec<u8>>,
+            opt: Option<Vec<u8>>,
+            result: std::result::Result<Vec<Vec<u8>>, Error>,
+        }
+        let list = vec![vec![1u8, 2, 3], vec![], (0..200).map(|i| i as u8).collect()];
+        let msg = Message::RunTask {
+            task_id: TaskId(5),
+            function: "f".into(),
+            signature_hash: 9,
+            args: list.clone(),
+        };
+        let plain =
+            postcard::to_allocvec(&(msg.encode().unwrap()[0], 5u128, "f", 9u64, list.clone()))
+                .unwrap();
+        assert_eq!(msg.encode().unwrap(), plain);
+        let with = Message::TaskResult {
+            task_id: TaskId(1),
+            result: Ok(list.clone()),
+        };
+        let Message::TaskResult { result, .. } = Message::decode(&with.encode().unwrap()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(result.unwrap(), list);
+        let stored = StoredObject {
+            id: postcard::from_bytes(&[1]).unwrap(),
+            size: 3,
+            inline: Some(vec![4, 5, 6]),
+        };
+        let bytes = postcard::to_allocvec(&stored).unwrap();
+        assert_eq!(
+            bytes,
+            postcard::to_allocvec(&(1u8, 3u8, Some(vec![4u8, 5, 6]))).unwrap()
+        );
+        let _ = Plain {
+            list,
+            opt: None,
+            result: Err(Error::new(ErrorKind::System, "x")),
+        };
+    }
+
+    #[test]
+    fn object_data_encodes_like_the_message() {
+        let id: ObjectId =
+            postcard::from_bytes(&postcard::to_allocvec(&(7u128 << 64 | 3)).unwrap()).unwrap();
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let raw = encode_object_data(id, &bytes).unwrap();
+            let msg = Message::ObjectData {
+                id,
+                bytes: bytes.clone(),
+            };
+            assert_eq!(raw, msg.encode().unwrap(), "length {len}");
+        }
     }
 
     #[test]

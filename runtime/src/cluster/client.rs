@@ -1,0 +1,455 @@
+//! The cluster client inside a user's program: a driver, or a worker running nested tasks.
+//!
+//! It joins (or attaches to) a job at the head, ships the program's executable when the head
+//! lacks it, submits tasks with their arguments encoded, stores `put` values, learns from the
+//! head where each object it waits for is ready, and fetches values directly from the node
+//! that holds them (never through the head). Every wait has a way out: when the head
+//! connection is lost, every object still awaited fails, so `get` returns an error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::exe;
+use super::wire::{
+    Connection, FrameReader, JobId, Message, Role, TaskId, TaskSubmission, WireArg, EXE_CHUNK,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::{directory, DecodeFn, ObjectId, Slot};
+use crate::runtime::{self, NodeId};
+use crate::task::{TaskOptions, TaskSpec};
+
+/// How long fetching one object from a node may take before it fails.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A program's connection to its cluster.
+pub(crate) struct Client {
+    job_id: JobId,
+    head_node: NodeId,
+    token: String,
+    io: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    outbox: mpsc::UnboundedSender<Message>,
+    /// Objects this program waits for, by id: filled when the head says where they are.
+    awaited: Mutex<HashMap<ObjectId, Weak<Slot>>>,
+    /// One connection per node that objects are fetched from.
+    peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+    lost: AtomicBool,
+    task_prefix: u64,
+    task_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("job_id", &self.job_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(io) = self.io.take() {
+            io.shutdown_background();
+        }
+    }
+}
+
+impl Client {
+    /// Joins the cluster at `address`: registers a job (uploading this executable if the head
+    /// lacks it), or attaches to the job of the worker this process is.
+    pub(crate) fn connect(address: &str, token: Option<String>) -> Result<Arc<Client>> {
+        let token = token.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "no token for the cluster at {address}: set RAYKIT_TOKEN (printed by \
+                     `raykit start --head`)"
+                ),
+            )
+        })?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("raykit-client")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(ErrorKind::System, format!("cannot start the client: {e}")))?;
+        let handle = io.handle().clone();
+        // `init` may be called from inside the user's own async runtime, where blocking on
+        // another runtime is not allowed: join from a plain thread.
+        let joined = std::thread::scope(|s| {
+            s.spawn(|| handle.block_on(join(address, &token)))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::System,
+                        "joining the cluster panicked",
+                    ))
+                })
+        })?;
+        let (job_id, head_node, conn) = joined;
+        let (reader, mut writer) = conn.split();
+        let (outbox, mut rx) = mpsc::unbounded_channel::<Message>();
+        let client = Arc::new(Client {
+            job_id,
+            head_node,
+            token,
+            io: Some(io),
+            handle: handle.clone(),
+            outbox,
+            awaited: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            lost: AtomicBool::new(false),
+            task_prefix: crate::runtime::process_prefix(),
+            task_counter: AtomicU64::new(1),
+        });
+        // Many small messages share one write: feed everything queued, then flush once.
+        handle.spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let mut result = writer.feed(&msg).await;
+                while result.is_ok() {
+                    match rx.try_recv() {
+                        Ok(more) => result = writer.feed(&more).await,
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = result.and(writer.flush().await) {
+                    tracing::warn!("lost the connection to the head: {e}");
+                    return;
+                }
+            }
+        });
+        handle.spawn(read_head(Arc::downgrade(&client), reader));
+        tracing::debug!(%address, job = %job_id, "joined the cluster");
+        Ok(client)
+    }
+
+    /// The head's node (a driver counts as running there).
+    pub(crate) fn head_node(&self) -> NodeId {
+        self.head_node
+    }
+
+    fn send(&self, msg: Message) -> Result<()> {
+        if self.lost.load(Ordering::Acquire) {
+            return Err(self.lost_error());
+        }
+        self.outbox.send(msg).map_err(|_| self.lost_error())
+    }
+
+    fn lost_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Network,
+            "the connection to the cluster's head was lost",
+        )
+    }
+
+    fn await_object(&self, slot: &Arc<Slot>) {
+        self.awaited.lock().insert(slot.id(), Arc::downgrade(slot));
+    }
+
+    fn settle(&self, id: ObjectId, fill: impl FnOnce(&Slot)) {
+        let slot = self.awaited.lock().remove(&id).and_then(|w| w.upgrade());
+        if let Some(slot) = slot {
+            fill(&slot);
+        }
+    }
+
+    /// Fails every awaited object: the head is gone, nothing will fill them.
+    fn fail_all(&self, error: &Error) {
+        self.lost.store(true, Ordering::Release);
+        let awaited: Vec<_> = self.awaited.lock().drain().collect();
+        for (_, slot) in awaited {
+            if let Some(slot) = slot.upgrade() {
+                slot.fail(error.clone());
+            }
+        }
+    }
+
+    fn next_task_id(&self) -> TaskId {
+        let n = self.task_counter.fetch_add(1, Ordering::Relaxed);
+        TaskId((u128::from(self.task_prefix) << 64) | u128::from(n))
+    }
+
+    async fn peer(&self, address: &str) -> Result<Arc<tokio::sync::Mutex<Option<Connection>>>> {
+        let entry = self
+            .peers
+            .lock()
+            .entry(address.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(None)))
+            .clone();
+        Ok(entry)
+    }
+
+    async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {
+        let peer = self.peer(location).await?;
+        let mut conn = peer.lock().await;
+        if conn.is_none() {
+            let (c, _) = Connection::connect(location, &self.token, Role::Driver).await?;
+            *conn = Some(c);
+        }
+        let Some(c) = conn.as_mut() else {
+            return Err(self.lost_error());
+        };
+        let answer = c.request(&Message::FetchObject { id }, FETCH_TIMEOUT).await;
+        match answer {
+            Ok(Message::ObjectData { bytes, .. }) => Ok(bytes),
+            Ok(Message::Failed { error }) => Err(error),
+            Ok(other) => {
+                *conn = None;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("node {location} answered a fetch with {}", other.name()),
+                ))
+            }
+            Err(e) => {
+                *conn = None; // reconnect next time
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Handshakes with the head and registers (or attaches to) the job.
+async fn join(address: &str, token: &str) -> Result<(JobId, NodeId, Connection)> {
+    let (mut conn, welcome) = Connection::connect(address, token, Role::Driver).await?;
+    let timeout = Duration::from_secs(30);
+    let attach = std::env::var(super::worker::JOB_ENV)
+        .ok()
+        .and_then(|j| j.parse::<u64>().ok());
+    let registered = match attach {
+        Some(job) => {
+            conn.request(&Message::AttachJob { job_id: JobId(job) }, timeout)
+                .await?
+        }
+        None => {
+            let exe_path = std::env::current_exe().map_err(|e| {
+                Error::new(
+                    ErrorKind::System,
+                    format!("cannot find this program's executable: {e}"),
+                )
+            })?;
+            let exe_hash = exe::hash_file(&exe_path)?;
+            let bytes = std::fs::read(&exe_path).map_err(|e| {
+                Error::new(
+                    ErrorKind::System,
+                    format!("cannot read {}: {e}", exe_path.display()),
+                )
+            })?;
+            let name = exe_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let answer = conn
+                .request(
+                    &Message::RegisterJob {
+                        exe_hash,
+                        exe_size: bytes.len() as u64,
+                        name,
+                    },
+                    timeout,
+                )
+                .await?;
+            if let Message::JobRegistered { need_exe: true, .. } = &answer {
+                upload(&mut conn, &bytes).await?;
+            }
+            answer
+        }
+    };
+    match registered {
+        Message::JobRegistered { job_id, .. } => Ok((job_id, welcome.node_id, conn)),
+        Message::Failed { error } => Err(error),
+        other => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the head answered a job registration with {}", other.name()),
+        )),
+    }
+}
+
+/// Sends the executable in chunks and waits for the head to confirm it.
+async fn upload(conn: &mut Connection, bytes: &[u8]) -> Result<()> {
+    let chunks: Vec<&[u8]> = if bytes.is_empty() {
+        vec![&[][..]]
+    } else {
+        bytes.chunks(EXE_CHUNK).collect()
+    };
+    let last = chunks.len() - 1;
+    let mut offset = 0u64;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        conn.send(&Message::UploadExe {
+            offset,
+            bytes: chunk.to_vec(),
+            last: i == last,
+        })
+        .await?;
+        offset += chunk.len() as u64;
+    }
+    match conn.recv_timeout(Duration::from_secs(60)).await? {
+        Message::ExeStored => Ok(()),
+        Message::Failed { error } => Err(error),
+        other => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the head answered an upload with {}", other.name()),
+        )),
+    }
+}
+
+/// Reads what the head says about objects until the connection ends, then fails the rest.
+async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
+    let end = loop {
+        let msg = reader.recv().await;
+        let Some(client) = client.upgrade() else {
+            return;
+        };
+        match msg {
+            Ok(Message::ObjectReady {
+                id,
+                location,
+                inline,
+            }) => client.settle(id, |slot| match inline {
+                Some(bytes) => slot.fill_bytes(bytes),
+                None => slot.locate(&location),
+            }),
+            Ok(Message::ObjectFailed { id, error }) => client.settle(id, |slot| slot.fail(error)),
+            Ok(Message::Failed { error }) => {
+                tracing::warn!("the head refused a request: {error}");
+            }
+            Ok(other) => tracing::warn!("unexpected {} message from the head", other.name()),
+            Err(e) => break e,
+        }
+    };
+    if let Some(client) = client.upgrade() {
+        tracing::warn!("lost the connection to the head: {end}");
+        client.fail_all(&Error::with_source(
+            ErrorKind::Network,
+            "the connection to the cluster's head was lost",
+            end,
+        ));
+    }
+}
+
+/// The client of the running runtime, when it runs on a cluster.
+fn current() -> Option<Arc<Client>> {
+    runtime::current().ok().and_then(|rt| rt.cluster.clone())
+}
+
+/// Submits a task to the cluster: its outputs are filled when the head reports them.
+pub(crate) fn submit(
+    spec: &'static TaskSpec,
+    options: Option<TaskOptions>,
+    wire: Vec<Result<WireArg>>,
+    outputs: Vec<Arc<Slot>>,
+) {
+    let fail = |e: Error| outputs.iter().for_each(|s| s.fail(e.clone()));
+    let Some(client) = current() else {
+        return fail(Error::new(
+            ErrorKind::Config,
+            "a cluster submission without a cluster",
+        ));
+    };
+    let args = match wire.into_iter().collect::<Result<Vec<_>>>() {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    for slot in &outputs {
+        client.await_object(slot);
+    }
+    let task = TaskSubmission {
+        task_id: client.next_task_id(),
+        job_id: client.job_id,
+        function: spec.name.to_owned(),
+        signature_hash: spec.signature_hash,
+        args,
+        outputs: outputs.iter().map(|s| s.id()).collect(),
+        resources: TaskOptions::resources_for(options.as_ref(), spec),
+        max_retries: TaskOptions::retries_for(options.as_ref(), spec),
+    };
+    if let Err(e) = client.send(Message::SubmitTask(task)) {
+        client
+            .awaited
+            .lock()
+            .retain(|id, _| !outputs.iter().any(|s| s.id() == *id));
+        fail(e);
+    }
+}
+
+/// On a cluster: stores `value` on the head's node and returns its slot, already holding the
+/// encoded value for local readers. `None` when the runtime is embedded.
+pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>> {
+    let client = current()?;
+    let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
+    match postcard::to_allocvec(value) {
+        Ok(bytes) => {
+            let sent = client.send(Message::PutObject {
+                id: slot.id(),
+                bytes: bytes.clone(),
+            });
+            match sent {
+                Ok(()) => slot.fill_bytes(bytes),
+                Err(e) => slot.fail(e),
+            }
+        }
+        Err(e) => slot.fail(Error::serialization(std::any::type_name::<T>(), e)),
+    }
+    Some(slot)
+}
+
+/// On a cluster: a slot for an object known by id only (a ref that arrived inside a value),
+/// filled when the head says where it is. `None` when the runtime is embedded.
+pub(crate) fn watch(id: ObjectId, decoder: DecodeFn) -> Option<Arc<Slot>> {
+    let client = current()?;
+    let slot = Slot::pending_decodable(id, Some(decoder));
+    directory::export(&slot);
+    client.await_object(&slot);
+    if let Err(e) = client.send(Message::WatchObject { id }) {
+        slot.fail(e);
+    }
+    Some(slot)
+}
+
+/// Fetches a remote object's value from the node at `location` into `slot`.
+pub(crate) fn fetch_into(slot: Arc<Slot>, location: Arc<str>) {
+    let Some(client) = current() else {
+        slot.fail(Error::new(
+            ErrorKind::ObjectLost,
+            format!(
+                "object {} lives on a cluster node this runtime is not connected to",
+                slot.id()
+            ),
+        ));
+        return;
+    };
+    let handle = client.handle.clone();
+    handle.spawn(async move {
+        match client.fetch(slot.id(), &location).await {
+            Ok(bytes) => slot.fill_bytes(bytes),
+            Err(e) => slot.fail(Error::with_source(
+                ErrorKind::ObjectLost,
+                format!(
+                    "cannot fetch object {} from node {location}: {e}",
+                    slot.id()
+                ),
+                e,
+            )),
+        }
+    });
+}
+
+/// In a worker, tells the head the running task blocks (so its CPU can be lent). Returns the
+/// task to report as unblocked afterwards.
+pub(crate) fn task_blocked() -> Option<(Arc<Client>, TaskId)> {
+    let task_id = super::worker::current_task()?;
+    let client = current()?;
+    client.send(Message::TaskBlocked { task_id }).ok()?;
+    Some((client, task_id))
+}
+
+/// In a worker, tells the head the blocked task goes on.
+pub(crate) fn task_unblocked(blocked: Option<(Arc<Client>, TaskId)>) {
+    if let Some((client, task_id)) = blocked {
+        let _ = client.send(Message::TaskUnblocked { task_id });
+    }
+}

@@ -1,0 +1,1130 @@
+//! The head's task scheduler: which objects are ready and where, which tasks wait for what,
+//! and which node runs each task.
+//!
+//! - A task waits until every object it takes by ref is ready (produced by a task or put by a
+//!   driver, somewhere in the cluster). An argument that failed fails the task without running
+//!   it; an argument lost with its node is rebuilt by running its producer again (lineage).
+//! - A ready task goes to the first alive node (the head's own node first, then in joining
+//!   order) whose available resources fit it; it queues while none does. A task no alive node
+//!   could ever hold fails at once with [`ErrorKind::ResourceUnavailable`].
+//! - Resources are accounted here, at the head: declared minus assigned. A task blocked in
+//!   `get`/`wait` lends its CPU back until it goes on, so nested tasks never deadlock.
+//! - A task whose worker or node dies runs again, up to its `max_retries`.
+//!
+//! Every method runs under the head's lock and only sends on unbounded channels, so it never
+//! waits. The messages go to the node's registration connection or to a driver's connection.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::store::ObjectStore;
+use super::wire::{
+    Message, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission, WireArg,
+};
+use crate::error::{Error, ErrorKind};
+use crate::object::ObjectId;
+use crate::runtime::NodeId;
+
+/// Where messages to one connection (a node's or a driver's) go.
+pub type Outbox = mpsc::UnboundedSender<Message>;
+
+/// The id of a driver (or worker client) connection at the head.
+pub type ConnId = u64;
+
+/// Resource amounts are kept in fixed point: 1/10000 of a unit, so sums do not drift.
+const UNIT: f64 = 10_000.0;
+
+fn to_units(amount: f64) -> i64 {
+    (amount * UNIT).round() as i64
+}
+
+fn from_units(units: i64) -> f64 {
+    units as f64 / UNIT
+}
+
+struct NodeSlot {
+    node_id: NodeId,
+    address: String,
+    alive: bool,
+    total: BTreeMap<String, i64>,
+    available: BTreeMap<String, i64>,
+    outbox: Option<Outbox>,
+    running: HashSet<TaskId>,
+}
+
+impl NodeSlot {
+    fn fits(&self, demand: &BTreeMap<String, i64>) -> bool {
+        demand
+            .iter()
+            .all(|(r, amount)| self.available.get(r).copied().unwrap_or(0) >= *amount)
+    }
+
+    fn could_ever_fit(&self, demand: &BTreeMap<String, i64>) -> bool {
+        demand
+            .iter()
+            .all(|(r, amount)| self.total.get(r).copied().unwrap_or(0) >= *amount)
+    }
+
+    fn adjust(&mut self, demand: &BTreeMap<String, i64>, sign: i64) {
+        for (r, amount) in demand {
+            *self.available.entry(r.clone()).or_insert(0) += sign * amount;
+        }
+    }
+}
+
+#[derive(Clone)]
+enum ObjState {
+    /// Not produced yet (or being produced again).
+    Pending,
+    /// Stored on a node.
+    Ready {
+        node: NodeId,
+        address: String,
+        inline: Option<Arc<Vec<u8>>>,
+    },
+    /// Will never be produced.
+    Failed(Error),
+    /// Its node died; its producer may make it again.
+    Lost,
+}
+
+struct ObjectEntry {
+    state: ObjState,
+    /// The task that produces it (its lineage); `None` for objects put by a driver.
+    producer: Option<TaskId>,
+    /// Connections waiting to hear when it is ready.
+    watchers: Vec<ConnId>,
+}
+
+impl ObjectEntry {
+    fn pending(producer: Option<TaskId>) -> ObjectEntry {
+        ObjectEntry {
+            state: ObjState::Pending,
+            producer,
+            watchers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskState {
+    /// Waiting for arguments.
+    Waiting,
+    /// Arguments ready, waiting for a node with room.
+    Queued,
+    /// Running on a node; `blocked` counts the task's threads waiting in `get`/`wait`.
+    Running {
+        node: NodeId,
+        blocked: u32,
+    },
+    Finished,
+    Failed,
+}
+
+struct TaskEntry {
+    task: TaskSubmission,
+    exe_hash: String,
+    submitter: ConnId,
+    state: TaskState,
+    /// Distinct argument objects not ready yet.
+    missing: usize,
+    /// How many times the task was started.
+    attempts: u32,
+    /// How many retries it used.
+    retries: u32,
+    demand: BTreeMap<String, i64>,
+}
+
+/// The head's view of tasks, objects and node resources.
+pub struct Scheduler {
+    head_node: NodeId,
+    store: Arc<ObjectStore>,
+    nodes: Vec<NodeSlot>,
+    objects: HashMap<ObjectId, ObjectEntry>,
+    tasks: HashMap<TaskId, TaskEntry>,
+    waiting_on: HashMap<ObjectId, Vec<TaskId>>,
+    queue: VecDeque<TaskId>,
+    conns: HashMap<ConnId, Outbox>,
+    next_conn: ConnId,
+    finished: u64,
+    failed: u64,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("nodes", &self.nodes.len())
+            .field("objects", &self.objects.len())
+            .field("tasks", &self.tasks.len())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler for the head whose own node is `head_node`, storing on the head's node in
+    /// `store`.
+    pub fn new(head_node: NodeId, store: Arc<ObjectStore>) -> Scheduler {
+        Scheduler {
+            head_node,
+            store,
+            nodes: Vec::new(),
+            objects: HashMap::new(),
+            tasks: HashMap::new(),
+            waiting_on: HashMap::new(),
+            queue: VecDeque::new(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            finished: 0,
+            failed: 0,
+        }
+    }
+
+    // ---- Nodes ----
+
+    /// A node joined (or reconnected): its tasks go to `outbox` from now on.
+    pub fn add_node(
+        &mut self,
+        node_id: NodeId,
+        address: String,
+        resources: &BTreeMap<String, f64>,
+        outbox: Outbox,
+    ) {
+        let total: BTreeMap<String, i64> = resources
+            .iter()
+            .map(|(r, a)| (r.clone(), to_units(*a)))
+            .collect();
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node_id) {
+            n.address = address;
+            n.outbox = Some(outbox);
+            n.alive = true;
+        } else {
+            let slot = NodeSlot {
+                node_id,
+                address,
+                alive: true,
+                available: total.clone(),
+                total,
+                outbox: Some(outbox),
+                running: HashSet::new(),
+            };
+            // The head's own node comes first: placement is first fit in this order.
+            if node_id == self.head_node {
+                self.nodes.insert(0, slot);
+            } else {
+                self.nodes.push(slot);
+            }
+        }
+        self.dispatch();
+    }
+
+    /// A node died: its running tasks run again elsewhere (or fail when out of retries), and
+    /// the objects only it held are lost (small ones survive: the head knows their bytes).
+    pub fn node_lost(&mut self, node_id: NodeId, reason: &str) {
+        let Some(n) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.node_id == node_id && n.alive)
+        else {
+            return;
+        };
+        n.alive = false;
+        n.outbox = None;
+        n.available = n.total.iter().map(|(r, _)| (r.clone(), 0)).collect();
+        let address = n.address.clone();
+        let running: Vec<TaskId> = n.running.drain().collect();
+        let head_address = self.head_address();
+
+        // Objects held there.
+        let mut lost = 0usize;
+        let mut rescued = 0usize;
+        for (id, entry) in self.objects.iter_mut() {
+            if let ObjState::Ready {
+                node,
+                inline: Some(bytes),
+                ..
+            } = &entry.state
+            {
+                if *node == node_id {
+                    if let Some(head_address) = &head_address {
+                        if node_id != self.head_node {
+                            self.store.put(*id, bytes.to_vec());
+                            entry.state = ObjState::Ready {
+                                node: self.head_node,
+                                address: head_address.clone(),
+                                inline: Some(bytes.clone()),
+                            };
+                            rescued += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            if matches!(&entry.state, ObjState::Ready { node, .. } if *node == node_id) {
+                entry.state = ObjState::Lost;
+                lost += 1;
+            }
+        }
+        tracing::warn!(
+            node = %node_id,
+            %address,
+            tasks = running.len(),
+            lost,
+            rescued,
+            "node lost ({reason}): running its tasks again elsewhere"
+        );
+
+        for task_id in running {
+            let Some(t) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            if t.retries < t.task.max_retries {
+                t.retries += 1;
+                t.state = TaskState::Waiting;
+                tracing::info!(task = %task_id, function = %t.task.function, retry = t.retries, "retrying a task of a dead node");
+                self.resolve(task_id);
+            } else {
+                let error = Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "`{}` failed: its node {node_id} at {address} died ({reason}) and it \
+                         was retried {} times (max_retries)",
+                        t.task.function, t.retries
+                    ),
+                );
+                self.fail_task(task_id, error);
+            }
+        }
+        self.dispatch();
+    }
+
+    fn head_address(&self) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id == self.head_node && n.alive)
+            .map(|n| n.address.clone())
+    }
+
+    /// The resources of `node_id` not assigned to tasks right now (never below zero).
+    pub fn available(&self, node_id: NodeId) -> Option<BTreeMap<String, f64>> {
+        self.nodes.iter().find(|n| n.node_id == node_id).map(|n| {
+            n.available
+                .iter()
+                .map(|(r, a)| (r.clone(), from_units((*a).max(0))))
+                .collect()
+        })
+    }
+
+    /// Tasks by state, cluster-wide.
+    pub fn counts(&self) -> TaskCounts {
+        let mut c = TaskCounts {
+            finished: self.finished,
+            failed: self.failed,
+            ..TaskCounts::default()
+        };
+        for t in self.tasks.values() {
+            match t.state {
+                TaskState::Waiting | TaskState::Queued => c.waiting += 1,
+                TaskState::Running { .. } => c.running += 1,
+                TaskState::Finished | TaskState::Failed => {}
+            }
+        }
+        c
+    }
+
+    // ---- Driver connections ----
+
+    /// A driver (or worker client) connection: messages for it go to `outbox`.
+    pub fn add_conn(&mut self, outbox: Outbox) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(id, outbox);
+        id
+    }
+
+    /// The connection ended; its tasks go on, nobody hears about them.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    fn notify(&self, conn: ConnId, msg: Message) {
+        if let Some(outbox) = self.conns.get(&conn) {
+            let _ = outbox.send(msg);
+        }
+    }
+
+    // ---- Objects ----
+
+    /// A driver put an object, now stored on the head's node.
+    pub fn put(&mut self, conn: ConnId, id: ObjectId, inline: Option<Vec<u8>>) {
+        let Some(address) = self.head_address() else {
+            let error = Error::new(ErrorKind::System, "the head's node is not running");
+            self.notify(conn, Message::ObjectFailed { id, error });
+            return;
+        };
+        let entry = self
+            .objects
+            .entry(id)
+            .or_insert_with(|| ObjectEntry::pending(None));
+        entry.watchers.push(conn);
+        let node = self.head_node;
+        self.object_ready(id, node, address, inline.map(Arc::new));
+        self.dispatch();
+    }
+
+    /// `conn` wants to hear when `id` is ready or failed: now if known, else later.
+    pub fn watch(&mut self, conn: ConnId, id: ObjectId) {
+        let entry = self
+            .objects
+            .entry(id)
+            .or_insert_with(|| ObjectEntry::pending(None));
+        match &entry.state {
+            ObjState::Ready {
+                address, inline, ..
+            } => {
+                let msg = Message::ObjectReady {
+                    id,
+                    location: address.clone(),
+                    inline: inline.as_ref().map(|b| b.to_vec()),
+                };
+                self.notify(conn, msg);
+            }
+            ObjState::Failed(error) => {
+                let msg = Message::ObjectFailed {
+                    id,
+                    error: error.clone(),
+                };
+                self.notify(conn, msg);
+            }
+            ObjState::Pending => entry.watchers.push(conn),
+            ObjState::Lost => {
+                entry.watchers.push(conn);
+                if let Err(error) = self.rebuild(id) {
+                    self.fail_object(id, error);
+                }
+                self.dispatch();
+            }
+        }
+    }
+
+    /// Marks `id` ready on `node` and tells whoever waits; tasks waiting for it may start.
+    fn object_ready(
+        &mut self,
+        id: ObjectId,
+        node: NodeId,
+        address: String,
+        inline: Option<Arc<Vec<u8>>>,
+    ) {
+        let entry = self
+            .objects
+            .entry(id)
+            .or_insert_with(|| ObjectEntry::pending(None));
+        entry.state = ObjState::Ready {
+            node,
+            address: address.clone(),
+            inline: inline.clone(),
+        };
+        let mut to: Vec<ConnId> = std::mem::take(&mut entry.watchers);
+        if let Some(submitter) = entry
+            .producer
+            .and_then(|p| self.tasks.get(&p))
+            .map(|t| t.submitter)
+        {
+            if !to.contains(&submitter) {
+                to.push(submitter);
+            }
+        }
+        for conn in to {
+            self.notify(
+                conn,
+                Message::ObjectReady {
+                    id,
+                    location: address.clone(),
+                    inline: inline.as_ref().map(|b| b.to_vec()),
+                },
+            );
+        }
+        for task_id in self.waiting_on.remove(&id).unwrap_or_default() {
+            let Some(t) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            if t.state != TaskState::Waiting {
+                continue;
+            }
+            t.missing = t.missing.saturating_sub(1);
+            if t.missing == 0 {
+                self.resolve(task_id);
+            }
+        }
+    }
+
+    /// Marks `id` failed for good, tells whoever waits, and fails the tasks that needed it.
+    fn fail_object(&mut self, id: ObjectId, error: Error) {
+        let mut work = vec![(id, error)];
+        while let Some((id, error)) = work.pop() {
+            let entry = self
+                .objects
+                .entry(id)
+                .or_insert_with(|| ObjectEntry::pending(None));
+            entry.state = ObjState::Failed(error.clone());
+            let mut to: Vec<ConnId> = std::mem::take(&mut entry.watchers);
+            if let Some(submitter) = entry
+                .producer
+                .and_then(|p| self.tasks.get(&p))
+                .map(|t| t.submitter)
+            {
+                if !to.contains(&submitter) {
+                    to.push(submitter);
+                }
+            }
+            for conn in to {
+                self.notify(
+                    conn,
+                    Message::ObjectFailed {
+                        id,
+                        error: error.clone(),
+                    },
+                );
+            }
+            for task_id in self.waiting_on.remove(&id).unwrap_or_default() {
+                let Some(t) = self.tasks.get_mut(&task_id) else {
+                    continue;
+                };
+                if t.state != TaskState::Waiting {
+                    continue;
+                }
+                let error = dependency_error(&t.task, id, &error);
+                t.state = TaskState::Failed;
+                self.failed += 1;
+                for out in &t.task.outputs {
+                    work.push((*out, error.clone()));
+                }
+            }
+        }
+    }
+
+    // ---- Tasks ----
+
+    /// A driver submitted a task of a job running the executable `exe_hash`.
+    pub fn submit(&mut self, conn: ConnId, task: TaskSubmission, exe_hash: String) {
+        let task_id = task.task_id;
+        if let Some(old) = self.tasks.get(&task_id) {
+            tracing::warn!(task = %task_id, function = %old.task.function, "task submitted twice; ignored");
+            return;
+        }
+        let demand = match demand(&task) {
+            Ok(d) => d,
+            Err(error) => {
+                self.reject(conn, task, error);
+                return;
+            }
+        };
+        // Fail at once when no alive node could ever hold it, before waiting for arguments.
+        if let Some(error) = self.infeasible(&task.function, &demand) {
+            self.reject(conn, task, error);
+            return;
+        }
+        for out in &task.outputs {
+            let entry = self
+                .objects
+                .entry(*out)
+                .or_insert_with(|| ObjectEntry::pending(Some(task_id)));
+            entry.producer = Some(task_id);
+            entry.state = ObjState::Pending;
+        }
+        self.tasks.insert(
+            task_id,
+            TaskEntry {
+                task,
+                exe_hash,
+                submitter: conn,
+                state: TaskState::Waiting,
+                missing: 0,
+                attempts: 0,
+                retries: 0,
+                demand,
+            },
+        );
+        self.resolve(task_id);
+        self.dispatch();
+    }
+
+    /// A task that cannot be accepted: every output fails with `error`.
+    fn reject(&mut self, conn: ConnId, task: TaskSubmission, error: Error) {
+        tracing::info!(task = %task.task_id, function = %task.function, "task rejected: {error}");
+        self.failed += 1;
+        for out in &task.outputs {
+            let entry = self
+                .objects
+                .entry(*out)
+                .or_insert_with(|| ObjectEntry::pending(None));
+            if !entry.watchers.contains(&conn) {
+                entry.watchers.push(conn);
+            }
+        }
+        for out in task.outputs {
+            self.fail_object(out, error.clone());
+        }
+    }
+
+    /// Looks at a waiting task's arguments: waits for those not ready, rebuilds lost ones,
+    /// fails on failed ones, and queues the task when all are ready.
+    fn resolve(&mut self, task_id: TaskId) {
+        let Some(t) = self.tasks.get(&task_id) else {
+            return;
+        };
+        if t.state != TaskState::Waiting {
+            return;
+        }
+        let refs: Vec<ObjectId> = t
+            .task
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                WireArg::Ref(id) => Some(*id),
+                WireArg::Value(_) => None,
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut missing = 0;
+        for id in refs {
+            let state = self
+                .objects
+                .entry(id)
+                .or_insert_with(|| ObjectEntry::pending(None))
+                .state
+                .clone();
+            match state {
+                ObjState::Ready { .. } => {}
+                ObjState::Failed(e) => {
+                    let error = match self.tasks.get(&task_id) {
+                        Some(t) => dependency_error(&t.task, id, &e),
+                        None => e,
+                    };
+                    self.fail_task(task_id, error);
+                    return;
+                }
+                ObjState::Pending | ObjState::Lost => {
+                    if matches!(state, ObjState::Lost) {
+                        if let Err(e) = self.rebuild(id) {
+                            let error = match self.tasks.get(&task_id) {
+                                Some(t) => dependency_error(&t.task, id, &e),
+                                None => e.clone(),
+                            };
+                            self.fail_object(id, e);
+                            self.fail_task(task_id, error);
+                            return;
+                        }
+                    }
+                    missing += 1;
+                    let waiters = self.waiting_on.entry(id).or_default();
+                    if !waiters.contains(&task_id) {
+                        waiters.push(task_id);
+                    }
+                }
+            }
+        }
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        t.missing = missing;
+        if missing > 0 {
+            return;
+        }
+        let infeasible = self
+            .tasks
+            .get(&task_id)
+            .and_then(|t| self.infeasible(&t.task.function, &t.demand));
+        if let Some(error) = infeasible {
+            self.fail_task(task_id, error);
+            return;
+        }
+        if let Some(t) = self.tasks.get_mut(&task_id) {
+            t.state = TaskState::Queued;
+            self.queue.push_back(task_id);
+        }
+    }
+
+    /// Runs again the finished task that produced the lost object `id`.
+    fn rebuild(&mut self, id: ObjectId) -> Result<(), Error> {
+        let producer = self.objects.get(&id).and_then(|o| o.producer);
+        let Some(p) = producer.filter(|p| self.tasks.contains_key(p)) else {
+            return Err(Error::new(
+                ErrorKind::ObjectLost,
+                format!(
+                    "object {id} was lost with its node and cannot be rebuilt: it was put, not \
+                     computed by a task"
+                ),
+            ));
+        };
+        let Some(t) = self.tasks.get_mut(&p) else {
+            return Ok(());
+        };
+        if t.state == TaskState::Finished {
+            tracing::info!(task = %p, function = %t.task.function, object = %id, "rebuilding a lost object from its lineage");
+            t.state = TaskState::Waiting;
+            self.finished = self.finished.saturating_sub(1);
+            for out in t.task.outputs.clone() {
+                if let Some(o) = self.objects.get_mut(&out) {
+                    if matches!(o.state, ObjState::Lost) || out == id {
+                        o.state = ObjState::Pending;
+                    }
+                }
+            }
+            self.resolve(p);
+        } else if let Some(o) = self.objects.get_mut(&id) {
+            o.state = ObjState::Pending;
+        }
+        Ok(())
+    }
+
+    /// A task failed for good: its outputs fail with `error`.
+    fn fail_task(&mut self, task_id: TaskId, error: Error) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        if matches!(t.state, TaskState::Failed) {
+            return;
+        }
+        tracing::debug!(task = %task_id, function = %t.task.function, "task failed: {error}");
+        t.state = TaskState::Failed;
+        self.failed += 1;
+        for out in t.task.outputs.clone() {
+            self.fail_object(out, error.clone());
+        }
+    }
+
+    /// Why no alive node could ever run a task needing `demand`, if none could.
+    fn infeasible(&self, function: &str, demand: &BTreeMap<String, i64>) -> Option<Error> {
+        let alive: Vec<&NodeSlot> = self.nodes.iter().filter(|n| n.alive).collect();
+        if alive.iter().any(|n| n.could_ever_fit(demand)) {
+            return None;
+        }
+        let mut short = Vec::new();
+        for (r, amount) in demand {
+            let most = alive
+                .iter()
+                .map(|n| n.total.get(r).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
+            if most < *amount {
+                if most == 0 {
+                    short.push(format!(
+                        "{} of resource `{r}`, which no alive node declares",
+                        from_units(*amount)
+                    ));
+                } else {
+                    short.push(format!(
+                        "{} of resource `{r}`, but no alive node declares more than {}",
+                        from_units(*amount),
+                        from_units(most)
+                    ));
+                }
+            }
+        }
+        let message = if short.is_empty() {
+            let wants: Vec<String> = demand
+                .iter()
+                .map(|(r, a)| format!("{} `{r}`", from_units(*a)))
+                .collect();
+            format!(
+                "`{function}` cannot run: no single alive node declares all of {}",
+                wants.join(", ")
+            )
+        } else {
+            format!("`{function}` cannot run: it needs {}", short.join("; "))
+        };
+        Some(Error::new(ErrorKind::ResourceUnavailable, message))
+    }
+
+    /// Starts every queued task that fits somewhere, in queue order.
+    fn dispatch(&mut self) {
+        let mut still = VecDeque::with_capacity(self.queue.len());
+        while let Some(task_id) = self.queue.pop_front() {
+            let Some(t) = self.tasks.get(&task_id) else {
+                continue;
+            };
+            if t.state != TaskState::Queued {
+                continue;
+            }
+            // Its arguments may have been lost since it was queued.
+            let mut arg_locations = Vec::with_capacity(t.task.args.len());
+            let mut unready = false;
+            for arg in &t.task.args {
+                match arg {
+                    WireArg::Value(_) => arg_locations.push(None),
+                    WireArg::Ref(id) => match self.objects.get(id).map(|o| &o.state) {
+                        Some(ObjState::Ready { address, .. }) => {
+                            arg_locations.push(Some(address.clone()))
+                        }
+                        _ => unready = true,
+                    },
+                }
+            }
+            if unready {
+                if let Some(t) = self.tasks.get_mut(&task_id) {
+                    t.state = TaskState::Waiting;
+                }
+                self.resolve(task_id);
+                continue;
+            }
+            let Some(node) = self
+                .nodes
+                .iter_mut()
+                .find(|n| n.alive && n.outbox.is_some() && n.fits(&t.demand))
+            else {
+                if let Some(error) = self.infeasible(&t.task.function, &t.demand) {
+                    self.fail_task(task_id, error);
+                } else {
+                    still.push_back(task_id);
+                }
+                continue;
+            };
+            let Some(t) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            node.adjust(&t.demand, -1);
+            node.running.insert(task_id);
+            t.state = TaskState::Running {
+                node: node.node_id,
+                blocked: 0,
+            };
+            let attempt = t.attempts;
+            t.attempts += 1;
+            tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task assigned");
+            let assignment = TaskAssignment {
+                task: t.task.clone(),
+                exe_hash: t.exe_hash.clone(),
+                arg_locations,
+                attempt,
+            };
+            if let Some(outbox) = &node.outbox {
+                // A closed outbox means the node's connection ended: its death re-runs the task.
+                let _ = outbox.send(Message::ExecuteTask(assignment));
+            }
+        }
+        self.queue = still;
+    }
+
+    /// A node reports how a task it ran ended.
+    pub fn task_finished(&mut self, node_id: NodeId, task_id: TaskId, outcome: TaskOutcome) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            tracing::debug!(task = %task_id, "a finished task the head does not know; ignored");
+            return;
+        };
+        let TaskState::Running { node, blocked } = t.state else {
+            tracing::debug!(task = %task_id, "a task finished that is not running; ignored");
+            return;
+        };
+        if node != node_id {
+            tracing::debug!(task = %task_id, "a task finished on a node it no longer runs on");
+            return;
+        }
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node_id) {
+            let mut back = t.demand.clone();
+            if blocked > 0 {
+                // Its CPU was lent while it was blocked.
+                back.remove("CPU");
+            }
+            if n.alive {
+                n.adjust(&back, 1);
+            }
+            n.running.remove(&task_id);
+        }
+        match outcome {
+            TaskOutcome::Stored(objects) => {
+                t.state = TaskState::Finished;
+                self.finished += 1;
+                let address = self
+                    .nodes
+                    .iter()
+                    .find(|n| n.node_id == node_id)
+                    .map(|n| n.address.clone())
+                    .unwrap_or_default();
+                for StoredObject { id, inline, .. } in objects {
+                    self.object_ready(id, node_id, address.clone(), inline.map(Arc::new));
+                }
+            }
+            TaskOutcome::Failed { error, retryable } => {
+                if retryable && t.retries < t.task.max_retries {
+                    t.retries += 1;
+                    tracing::info!(task = %task_id, function = %t.task.function, retry = t.retries, "retrying: {error}");
+                    t.state = TaskState::Waiting;
+                    self.resolve(task_id);
+                } else {
+                    self.fail_task(task_id, error);
+                }
+            }
+        }
+        self.dispatch();
+    }
+
+    /// The task blocks in `get`/`wait`: lend its CPU to others.
+    pub fn task_blocked(&mut self, task_id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let TaskState::Running { node, blocked } = &mut t.state else {
+            return;
+        };
+        *blocked += 1;
+        if *blocked == 1 {
+            let node = *node;
+            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
+                *n.available.entry("CPU".into()).or_insert(0) += cpu;
+            }
+            self.dispatch();
+        }
+    }
+
+    /// The blocked task goes on: take its CPU back (the node may be over-committed briefly).
+    pub fn task_unblocked(&mut self, task_id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let TaskState::Running { node, blocked } = &mut t.state else {
+            return;
+        };
+        if *blocked == 0 {
+            return;
+        }
+        *blocked -= 1;
+        if *blocked == 0 {
+            let node = *node;
+            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
+                *n.available.entry("CPU".into()).or_insert(0) -= cpu;
+            }
+        }
+    }
+}
+
+/// A task's resource demand in units, zero amounts left out.
+fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
+    let mut out = BTreeMap::new();
+    for (r, amount) in &task.resources {
+        if !amount.is_finite() || *amount < 0.0 {
+            return Err(Error::new(
+                ErrorKind::ResourceUnavailable,
+                format!(
+                    "`{}` asks for {amount} of resource `{r}`: amounts must be finite and >= 0",
+                    task.function
+                ),
+            ));
+        }
+        let units = to_units(*amount);
+        if units > 0 {
+            out.insert(r.clone(), units);
+        }
+    }
+    Ok(out)
+}
+
+/// The error of a task that cannot run because its argument `id` failed with `cause`.
+fn dependency_error(task: &TaskSubmission, id: ObjectId, cause: &Error) -> Error {
+    let index = task
+        .args
+        .iter()
+        .position(|a| matches!(a, WireArg::Ref(r) if *r == id))
+        .map_or(0, |i| i + 1);
+    Error::with_source(
+        ErrorKind::DependencyFailed,
+        format!(
+            "`{}` could not run: its argument #{index} failed: {cause}",
+            task.function
+        ),
+        cause.clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::JobId;
+    use super::*;
+
+    fn oid(n: u128) -> ObjectId {
+        postcard::from_bytes(&postcard::to_allocvec(&n).unwrap()).unwrap()
+    }
+
+    fn nid() -> NodeId {
+        super::super::new_node_id().unwrap()
+    }
+
+    fn cpus(n: f64) -> BTreeMap<String, f64> {
+        [("CPU".to_owned(), n)].into_iter().collect()
+    }
+
+    fn task(id: u128, args: Vec<WireArg>, outputs: Vec<ObjectId>) -> TaskSubmission {
+        TaskSubmission {
+            task_id: TaskId(id),
+            job_id: JobId(1),
+            function: "t::f".into(),
+            signature_hash: 1,
+            args,
+            outputs,
+            resources: cpus(1.0),
+            max_retries: 1,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(m);
+        }
+        out
+    }
+
+    fn executed(msgs: &[Message]) -> Vec<TaskId> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                Message::ExecuteTask(a) => Some(a.task.task_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stored(id: ObjectId) -> TaskOutcome {
+        TaskOutcome::Stored(vec![StoredObject {
+            id,
+            size: 1,
+            inline: Some(vec![7]),
+        }])
+    }
+
+    #[test]
+    fn first_fit_spreads_a_burst_and_queues_the_rest() {
+        let (head, other) = (nid(), nid());
+        let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+        let (htx, mut hrx) = mpsc::unbounded_channel();
+        let (otx, mut orx) = mpsc::unbounded_channel();
+        s.add_node(other, "o:1".into(), &cpus(2.0), otx);
+        s.add_node(head, "h:1".into(), &cpus(2.0), htx);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        let d = s.add_conn(dtx);
+        for i in 0..5 {
+            s.submit(d, task(i, vec![], vec![oid(100 + i)]), "x".into());
+        }
+        let on_head = executed(&drain(&mut hrx));
+        let on_other = executed(&drain(&mut orx));
+        assert_eq!(on_head, vec![TaskId(0), TaskId(1)]);
+        assert_eq!(on_other, vec![TaskId(2), TaskId(3)]);
+        assert_eq!(s.counts().waiting, 1);
+        s.task_finished(head, TaskId(0), stored(oid(100)));
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
+        let ready = drain(&mut drx);
+        assert!(
+            matches!(&ready[..], [Message::ObjectReady { location, inline: Some(_), .. }] if location == "h:1")
+        );
+    }
+
+    #[test]
+    fn refs_wait_failures_propagate_and_impossible_tasks_fail_at_once() {
+        let head = nid();
+        let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+        let (htx, mut hrx) = mpsc::unbounded_channel();
+        s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        let d = s.add_conn(dtx);
+        s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+        s.submit(
+            d,
+            task(2, vec![WireArg::Ref(oid(1))], vec![oid(2)]),
+            "x".into(),
+        );
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+        s.task_finished(
+            head,
+            TaskId(1),
+            TaskOutcome::Failed {
+                error: Error::new(ErrorKind::TaskPanicked, "boom"),
+                retryable: false,
+            },
+        );
+        let msgs = drain(&mut drx);
+        assert_eq!(msgs.len(), 2);
+        let Message::ObjectFailed { error, .. } = &msgs[1] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(error.kind(), ErrorKind::DependencyFailed);
+        assert!(error.message().contains("argument #1 failed: boom"));
+        let mut gpu = task(3, vec![], vec![oid(3)]);
+        gpu.resources.insert("GPU".into(), 1.0);
+        s.submit(d, gpu, "x".into());
+        let msgs = drain(&mut drx);
+        let [Message::ObjectFailed { error, .. }] = &msgs[..] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(error.kind(), ErrorKind::ResourceUnavailable);
+        assert!(error.message().contains("`GPU`"), "{error}");
+        assert!(executed(&drain(&mut hrx)).is_empty());
+    }
+
+    #[test]
+    fn a_dead_node_reruns_its_tasks_and_rebuilds_lost_objects() {
+        let (head, other) = (nid(), nid());
+        let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+        let (htx, mut hrx) = mpsc::unbounded_channel();
+        let (otx, mut orx) = mpsc::unbounded_channel();
+        s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+        s.add_node(other, "o:1".into(), &cpus(1.0), otx);
+        let (dtx, _drx) = mpsc::unbounded_channel();
+        let d = s.add_conn(dtx);
+        s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+        s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+        assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+        // Task 2's big output lives on the other node only.
+        s.task_finished(
+            other,
+            TaskId(2),
+            TaskOutcome::Stored(vec![StoredObject {
+                id: oid(2),
+                size: 1 << 20,
+                inline: None,
+            }]),
+        );
+        s.task_finished(head, TaskId(1), stored(oid(1)));
+        s.submit(
+            d,
+            task(3, vec![WireArg::Ref(oid(2))], vec![oid(3)]),
+            "x".into(),
+        );
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(3)]);
+        s.node_lost(other, "killed");
+        // Task 3 is still running on the head; its argument's loss matters for new tasks.
+        s.submit(
+            d,
+            task(4, vec![WireArg::Ref(oid(2))], vec![oid(4)]),
+            "x".into(),
+        );
+        s.task_finished(head, TaskId(3), stored(oid(3)));
+        // Task 2 runs again on the head, then task 4.
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
+        s.task_finished(head, TaskId(2), stored(oid(2)));
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
+    }
+
+    #[test]
+    fn a_blocked_task_lends_its_cpu() {
+        let head = nid();
+        let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+        let (htx, mut hrx) = mpsc::unbounded_channel();
+        s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+        let (dtx, _drx) = mpsc::unbounded_channel();
+        let d = s.add_conn(dtx);
+        s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+        s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+        s.task_blocked(TaskId(1));
+        assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
+        s.task_finished(head, TaskId(2), stored(oid(2)));
+        s.task_unblocked(TaskId(1));
+        s.task_finished(head, TaskId(1), stored(oid(1)));
+        assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+    }
+}

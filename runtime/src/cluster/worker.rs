@@ -1,0 +1,161 @@
+//! Worker mode: a user executable started by a node to run tasks.
+//!
+//! A node starts workers from the job's cached executable with `RAYKIT_WORKER_NODE` set. Every
+//! `#[raykit::remote]` expansion registers [`worker_entry`] to run before `main`, so a worker
+//! never runs the user's `main`: it connects to its node, runs the tasks it is sent and exits.
+//!
+//! The worker's own thread runs the user's functions, outside any async runtime (user code may
+//! block); a small current-thread runtime is entered only to read and write the connection.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use super::wire::{Connection, JobId, Message, Role, TaskId};
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+/// The environment variable that puts a process in worker mode: its node's address.
+pub const WORKER_NODE_ENV: &str = "RAYKIT_WORKER_NODE";
+/// The job a worker belongs to.
+pub const JOB_ENV: &str = "RAYKIT_JOB";
+
+thread_local! {
+    static CURRENT_TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
+}
+
+/// In a worker process: the node it works for, set from the node's handshake before any task
+/// runs.
+pub static WORKER_NODE_ID: OnceLock<NodeId> = OnceLock::new();
+
+/// The task this thread runs in a worker process, if any.
+pub fn current_task() -> Option<TaskId> {
+    CURRENT_TASK.with(|c| c.get())
+}
+
+/// In a worker process: the node it works for (from the node's handshake).
+pub fn worker_node() -> Option<NodeId> {
+    WORKER_NODE_ID.get().copied()
+}
+
+/// In a worker process: the job it works for.
+pub fn worker_job() -> Option<JobId> {
+    std::env::var(JOB_ENV).ok()?.parse().ok().map(JobId)
+}
+
+/// Runs before `main` in every program with remote functions (each `#[raykit::remote]`
+/// registers it). It serves nothing itself: it may run before later functions of the program
+/// are registered (constructors run in link order), so serving starts from this crate's own
+/// constructor below, which the linker places after the program's.
+pub fn worker_entry() {}
+
+// The program's objects come before this library's on the link line, so this constructor runs
+// after every `#[raykit::remote]` registration of the program (and of the libraries that depend
+// on raykit), with the registry complete.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RAYKIT_WORKER_MAIN: extern "C" fn() = {
+    extern "C" fn raykit_worker_main() {
+        serve_if_worker();
+    }
+    raykit_worker_main
+};
+
+/// In a worker process (the environment names its node): serves tasks, then exits the
+/// process. Otherwise returns at once.
+fn serve_if_worker() {
+    let Ok(node) = std::env::var(WORKER_NODE_ENV) else {
+        return;
+    };
+    init_logging();
+    match serve(&node) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            tracing::error!(node = %node, pid = std::process::id(), "worker failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Worker logs go to stderr (the node daemon's log) at `RAYKIT_LOG`, default warnings.
+fn init_logging() {
+    let level = std::env::var("RAYKIT_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(tracing::Level::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Connects to the node and runs tasks until the node closes the connection.
+fn serve(node: &str) -> Result<()> {
+    let token = std::env::var("RAYKIT_TOKEN").unwrap_or_default();
+    let job_id = worker_job().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{JOB_ENV} is not set to a job number"),
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::System,
+                format!("cannot start the worker's runtime: {e}"),
+            )
+        })?;
+    let mut conn = rt.block_on(async {
+        let (mut conn, welcome) = Connection::connect(node, &token, Role::Worker).await?;
+        let _ = WORKER_NODE_ID.set(welcome.node_id);
+        conn.send(&Message::WorkerReady {
+            job_id,
+            pid: std::process::id(),
+        })
+        .await?;
+        Ok::<_, Error>(conn)
+    })?;
+    loop {
+        let msg = match rt.block_on(conn.recv()) {
+            Ok(m) => m,
+            // The node closed the connection: it no longer needs this worker.
+            Err(e) if e.kind() == ErrorKind::Network => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Message::RunTask {
+            task_id,
+            function,
+            signature_hash,
+            args,
+        } = msg
+        else {
+            tracing::warn!("ignoring a {} message from the node", msg.name());
+            continue;
+        };
+        let result = run_task(task_id, &function, signature_hash, args);
+        rt.block_on(conn.send(&Message::TaskResult { task_id, result }))?;
+    }
+}
+
+/// Runs one task on this thread: the arguments, encoded one by one, decode as their tuple.
+fn run_task(
+    task_id: TaskId,
+    function: &str,
+    signature_hash: u64,
+    mut args: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>> {
+    let f = crate::registry::lookup(function, signature_hash)?;
+    let encoded = if args.len() == 1 {
+        args.pop().unwrap_or_default()
+    } else {
+        args.concat()
+    };
+    drop(args);
+    CURRENT_TASK.with(|c| c.set(Some(task_id)));
+    let result = f.invoke(&encoded);
+    CURRENT_TASK.with(|c| c.set(None));
+    result
+}

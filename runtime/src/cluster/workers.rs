@@ -1,0 +1,334 @@
+//! A node's worker processes: the job's cached executable started in worker mode, one task at
+//! a time each, reused by later tasks of the same job and killed when the daemon stops.
+//!
+//! A worker connects back to its node with [`Role::Worker`](super::wire::Role) and announces
+//! itself with `WorkerReady`; the daemon hands that connection to [`WorkerPool::worker_ready`],
+//! which gives it to the task that started the process.
+//!
+//! Processes are started from one long-lived thread with `PR_SET_PDEATHSIG`: the kernel kills a
+//! worker when the thread that forked it ends, so a daemon that is killed leaves no orphans.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::wire::{Connection, JobId, Message};
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+/// How long a new worker process may take to connect back.
+pub const WORKER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable giving a worker its node's id.
+pub const NODE_ID_ENV: &str = "RAYKIT_NODE_ID";
+
+/// What every worker process of this node is told.
+#[derive(Debug, Clone)]
+pub struct WorkerEnv {
+    /// The node daemon's address (`RAYKIT_WORKER_NODE`).
+    pub node_address: String,
+    /// The node's id (`RAYKIT_NODE_ID`).
+    pub node_id: NodeId,
+    /// The head's address (`RAYKIT_ADDRESS`), for the worker's nested tasks.
+    pub head_address: String,
+    /// The cluster token (`RAYKIT_TOKEN`).
+    pub token: String,
+}
+
+/// A worker process connected to its node, ready for one task at a time.
+pub struct Worker {
+    pid: u32,
+    job: JobId,
+    conn: Connection,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("pid", &self.pid)
+            .field("job", &self.job)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `msg` to the worker and waits (without limit: tasks may run long) for its answer.
+    pub async fn request(&mut self, msg: &Message) -> Result<Message> {
+        self.conn.send(msg).await?;
+        self.conn.recv().await
+    }
+}
+
+#[derive(Default)]
+struct PoolInner {
+    idle: HashMap<JobId, Vec<Worker>>,
+    starting: HashMap<u32, oneshot::Sender<Connection>>,
+    children: HashMap<u32, Child>,
+    closed: bool,
+}
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// The worker processes of one node.
+pub struct WorkerPool {
+    env: WorkerEnv,
+    inner: Mutex<PoolInner>,
+    spawner: Mutex<Option<std::sync::mpsc::Sender<SpawnRequest>>>,
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("WorkerPool")
+            .field("processes", &inner.children.len())
+            .field("idle", &inner.idle.values().map(Vec::len).sum::<usize>())
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// A pool of workers told `env`.
+    pub fn new(env: WorkerEnv) -> WorkerPool {
+        WorkerPool {
+            env,
+            inner: Mutex::new(PoolInner::default()),
+            spawner: Mutex::new(None),
+        }
+    }
+
+    /// The thread that starts every worker process (it never ends: see the module doc).
+    fn spawner(&self) -> Result<std::sync::mpsc::Sender<SpawnRequest>> {
+        let mut guard = self.spawner.lock();
+        if let Some(tx) = guard.as_ref() {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("raykit-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+                // The daemon is ending; keep the thread (and so the workers' death signal)
+                // until the process exits.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::System,
+                    format!("cannot start the worker spawner thread: {e}"),
+                )
+            })?;
+        *guard = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// An idle worker of `job`, or a new one started from `exe`.
+    pub async fn checkout(&self, job: JobId, exe: &Path) -> Result<Worker> {
+        loop {
+            let candidate = {
+                let mut inner = self.inner.lock();
+                if inner.closed {
+                    return Err(Error::new(ErrorKind::Shutdown, "the node is stopping"));
+                }
+                inner.idle.get_mut(&job).and_then(Vec::pop)
+            };
+            let Some(worker) = candidate else { break };
+            if self.alive(worker.pid) {
+                return Ok(worker);
+            }
+            self.discard(worker);
+        }
+        self.start(job, exe).await
+    }
+
+    /// Whether the worker process `pid` still runs (reaping it if it exited).
+    fn alive(&self, pid: u32) -> bool {
+        let mut inner = self.inner.lock();
+        match inner.children.get_mut(&pid).map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                inner.children.remove(&pid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    async fn start(&self, job: JobId, exe: &Path) -> Result<Worker> {
+        let mut cmd = Command::new(exe);
+        cmd.env(super::worker::WORKER_NODE_ENV, &self.env.node_address)
+            .env(NODE_ID_ENV, self.env.node_id.to_string())
+            .env("RAYKIT_TOKEN", &self.env.token)
+            .env(super::worker::JOB_ENV, job.0.to_string())
+            .env("RAYKIT_ADDRESS", &self.env.head_address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+        // which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        self.spawner()?
+            .send((cmd, reply_tx))
+            .map_err(|_| Error::new(ErrorKind::System, "the worker spawner thread is gone"))?;
+        let spawned = tokio::task::spawn_blocking(move || reply_rx.recv())
+            .await
+            .map_err(|e| Error::new(ErrorKind::System, format!("spawning a worker: {e}")))?
+            .map_err(|_| Error::new(ErrorKind::System, "the worker spawner thread is gone"))?;
+        let child = spawned.map_err(|e| {
+            Error::new(
+                ErrorKind::System,
+                format!("cannot start a worker from {}: {e}", exe.display()),
+            )
+        })?;
+        let pid = child.id();
+        let (tx, mut rx) = oneshot::channel();
+        {
+            let mut inner = self.inner.lock();
+            inner.children.insert(pid, child);
+            inner.starting.insert(pid, tx);
+            if inner.closed {
+                drop(inner);
+                self.kill(pid);
+                return Err(Error::new(ErrorKind::Shutdown, "the node is stopping"));
+            }
+        }
+        tracing::info!(pid, job = %job, exe = %exe.display(), "worker process started");
+        let deadline = tokio::time::Instant::now() + WORKER_START_TIMEOUT;
+        loop {
+            tokio::select! {
+                conn = &mut rx => match conn {
+                    Ok(conn) => return Ok(Worker { pid, job, conn }),
+                    Err(_) => {
+                        return Err(Error::new(ErrorKind::System, "the worker pool closed"));
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            let exited = {
+                let mut inner = self.inner.lock();
+                match inner.children.get_mut(&pid).map(Child::try_wait) {
+                    Some(Ok(Some(status))) => Some(status.to_string()),
+                    Some(Err(e)) => Some(e.to_string()),
+                    Some(Ok(None)) => None,
+                    None => Some("killed".to_owned()),
+                }
+            };
+            if let Some(status) = exited {
+                self.inner.lock().starting.remove(&pid);
+                self.inner.lock().children.remove(&pid);
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "the worker process {pid} ({}) exited ({status}) before connecting to its node",
+                        exe.display()
+                    ),
+                ));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.inner.lock().starting.remove(&pid);
+                self.kill(pid);
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "the worker process {pid} did not connect within {WORKER_START_TIMEOUT:?}"
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// A worker process connected and said `WorkerReady`.
+    pub fn worker_ready(&self, pid: u32, job: JobId, conn: Connection) {
+        let tx = self.inner.lock().starting.remove(&pid);
+        match tx {
+            Some(tx) => {
+                tracing::debug!(pid, job = %job, "worker connected");
+                let _ = tx.send(conn);
+            }
+            None => tracing::warn!(pid, "a worker this node did not start connected; closing"),
+        }
+    }
+
+    /// A worker finished its task well: it waits for the next task of its job.
+    pub fn checkin(&self, worker: Worker) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            drop(inner);
+            self.discard(worker);
+            return;
+        }
+        inner.idle.entry(worker.job).or_default().push(worker);
+    }
+
+    /// A worker that failed: its process is killed.
+    pub fn discard(&self, worker: Worker) {
+        let pid = worker.pid;
+        drop(worker);
+        self.kill(pid);
+    }
+
+    fn kill(&self, pid: u32) {
+        let child = self.inner.lock().children.remove(&pid);
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            // Reap it without blocking the caller.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+    }
+
+    /// How many worker processes run.
+    pub fn processes(&self) -> usize {
+        self.inner.lock().children.len()
+    }
+
+    /// Kills every worker process and waits for them; no new ones start after this.
+    pub fn kill_all(&self) {
+        let children: Vec<Child> = {
+            let mut inner = self.inner.lock();
+            inner.closed = true;
+            inner.idle.clear();
+            inner.starting.clear();
+            inner.children.drain().map(|(_, c)| c).collect()
+        };
+        if !children.is_empty() {
+            tracing::info!(workers = children.len(), "killing worker processes");
+        }
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Where a node caches executables: `<home>/node-<id>/exe`.
+pub fn exe_cache_dir(home: &Path, node_id: NodeId) -> PathBuf {
+    home.join(format!("{node_id}")).join("exe")
+}

@@ -1,0 +1,15 @@
+#[derive(raykit::Actor)]
+struct Counter {
+    value: u64,
+}
+
+impl Counter {
+    pub fn new() -> Self {
+        Counter { value: 0 }
+    }
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+#[derive(raykit::Actor)]
+struct Counter {
+    value: u64,
+}
+
+#[raykit::actor]
+impl Counter {
+    pub fn new() -> Self {
+        Counter { value: 0 }
+    }
+}
+
+#[raykit::actor]
+impl Counter {
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+}
+
+fn main() {}
