@@ -15,14 +15,17 @@ use futures::FutureExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::TaskSpec;
 
+/// The encoded outputs of one call: one value per output object.
+pub type Outputs = Vec<Vec<u8>>;
+
 /// How a registered function is called with encoded arguments.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Invoke {
     /// A sync function: encoded argument tuple in, one encoded value per output object out.
-    Sync(fn(&[u8]) -> Result<Vec<Vec<u8>>>),
+    Sync(fn(&[u8]) -> Result<Outputs>),
     /// An async function.
-    Async(fn(Vec<u8>) -> BoxFuture<'static, Result<Vec<Vec<u8>>>>),
+    Async(fn(Vec<u8>) -> BoxFuture<'static, Result<Outputs>>),
 }
 
 /// A remote function as the registry knows it.
@@ -69,7 +72,7 @@ impl RemoteFunction {
     /// Runs the function on arguments encoded with postcard as a tuple, and returns its
     /// outputs encoded the same way: one value, or one per element with `num_returns > 1`.
     /// A panic becomes an error naming the function.
-    pub fn invoke(&self, args: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub fn invoke(&self, args: &[u8]) -> Result<Outputs> {
         let name = self.spec.name;
         match self.invoke {
             Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))

@@ -313,7 +313,8 @@ impl Executor {
         loop {
             match conn.recv_timeout(FETCH_TIMEOUT).await? {
                 Message::ExeChunk { bytes, last } => {
-                    let done = writer.chunk(offset, &bytes, last)?;
+                    // Hashing and writing stay off the runtime's threads: heartbeats go on.
+                    let done = tokio::task::block_in_place(|| writer.chunk(offset, &bytes, last))?;
                     offset += bytes.len() as u64;
                     if let Some(p) = done {
                         tracing::info!(exe = %p.display(), bytes = offset, "executable cached");

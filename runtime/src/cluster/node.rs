@@ -201,6 +201,9 @@ impl Node {
                     return Ok(());
                 }
                 _ = tick.tick() => {
+                    if let Some(executor) = &self.executor {
+                        executor.workers().reap_idle();
+                    }
                     to_head.send(&Message::Heartbeat(self.load())).await?;
                     *last_contact = Instant::now();
                 }

@@ -232,7 +232,7 @@ impl Scheduler {
         };
         n.alive = false;
         n.outbox = None;
-        n.available = n.total.iter().map(|(r, _)| (r.clone(), 0)).collect();
+        n.available = n.total.keys().map(|r| (r.clone(), 0)).collect();
         let address = n.address.clone();
         let running: Vec<TaskId> = n.running.drain().collect();
         let head_address = self.head_address();

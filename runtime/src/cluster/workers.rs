@@ -13,7 +13,7 @@ use std::fmt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -24,6 +24,9 @@ use crate::runtime::NodeId;
 
 /// How long a new worker process may take to connect back.
 pub const WORKER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A worker idle for this long is stopped (its job may have ended; a new task starts another).
+pub const WORKER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The environment variable giving a worker its node's id.
 pub const NODE_ID_ENV: &str = "RAYKIT_NODE_ID";
@@ -72,7 +75,7 @@ impl Worker {
 
 #[derive(Default)]
 struct PoolInner {
-    idle: HashMap<JobId, Vec<Worker>>,
+    idle: HashMap<JobId, Vec<(Worker, Instant)>>,
     starting: HashMap<u32, oneshot::Sender<Connection>>,
     children: HashMap<u32, Child>,
     closed: bool,
@@ -144,7 +147,7 @@ impl WorkerPool {
                 if inner.closed {
                     return Err(Error::new(ErrorKind::Shutdown, "the node is stopping"));
                 }
-                inner.idle.get_mut(&job).and_then(Vec::pop)
+                inner.idle.get_mut(&job).and_then(Vec::pop).map(|(w, _)| w)
             };
             let Some(worker) = candidate else { break };
             if self.alive(worker.pid) {
@@ -277,7 +280,32 @@ impl WorkerPool {
             self.discard(worker);
             return;
         }
-        inner.idle.entry(worker.job).or_default().push(worker);
+        inner
+            .idle
+            .entry(worker.job)
+            .or_default()
+            .push((worker, Instant::now()));
+    }
+
+    /// Stops the workers idle for longer than [`WORKER_IDLE_TIMEOUT`].
+    pub fn reap_idle(&self) {
+        let expired: Vec<Worker> = {
+            let mut inner = self.inner.lock();
+            let mut out = Vec::new();
+            for list in inner.idle.values_mut() {
+                let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|(_, since)| since.elapsed() > WORKER_IDLE_TIMEOUT);
+                *list = keep;
+                out.extend(old.into_iter().map(|(w, _)| w));
+            }
+            inner.idle.retain(|_, list| !list.is_empty());
+            out
+        };
+        for worker in expired {
+            tracing::info!(pid = worker.pid, job = %worker.job, "stopping an idle worker");
+            self.discard(worker);
+        }
     }
 
     /// A worker that failed: its process is killed.

@@ -1,0 +1,218 @@
+//! A driver program for the multi-process cluster tests (`tests/tests/cluster_tasks.rs`): one
+//! scenario per subcommand, written against the public API only. It runs on the embedded
+//! runtime, or on a cluster when `RAYKIT_ADDRESS` is set; the test reads what it prints.
+//!
+//! The head of the test cluster declares the custom resource `alpha` and the other node
+//! `beta`, so a scenario can pin a task to either node.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use raykit::ObjectRef;
+
+#[raykit::remote]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[raykit::remote]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[raykit::remote(num_returns = 2)]
+fn div_mod(a: u64, b: u64) -> (u64, u64) {
+    (a / b, a % b)
+}
+
+#[raykit::remote]
+fn concat(words: Vec<String>, sep: String) -> String {
+    words.join(&sep)
+}
+
+#[raykit::remote]
+async fn double_later(x: u64) -> u64 {
+    x * 2
+}
+
+/// Sums the squares of `0..n` with nested tasks: the caller blocks in `get` inside a task.
+#[raykit::remote]
+fn nested_sum(n: u64) -> u64 {
+    let refs: Vec<ObjectRef<u64>> = (0..n).map(square::remote).collect();
+    raykit::get_all(&refs)
+        .map(|v| v.into_iter().sum())
+        .unwrap_or(u64::MAX)
+}
+
+/// The node running the task, after `ms` milliseconds of work.
+#[raykit::remote]
+fn where_am_i(ms: u64) -> String {
+    std::thread::sleep(Duration::from_millis(ms));
+    raykit::node_id().to_string()
+}
+
+/// One link of a chain, pinned to the head's node: adds `k` and notes the node.
+#[raykit::remote(resources(alpha = 1))]
+fn link_alpha(prev: (u64, Vec<String>), k: u64) -> (u64, Vec<String>) {
+    let (v, mut nodes) = prev;
+    nodes.push(raykit::node_id().to_string());
+    (v + k, nodes)
+}
+
+/// One link of a chain, pinned to the other node.
+#[raykit::remote(resources(beta = 1))]
+fn link_beta(prev: (u64, Vec<String>), k: u64) -> (u64, Vec<String>) {
+    let (v, mut nodes) = prev;
+    nodes.push(raykit::node_id().to_string());
+    (v * k, nodes)
+}
+
+#[raykit::remote]
+fn explode(x: u64) -> u64 {
+    if x > 0 {
+        panic!("boom at {x}");
+    }
+    x
+}
+
+#[raykit::remote(num_gpus = 64)]
+fn needs_many_gpus() -> u64 {
+    1
+}
+
+#[raykit::remote]
+fn slow_square(x: u64, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    x * x
+}
+
+/// The length and byte sum of a big value, on the node pinned by `beta`.
+#[raykit::remote(resources(beta = 1))]
+fn digest_on_beta(bytes: Vec<u8>) -> (u64, u64, String) {
+    let sum = bytes.iter().map(|b| u64::from(*b)).sum();
+    (bytes.len() as u64, sum, raykit::node_id().to_string())
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn basic() -> raykit::Result<()> {
+    let squares: Vec<ObjectRef<u64>> = (0..20).map(square::remote).collect();
+    println!("squares {:?}", raykit::get_all(&squares)?);
+    let a = square::remote(7);
+    let b = add::remote(&a, 1);
+    let c = add::remote(a, b);
+    println!("chain {}", raykit::get(&c)?);
+    let (q, r) = div_mod::remote(47, 5);
+    println!("div_mod {} {}", raykit::get(&q)?, raykit::get(&r)?);
+    let words = raykit::put(vec!["ray".to_owned(), "kit".to_owned()]);
+    println!(
+        "concat {}",
+        raykit::get(&concat::remote(words, "-".to_owned()))?
+    );
+    println!("async {}", raykit::get(&double_later::remote(21))?);
+    println!("nested {}", raykit::get(&nested_sum::remote(10))?);
+    let refs: Vec<ObjectRef<u64>> = (0..6).map(|i| slow_square::remote(i, 50)).collect();
+    let (ready, rest) = raykit::wait(&refs, 6, Some(Duration::from_secs(30)));
+    println!("wait {} {}", ready.len(), rest.len());
+    Ok(())
+}
+
+fn spread(n: usize) -> raykit::Result<()> {
+    let refs: Vec<ObjectRef<String>> = (0..n).map(|_| where_am_i::remote(200)).collect();
+    let nodes: BTreeSet<String> = raykit::get_all(&refs)?.into_iter().collect();
+    println!("nodes {}", nodes.len());
+    for node in nodes {
+        println!("node {node}");
+    }
+    Ok(())
+}
+
+fn chain() -> raykit::Result<()> {
+    let mut link = link_alpha::remote((1, Vec::new()), 2);
+    for k in 0..3 {
+        link = link_beta::remote(link, k + 2);
+        link = link_alpha::remote(link, k + 1);
+    }
+    let (value, nodes) = raykit::get(&link)?;
+    println!("value {value}");
+    println!("nodes {}", nodes.join(" "));
+    Ok(())
+}
+
+fn panics() -> raykit::Result<()> {
+    let ok = explode::remote(0);
+    let bad = explode::remote(3);
+    let downstream = add::remote(&bad, 1);
+    println!("ok {}", raykit::get(&ok)?);
+    let e = raykit::get(&bad).expect_err("a panicking task must fail");
+    println!("error {:?}: {e}", e.kind());
+    let e = raykit::get(&downstream).expect_err("a task whose argument failed must fail");
+    println!("downstream {:?}: {e}", e.kind());
+    Ok(())
+}
+
+fn impossible() -> raykit::Result<()> {
+    let start = Instant::now();
+    let e = raykit::get(&needs_many_gpus::remote()).expect_err("64 GPUs must be impossible");
+    println!("error {:?}: {e}", e.kind());
+    println!("millis {}", start.elapsed().as_millis());
+    // The cluster still runs other work.
+    println!("after {}", raykit::get(&square::remote(9))?);
+    Ok(())
+}
+
+fn survive(n: u64, ms: u64) -> raykit::Result<()> {
+    let refs: Vec<ObjectRef<u64>> = (0..n).map(|i| slow_square::remote(i, ms)).collect();
+    println!("submitted");
+    let values = raykit::get_all(&refs)?;
+    println!("values {values:?}");
+    Ok(())
+}
+
+fn big(mib: usize) -> raykit::Result<()> {
+    let len = mib << 20;
+    let value = pattern(len);
+    let expected_sum: u64 = value.iter().map(|b| u64::from(*b)).sum();
+    let start = Instant::now();
+    let r = raykit::put(value);
+    let back = raykit::get(&r)?;
+    println!("roundtrip {} {}", back.len() == len, back == pattern(len));
+    drop(back);
+    let (n, sum, node) = raykit::get(&digest_on_beta::remote(&r))?;
+    println!("digest {} {}", n == len as u64, sum == expected_sum);
+    println!("node {node}");
+    println!("millis {}", start.elapsed().as_millis());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = raykit::init() {
+        eprintln!("init failed: {e}");
+        return ExitCode::from(2);
+    }
+    let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let result = match args.first().map(String::as_str) {
+        Some("basic") => basic(),
+        Some("spread") => spread(num(1, 12) as usize),
+        Some("chain") => chain(),
+        Some("panics") => panics(),
+        Some("impossible") => impossible(),
+        Some("survive") => survive(num(1, 6), num(2, 2000)),
+        Some("big") => big(num(1, 256) as usize),
+        other => {
+            eprintln!("unknown scenario {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
