@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, Scheduler};
+use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler};
 use crate::task::{schedule, Returns};
 
 /// The id of an actor.
@@ -118,9 +118,7 @@ pub trait ActorMethods: Actor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActorOptions {
     name: Option<String>,
-    num_cpus: Option<f64>,
-    num_gpus: Option<f64>,
-    resources: Vec<(String, f64)>,
+    request: ResourceRequest,
     max_restarts: Option<u32>,
     max_concurrency: Option<u32>,
 }
@@ -140,21 +138,19 @@ impl ActorOptions {
 
     /// CPUs the actor holds for its life.
     pub fn num_cpus(mut self, n: impl Into<f64>) -> Self {
-        self.num_cpus = Some(n.into());
+        self.request.num_cpus = Some(n.into());
         self
     }
 
     /// GPUs the actor holds for its life.
     pub fn num_gpus(mut self, n: impl Into<f64>) -> Self {
-        self.num_gpus = Some(n.into());
+        self.request.num_gpus = Some(n.into());
         self
     }
 
     /// An amount of the custom resource `name` the actor holds.
     pub fn resource(mut self, name: impl Into<String>, amount: impl Into<f64>) -> Self {
-        let name = name.into();
-        self.resources.retain(|(n, _)| *n != name);
-        self.resources.push((name, amount.into()));
+        self.request.set_custom(name.into(), amount.into());
         self
     }
 
@@ -490,20 +486,14 @@ impl<A: ActorMethods> RawHandle<A> {
             Ok(rt) => rt,
             Err(e) => return Self::dead_on_arrival(spec, None, e),
         };
-        let cpus = options.num_cpus.unwrap_or(spec.num_cpus);
-        let gpus = options.num_gpus.unwrap_or(spec.num_gpus);
-        let own = spec
-            .resources
-            .iter()
-            .filter(|(n, _)| !options.resources.iter().any(|(m, _)| m == n))
-            .map(|&(n, a)| (n, a));
-        let extra = options.resources.iter().map(|(n, a)| (n.as_str(), *a));
+        let amounts = ResourceRequest::resolve(
+            Some(&options.request),
+            spec.num_cpus,
+            spec.num_gpus,
+            spec.resources,
+        );
         let what = format!("actor `{}`", spec.class);
-        let demand = match rt
-            .sched
-            .resources
-            .demand(&what, cpus, gpus, own.chain(extra))
-        {
+        let demand = match rt.sched.resources.demand_for(&what, &amounts) {
             Ok(d) => d,
             Err(e) => return Self::dead_on_arrival(spec, Some(&rt), e),
         };

@@ -71,6 +71,50 @@ impl Demand {
     }
 }
 
+/// What options ask for: CPUs, GPUs and custom resources over the defaults written in code
+/// (`#[remote(..)]`, `#[actor(..)]`). Shared by task and actor options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ResourceRequest {
+    pub(crate) num_cpus: Option<f64>,
+    pub(crate) num_gpus: Option<f64>,
+    /// Custom amounts; each replaces the default amount of that name.
+    pub(crate) custom: Vec<(String, f64)>,
+}
+
+impl ResourceRequest {
+    pub(crate) fn set_custom(&mut self, name: String, amount: f64) {
+        self.custom.retain(|(n, _)| *n != name);
+        self.custom.push((name, amount));
+    }
+
+    /// Every non-zero amount by name (`CPU`, `GPU`, custom names): these overrides over the
+    /// defaults `cpus`, `gpus` and `custom`.
+    pub(crate) fn resolve(
+        request: Option<&ResourceRequest>,
+        cpus: f64,
+        gpus: f64,
+        custom: &[(&str, f64)],
+    ) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        out.insert(
+            "CPU".to_owned(),
+            request.and_then(|r| r.num_cpus).unwrap_or(cpus),
+        );
+        out.insert(
+            "GPU".to_owned(),
+            request.and_then(|r| r.num_gpus).unwrap_or(gpus),
+        );
+        for (name, amount) in custom {
+            out.insert((*name).to_owned(), *amount);
+        }
+        for (name, amount) in request.map_or(&[][..], |r| &r.custom[..]) {
+            out.insert(name.clone(), *amount);
+        }
+        out.retain(|_, a| *a != 0.0);
+        out
+    }
+}
+
 /// The resources a node declares and how much of each is free.
 pub(crate) struct Resources {
     names: Vec<String>,
@@ -111,8 +155,19 @@ impl Resources {
         })
     }
 
+    /// Turns amounts by name (see [`ResourceRequest::resolve`]) into a demand, failing when no
+    /// node could ever satisfy it.
+    pub(crate) fn demand_for(&self, what: &str, amounts: &BTreeMap<String, f64>) -> Result<Demand> {
+        let get = |name: &str| amounts.get(name).copied().unwrap_or(0.0);
+        let custom = amounts
+            .iter()
+            .filter(|(n, _)| *n != "CPU" && *n != "GPU")
+            .map(|(n, a)| (n.as_str(), *a));
+        self.demand(what, get("CPU"), get("GPU"), custom)
+    }
+
     /// Turns a request into a demand, failing when no node could ever satisfy it.
-    pub(crate) fn demand<'a>(
+    fn demand<'a>(
         &self,
         what: &str,
         cpus: f64,

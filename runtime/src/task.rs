@@ -19,7 +19,7 @@ use crate::cluster::wire::WireArg;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job};
+use crate::scheduler::{Body, Demand, Job, ResourceRequest};
 
 /// What the `#[remote]` macro knows about a remote function at compile time.
 #[doc(hidden)]
@@ -49,9 +49,7 @@ pub struct TaskSpec {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskOptions {
-    num_cpus: Option<f64>,
-    num_gpus: Option<f64>,
-    resources: Vec<(String, f64)>,
+    request: ResourceRequest,
     max_retries: Option<u32>,
 }
 
@@ -63,22 +61,20 @@ impl TaskOptions {
 
     /// CPUs the call needs while it runs (fractions allowed).
     pub fn num_cpus(mut self, n: impl Into<f64>) -> Self {
-        self.num_cpus = Some(n.into());
+        self.request.num_cpus = Some(n.into());
         self
     }
 
     /// GPUs the call needs while it runs.
     pub fn num_gpus(mut self, n: impl Into<f64>) -> Self {
-        self.num_gpus = Some(n.into());
+        self.request.num_gpus = Some(n.into());
         self
     }
 
     /// An amount of the custom resource `name` the call needs (replaces the function's own
     /// amount of that resource).
     pub fn resource(mut self, name: impl Into<String>, amount: impl Into<f64>) -> Self {
-        let name = name.into();
-        self.resources.retain(|(n, _)| *n != name);
-        self.resources.push((name, amount.into()));
+        self.request.set_custom(name.into(), amount.into());
         self
     }
 
@@ -95,25 +91,12 @@ impl TaskOptions {
         options: Option<&TaskOptions>,
         spec: &TaskSpec,
     ) -> std::collections::BTreeMap<String, f64> {
-        let mut out = std::collections::BTreeMap::new();
-        let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
-        let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
-        if cpus > 0.0 {
-            out.insert("CPU".to_owned(), cpus);
-        }
-        if gpus > 0.0 {
-            out.insert("GPU".to_owned(), gpus);
-        }
-        for (name, amount) in spec.resources {
-            out.insert((*name).to_owned(), *amount);
-        }
-        if let Some(o) = options {
-            for (name, amount) in &o.resources {
-                out.insert(name.clone(), *amount);
-            }
-        }
-        out.retain(|_, a| *a != 0.0);
-        out
+        ResourceRequest::resolve(
+            options.map(|o| &o.request),
+            spec.num_cpus,
+            spec.num_gpus,
+            spec.resources,
+        )
     }
 
     /// The retries of one call.
@@ -130,28 +113,10 @@ impl Runtime {
         spec: &TaskSpec,
         options: Option<&TaskOptions>,
     ) -> Result<Demand> {
-        let what = format!("task `{}`", spec.name);
-        let cpus = options.and_then(|o| o.num_cpus).unwrap_or(spec.num_cpus);
-        let gpus = options.and_then(|o| o.num_gpus).unwrap_or(spec.num_gpus);
-        match options {
-            Some(o) if !o.resources.is_empty() => {
-                let own = spec
-                    .resources
-                    .iter()
-                    .filter(|(n, _)| !o.resources.iter().any(|(m, _)| m == n))
-                    .map(|&(n, a)| (n, a));
-                let extra = o.resources.iter().map(|(n, a)| (n.as_str(), *a));
-                self.sched
-                    .resources
-                    .demand(&what, cpus, gpus, own.chain(extra))
-            }
-            _ => self.sched.resources.demand(
-                &what,
-                cpus,
-                gpus,
-                spec.resources.iter().map(|&(n, a)| (n, a)),
-            ),
-        }
+        let amounts = TaskOptions::resources_for(options, spec);
+        self.sched
+            .resources
+            .demand_for(&format!("task `{}`", spec.name), &amounts)
     }
 }
 
