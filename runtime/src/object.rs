@@ -155,6 +155,9 @@ pub struct Slot {
     exported: AtomicBool,
     /// How to decode the value when it arrives encoded (cluster objects).
     decoder: Option<DecodeFn>,
+    /// Whether this process owns the object on a cluster (it submitted the task that makes it,
+    /// or put it): dropping the slot tells the head this owner's last ref is gone.
+    cluster_owned: AtomicBool,
 }
 
 impl fmt::Debug for Slot {
@@ -170,6 +173,7 @@ impl Slot {
             state: Mutex::new(state),
             exported: AtomicBool::new(false),
             decoder,
+            cluster_owned: AtomicBool::new(false),
         })
     }
 
@@ -184,6 +188,11 @@ impl Slot {
 
     pub(crate) fn id(&self) -> ObjectId {
         self.id
+    }
+
+    /// Marks the slot as the owner's on a cluster: its drop releases the object there.
+    pub(crate) fn set_cluster_owned(&self) {
+        self.cluster_owned.store(true, Ordering::Relaxed);
     }
 
     fn settle(&self, new: State) {
@@ -375,6 +384,9 @@ impl Drop for Slot {
         if self.exported.load(Ordering::Relaxed) {
             directory::remove(self.id);
         }
+        if self.cluster_owned.load(Ordering::Relaxed) {
+            crate::cluster::client::release(self.id);
+        }
     }
 }
 
@@ -436,13 +448,15 @@ pub(crate) mod directory {
         TABLE.get_or_init(Default::default)
     }
 
-    pub(crate) fn export(slot: &Arc<Slot>) {
-        if !slot
+    /// Makes the slot findable by id; true the first time.
+    pub(crate) fn export(slot: &Arc<Slot>) -> bool {
+        let first = !slot
             .exported
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first {
             table().lock().insert(slot.id, Arc::downgrade(slot));
         }
+        first
     }
 
     pub(crate) fn find(id: ObjectId) -> Option<Arc<Slot>> {
@@ -528,7 +542,10 @@ impl<T> Hash for ObjectRef<T> {
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        directory::export(&self.slot);
+        // The id leaves this process inside a value: on a cluster, the head must never free it.
+        if directory::export(&self.slot) {
+            crate::cluster::client::escaped(self.slot.id);
+        }
         self.slot.id.serialize(s)
     }
 }

@@ -353,3 +353,106 @@ fn a_256_mib_value_is_put_got_and_passed_to_the_other_node() {
     assert_eq!(line(&out, "node "), other, "{out}");
     eprintln!("256 MiB: {} ms", line(&out, "millis "));
 }
+
+/// Objects and bytes in the stores of the alive nodes, summed from `raykit status`.
+fn stored(status: &str) -> (u64, u64) {
+    let mut total = (0, 0);
+    for l in status.lines().filter(|l| l.starts_with("  node-")) {
+        let Some(rest) = l.split("  objects ").nth(1) else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let n: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let bytes: u64 = words
+            .next()
+            .and_then(|w| w.trim_start_matches('(').parse().ok())
+            .unwrap_or(0);
+        total.0 += n;
+        total.1 += bytes;
+    }
+    total
+}
+
+/// The head's table sizes from `raykit status`: (objects, tasks).
+fn head_tables(status: &str) -> (u64, u64) {
+    let l = line(status, "head tables: ");
+    let nums: Vec<u64> = l
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn objects_are_freed_with_their_last_ref_but_not_while_referenced() {
+    const MIB: u64 = 16;
+    const N: u64 = 40;
+    let blob = MIB << 20;
+    let mut c = Cluster::start("free");
+    let go = c.home.join("free.go");
+    let go_arg = go.to_string_lossy().into_owned();
+    let n = N.to_string();
+    let mib = MIB.to_string();
+    c.spawn_driver("free", &["free", &n, &mib, &go_arg]);
+    let start = Instant::now();
+    // The driver streamed N blobs (640 MiB) and waits, holding one blob and one escaped one.
+    let deadline = Instant::now() + DRIVER_LIMIT;
+    let out = loop {
+        let out = c.read(c.out_path("free"));
+        if out.contains("streamed ") {
+            break out;
+        }
+        if let Some(status) = c.child("free").try_wait().expect("wait for the driver") {
+            panic!(
+                "the driver ended ({status}) before streaming:\n{out}{}",
+                c.read(c.err_path("free"))
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the driver did not stream within {DRIVER_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "streamed {N} x {MIB} MiB in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(line(&out, "streamed "), n, "{out}");
+    // Everything streamed is freed; the held blob and the escaped one stay (plus small ones).
+    let st = c.wait_for_status(STEP, |s| {
+        let (_, bytes) = stored(s);
+        bytes < 2 * blob + (1 << 20) && head_tables(s).0 < 20
+    });
+    let (objects, bytes) = stored(&st);
+    eprintln!(
+        "while held: {objects} objects, {bytes} bytes; {:?}",
+        head_tables(&st)
+    );
+    assert!(bytes >= 2 * blob, "a referenced object was freed:\n{st}");
+    assert!(objects <= 10, "{st}");
+    assert!(head_tables(&st).1 <= 10, "lineage kept:\n{st}");
+    fs::write(&go, b"go").expect("write the go file");
+    let (status, out) = c.wait("free");
+    assert!(
+        status.success(),
+        "the driver failed ({status}):\n{out}{}",
+        c.read(c.err_path("free"))
+    );
+    assert_eq!(line(&out, "kept "), "true", "{out}");
+    assert_eq!(line(&out, "escaped "), "true", "{out}");
+    assert_eq!(line(&out, "nested "), "[0, 1, 4]", "{out}");
+    // The driver is gone: what it owned is released; escaped ids are kept (the documented
+    // limit): the escaped blob and the three squares.
+    let st = c.wait_for_status(STEP, |s| {
+        let (_, bytes) = stored(s);
+        s.contains("jobs: 0") && bytes < blob + (64 << 10)
+    });
+    let (objects, bytes) = stored(&st);
+    eprintln!(
+        "after the driver: {objects} objects, {bytes} bytes; {:?}",
+        head_tables(&st)
+    );
+    assert!(bytes >= blob, "the escaped blob was freed:\n{st}");
+    assert!(objects <= 4, "{st}");
+}

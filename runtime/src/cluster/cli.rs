@@ -441,6 +441,12 @@ fn format_node(n: &NodeStatus) -> String {
             line += &format!("  {name} {}", amount(*total));
         }
     }
+    if n.alive {
+        line += &format!(
+            "  objects {} ({} bytes)",
+            n.load.objects, n.load.object_bytes
+        );
+    }
     line
 }
 
@@ -461,7 +467,8 @@ fn format_status(address: &str, st: &ClusterStatus) -> String {
     out += &format!(
         "actors: {} pending, {} alive, {} restarting, {} dead\n\
          tasks: {} waiting, {} running, {} finished, {} failed\n\
-         jobs: {}\n",
+         jobs: {}\n\
+         head tables: {} objects, {} tasks\n",
         a.pending,
         a.alive,
         a.restarting,
@@ -470,7 +477,9 @@ fn format_status(address: &str, st: &ClusterStatus) -> String {
         t.running,
         t.finished,
         t.failed,
-        st.jobs
+        st.jobs,
+        st.objects,
+        st.lineage
     );
     out
 }

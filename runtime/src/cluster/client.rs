@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use super::exe;
 use super::wire::{
-    Connection, FrameReader, JobId, Message, Role, TaskId, TaskSubmission, WireArg, EXE_CHUNK,
+    Connection, FrameReader, FrameWriter, JobId, Message, Role, TaskId, TaskSubmission, WireArg,
+    EXE_CHUNK, OBJECT_CHUNK,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{directory, DecodeFn, ObjectId, Slot};
@@ -33,7 +34,7 @@ pub(crate) struct Client {
     token: String,
     io: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    outbox: mpsc::UnboundedSender<Message>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
     /// Objects this program waits for, by id: filled when the head says where they are.
     awaited: Mutex<HashMap<ObjectId, Weak<Slot>>>,
     /// One connection per node that objects are fetched from.
@@ -93,7 +94,7 @@ impl Client {
         })?;
         let (job_id, head_node, conn) = joined;
         let (reader, mut writer) = conn.split();
-        let (outbox, mut rx) = mpsc::unbounded_channel::<Message>();
+        let (outbox, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let client = Arc::new(Client {
             job_id,
             head_node,
@@ -110,19 +111,31 @@ impl Client {
         // Many small messages share one write: feed everything queued, then flush once.
         handle.spawn(async move {
             while let Some(msg) = rx.recv().await {
-                let mut result = writer.feed(&msg).await;
+                let mut batch = Batch::default();
+                let mut result = batch.add(&mut writer, msg).await;
                 while result.is_ok() {
                     match rx.try_recv() {
-                        Ok(more) => result = writer.feed(&more).await,
+                        Ok(more) => result = batch.add(&mut writer, more).await,
                         Err(_) => break,
                     }
                 }
-                if let Err(e) = result.and(writer.flush().await) {
+                if let Err(e) = result
+                    .and(batch.finish(&mut writer).await)
+                    .and(writer.flush().await)
+                {
                     tracing::warn!("lost the connection to the head: {e}");
+                    // Puts still queued will never be stored: their readers must not wait.
+                    rx.close();
+                    while let Ok(item) = rx.try_recv() {
+                        if let Outgoing::Put { slot, .. } = item {
+                            slot.fail(e.clone());
+                        }
+                    }
                     return;
                 }
             }
         });
+        *CLIENT.lock() = Arc::downgrade(&client);
         handle.spawn(read_head(Arc::downgrade(&client), reader));
         tracing::debug!(%address, job = %job_id, "joined the cluster");
         Ok(client)
@@ -137,7 +150,9 @@ impl Client {
         if self.lost.load(Ordering::Acquire) {
             return Err(self.lost_error());
         }
-        self.outbox.send(msg).map_err(|_| self.lost_error())
+        self.outbox
+            .send(Outgoing::Message(msg))
+            .map_err(|_| self.lost_error())
     }
 
     fn lost_error(&self) -> Error {
@@ -194,22 +209,78 @@ impl Client {
         let Some(c) = conn.as_mut() else {
             return Err(self.lost_error());
         };
-        let answer = c.request(&Message::FetchObject { id }, FETCH_TIMEOUT).await;
-        match answer {
-            Ok(Message::ObjectData { bytes, .. }) => Ok(bytes),
-            Ok(Message::Failed { error }) => Err(error),
-            Ok(other) => {
-                *conn = None;
-                Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("node {location} answered a fetch with {}", other.name()),
-                ))
+        let answer = c.fetch_object(id, FETCH_TIMEOUT).await;
+        if answer
+            .as_ref()
+            .is_err_and(|e| e.kind() != ErrorKind::ObjectLost)
+        {
+            *conn = None; // reconnect next time
+        }
+        answer
+    }
+}
+
+/// The client of this process, for the hooks that must not start a runtime (a slot's drop, a
+/// ref's serialization).
+static CLIENT: Mutex<Weak<Client>> = Mutex::new(Weak::new());
+
+/// What goes to the head.
+enum Outgoing {
+    /// A message.
+    Message(Message),
+    /// A large put: its value is sent in pieces sliced from `bytes`, which then become the
+    /// slot's value (one encoded copy in this process, not one per step).
+    Put { slot: Arc<Slot>, bytes: Vec<u8> },
+}
+
+/// One write's worth of messages to the head. Releases are gathered into one message sent
+/// after everything else of the write: sending a release later than it was made is always
+/// safe (the head frees nothing sooner), while the submissions and escape reports before it
+/// must reach the head first. Consecutive escape reports are merged, in place.
+#[derive(Default)]
+struct Batch {
+    released: Vec<ObjectId>,
+    escaped: Vec<ObjectId>,
+}
+
+impl Batch {
+    async fn add(&mut self, writer: &mut FrameWriter, item: Outgoing) -> Result<()> {
+        match item {
+            Outgoing::Message(Message::ReleaseObjects { ids }) => self.released.extend(ids),
+            Outgoing::Message(Message::EscapedObjects { ids }) => self.escaped.extend(ids),
+            Outgoing::Message(other) => {
+                self.flush_escaped(writer).await?;
+                writer.feed(&other).await?;
             }
-            Err(e) => {
-                *conn = None; // reconnect next time
-                Err(e)
+            Outgoing::Put { slot, bytes } => {
+                self.flush_escaped(writer).await?;
+                match writer.feed_object_chunks(slot.id(), &bytes).await {
+                    Ok(()) => slot.fill_bytes(bytes),
+                    Err(e) => {
+                        slot.fail(e.clone());
+                        return Err(e);
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    async fn flush_escaped(&mut self, writer: &mut FrameWriter) -> Result<()> {
+        if !self.escaped.is_empty() {
+            let ids = std::mem::take(&mut self.escaped);
+            writer.feed(&Message::EscapedObjects { ids }).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, writer: &mut FrameWriter) -> Result<()> {
+        self.flush_escaped(writer).await?;
+        if !self.released.is_empty() {
+            let ids = std::mem::take(&mut self.released);
+            writer.feed(&Message::ReleaseObjects { ids }).await?;
+        }
+        Ok(())
     }
 }
 
@@ -355,6 +426,7 @@ pub(crate) fn submit(
         Err(e) => return fail(e),
     };
     for slot in &outputs {
+        slot.set_cluster_owned();
         client.await_object(slot);
     }
     let task = TaskSubmission {
@@ -381,7 +453,18 @@ pub(crate) fn submit(
 pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>> {
     let client = current()?;
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
+    slot.set_cluster_owned();
     match postcard::to_allocvec(value) {
+        Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
+            let put = Outgoing::Put {
+                slot: slot.clone(),
+                bytes,
+            };
+            if let Err(mpsc::error::SendError(Outgoing::Put { slot, .. })) = client.outbox.send(put)
+            {
+                slot.fail(client.lost_error());
+            }
+        }
         Ok(bytes) => {
             let sent = client.send(Message::PutObject {
                 id: slot.id(),
@@ -408,6 +491,25 @@ pub(crate) fn watch(id: ObjectId, decoder: DecodeFn) -> Option<Arc<Slot>> {
         slot.fail(e);
     }
     Some(slot)
+}
+
+/// The owner's last ref to `id` is gone (its slot dropped): tell the head. Never starts a
+/// runtime or blocks; does nothing when this process is not on a cluster.
+pub(crate) fn release(id: ObjectId) {
+    let Some(client) = CLIENT.lock().upgrade() else {
+        return;
+    };
+    client.awaited.lock().remove(&id);
+    let _ = client.send(Message::ReleaseObjects { ids: vec![id] });
+}
+
+/// A ref to `id` was serialized inside a value: tell the head never to free it. Does nothing
+/// when this process is not on a cluster.
+pub(crate) fn escaped(id: ObjectId) {
+    let Some(client) = CLIENT.lock().upgrade() else {
+        return;
+    };
+    let _ = client.send(Message::EscapedObjects { ids: vec![id] });
 }
 
 /// Fetches a remote object's value from the node at `location` into `slot`.

@@ -19,7 +19,7 @@ use super::head::Head;
 use super::node::{Node, JOIN_TIMEOUT};
 use super::records::{self, ClusterRecord, DaemonRecord};
 use super::store::ObjectStore;
-use super::wire::{self, Connection, Message, Role, Welcome, PROTOCOL_VERSION};
+use super::wire::{Connection, Message, Role, Welcome, PROTOCOL_VERSION};
 use super::workers::{self, WorkerEnv};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -383,13 +383,8 @@ impl Daemon {
                 },
                 Message::FetchObject { id } => {
                     let sent = match self.store.get(id) {
-                        Some(bytes) => match wire::encode_object_data(id, &bytes) {
-                            Ok(payload) => {
-                                drop(bytes);
-                                conn.send_encoded("ObjectData", payload).await
-                            }
-                            Err(error) => conn.send(&Message::Failed { error }).await,
-                        },
+                        // Large values go in pieces sliced from the stored bytes.
+                        Some(bytes) => conn.send_object(id, &bytes).await,
                         None => {
                             let error = Error::new(
                                 ErrorKind::ObjectLost,

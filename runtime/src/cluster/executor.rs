@@ -111,11 +111,20 @@ impl Executor {
                 (r.clone(), (total - used).max(0.0))
             })
             .collect();
+        let (objects, object_bytes) = self.store.usage();
         NodeLoad {
             available,
             tasks: stats.counts,
+            objects,
+            object_bytes,
             ..NodeLoad::default()
         }
+    }
+
+    /// Forgets objects the head freed.
+    pub fn delete_objects(&self, ids: &[ObjectId]) {
+        let removed = ids.iter().filter(|id| self.store.remove(**id)).count();
+        tracing::debug!(asked = ids.len(), removed, "objects deleted");
     }
 
     /// Runs an assigned task in the background and reports its end to the head.
@@ -355,21 +364,9 @@ impl Executor {
                 *conn = Some(c);
             }
             let Some(c) = conn.as_mut() else { continue };
-            match c.request(&Message::FetchObject { id }, FETCH_TIMEOUT).await {
-                Ok(Message::ObjectData { id: got, bytes }) if got == id => {
-                    return Ok(Arc::new(bytes));
-                }
-                Ok(Message::Failed { error }) => return Err(error),
-                Ok(other) => {
-                    *conn = None;
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "{location} answered FetchObject with a {} message",
-                            other.name()
-                        ),
-                    ));
-                }
+            match c.fetch_object(id, FETCH_TIMEOUT).await {
+                Ok(bytes) => return Ok(Arc::new(bytes)),
+                Err(e) if e.kind() == ErrorKind::ObjectLost => return Err(e),
                 Err(e) => {
                     *conn = None;
                     if attempt == 1 || e.kind() != ErrorKind::Network {

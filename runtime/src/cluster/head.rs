@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::exe::ExeHasher;
 use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
+use super::wire::ChunkAssembler;
 use super::wire::{
     ActorCounts, ClusterStatus, Connection, FrameReader, FrameWriter, JobId, Message, NodeInfo,
     NodeLoad, NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
@@ -385,6 +386,7 @@ impl Head {
         let now = Instant::now();
         let t = self.tables.lock();
         let tasks = t.sched.counts();
+        let (objects, lineage) = t.sched.tables();
         let mut actors = ActorCounts::default();
         let nodes = t
             .nodes
@@ -419,6 +421,8 @@ impl Head {
             tasks,
             actors,
             jobs: t.jobs.jobs.values().filter(|j| j.running).count() as u64,
+            objects,
+            lineage,
         }
     }
 
@@ -627,6 +631,8 @@ impl Head {
     ) {
         let peer = reader.peer_addr();
         let mut upload = ExeWriter::new(&self.exe_dir, exe_hash);
+        // A large put arriving in pieces.
+        let mut put: Option<ChunkAssembler> = None;
         loop {
             let msg = tokio::select! {
                 m = reader.recv() => m,
@@ -688,7 +694,40 @@ impl Head {
                     self.store.put(id, bytes);
                     self.tables.lock().sched.put(conn_id, id, inline);
                 }
+                Message::ObjectChunk {
+                    id,
+                    offset,
+                    total,
+                    bytes,
+                } => {
+                    let added = match put.as_mut() {
+                        Some(a) => a.add(id, offset, total, &bytes),
+                        None => ChunkAssembler::new(id, total)
+                            .and_then(|a| put.insert(a).add(id, offset, total, &bytes)),
+                    };
+                    drop(bytes);
+                    match added {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if let Some(a) = put.take() {
+                                self.store.put(id, a.finish());
+                                self.tables.lock().sched.put(conn_id, id, None);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%peer, "closing the connection: {error}");
+                            let _ = outbox.send(Message::ObjectFailed {
+                                id,
+                                error: error.clone(),
+                            });
+                            let _ = outbox.send(Message::Failed { error });
+                            return;
+                        }
+                    }
+                }
                 Message::WatchObject { id } => self.tables.lock().sched.watch(conn_id, id),
+                Message::ReleaseObjects { ids } => self.tables.lock().sched.release(conn_id, &ids),
+                Message::EscapedObjects { ids } => self.tables.lock().sched.escape(&ids),
                 Message::TaskBlocked { task_id } => self.tables.lock().sched.task_blocked(task_id),
                 Message::TaskUnblocked { task_id } => {
                     self.tables.lock().sched.task_unblocked(task_id)

@@ -213,6 +213,11 @@ impl Node {
                         Some(executor) => executor.execute(assignment),
                         None => tracing::warn!("this node runs no tasks; ignoring ExecuteTask"),
                     },
+                    Message::DeleteObjects { ids } => {
+                        if let Some(executor) = &self.executor {
+                            executor.delete_objects(&ids);
+                        }
+                    }
                     other => tracing::debug!("ignoring a {} message from the head", other.name()),
                 },
                 Some(msg) = outbox.recv() => {

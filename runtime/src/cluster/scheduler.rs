@@ -10,6 +10,14 @@
 //! - Resources are accounted here, at the head: declared minus assigned. A task blocked in
 //!   `get`/`wait` lends its CPU back until it goes on, so nested tasks never deadlock.
 //! - A task whose worker or node dies runs again, up to its `max_retries`.
+//! - Objects are freed by ownership. The owner of an object is the connection that submitted
+//!   the task making it (or put it). The head frees it (forgets it, its lineage once no output
+//!   of the task is left, and has its node delete the bytes) once the owner released it (its
+//!   last ref in the owner's process is gone, or the owner disconnected), no waiting, queued or
+//!   running task takes it as an argument, and its id never escaped: an id serialized inside a
+//!   value (a ref in a put value or in a task's arguments or result) may be held by processes
+//!   the head cannot see, so it is kept until the head stops. A lost object whose producer's
+//!   arguments were freed cannot be rebuilt: it fails with [`ErrorKind::ObjectLost`].
 //!
 //! Every method runs under the head's lock and only sends on unbounded channels, so it never
 //! waits. The messages go to the node's registration connection or to a driver's connection.
@@ -96,6 +104,14 @@ struct ObjectEntry {
     producer: Option<TaskId>,
     /// Connections waiting to hear when it is ready.
     watchers: Vec<ConnId>,
+    /// The connection that owns it (submitted its task or put it), when known.
+    owner: Option<ConnId>,
+    /// The owner holds no ref to it any more.
+    released: bool,
+    /// Its id was serialized inside a value: it is never freed.
+    escaped: bool,
+    /// How many waiting, queued or running tasks take it as an argument.
+    pins: u32,
 }
 
 impl ObjectEntry {
@@ -104,6 +120,10 @@ impl ObjectEntry {
             state: ObjState::Pending,
             producer,
             watchers: Vec::new(),
+            owner: None,
+            released: false,
+            escaped: false,
+            pins: 0,
         }
     }
 }
@@ -135,6 +155,34 @@ struct TaskEntry {
     /// How many retries it used.
     retries: u32,
     demand: BTreeMap<String, i64>,
+    /// Whether its argument objects count it in their `pins`.
+    pinned: bool,
+}
+
+impl TaskEntry {
+    /// Whether the task may still run (and so needs its arguments).
+    fn live(&self) -> bool {
+        matches!(
+            self.state,
+            TaskState::Waiting | TaskState::Queued | TaskState::Running { .. }
+        )
+    }
+
+    /// Its distinct argument objects.
+    fn ref_args(&self) -> Vec<ObjectId> {
+        let mut ids: Vec<ObjectId> = self
+            .task
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                WireArg::Ref(id) => Some(*id),
+                WireArg::Value(_) => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// The head's view of tasks, objects and node resources.
@@ -344,9 +392,17 @@ impl Scheduler {
         id
     }
 
-    /// The connection ended; its tasks go on, nobody hears about them.
+    /// The connection ended; its tasks go on, nobody hears about them, and every object it
+    /// owned counts as released.
     pub fn remove_conn(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        let owned: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.owner == Some(conn) && !o.released)
+            .map(|(id, _)| *id)
+            .collect();
+        self.release(conn, &owned);
     }
 
     fn notify(&self, conn: ConnId, msg: Message) {
@@ -369,6 +425,7 @@ impl Scheduler {
             .entry(id)
             .or_insert_with(|| ObjectEntry::pending(None));
         entry.watchers.push(conn);
+        entry.owner = Some(conn);
         let node = self.head_node;
         self.object_ready(id, node, address, inline.map(Arc::new));
         self.dispatch();
@@ -458,12 +515,17 @@ impl Scheduler {
                 self.resolve(task_id);
             }
         }
+        // Released while it was being made.
+        self.try_free(id);
     }
 
     /// Marks `id` failed for good, tells whoever waits, and fails the tasks that needed it.
     fn fail_object(&mut self, id: ObjectId, error: Error) {
         let mut work = vec![(id, error)];
+        let mut done_tasks = Vec::new();
+        let mut failed_objects = Vec::new();
         while let Some((id, error)) = work.pop() {
+            failed_objects.push(id);
             let entry = self
                 .objects
                 .entry(id)
@@ -498,10 +560,17 @@ impl Scheduler {
                 let error = dependency_error(&t.task, id, &error);
                 t.state = TaskState::Failed;
                 self.failed += 1;
+                done_tasks.push(task_id);
                 for out in &t.task.outputs {
                     work.push((*out, error.clone()));
                 }
             }
+        }
+        for task_id in done_tasks {
+            self.sync_pins(task_id);
+        }
+        for id in failed_objects {
+            self.try_free(id);
         }
     }
 
@@ -533,6 +602,7 @@ impl Scheduler {
                 .or_insert_with(|| ObjectEntry::pending(Some(task_id)));
             entry.producer = Some(task_id);
             entry.state = ObjState::Pending;
+            entry.owner = Some(conn);
         }
         self.tasks.insert(
             task_id,
@@ -545,8 +615,10 @@ impl Scheduler {
                 attempts: 0,
                 retries: 0,
                 demand,
+                pinned: false,
             },
         );
+        self.sync_pins(task_id);
         self.resolve(task_id);
         self.dispatch();
     }
@@ -563,6 +635,7 @@ impl Scheduler {
             if !entry.watchers.contains(&conn) {
                 entry.watchers.push(conn);
             }
+            entry.owner = Some(conn);
         }
         for out in task.outputs {
             self.fail_object(out, error.clone());
@@ -664,6 +737,20 @@ impl Scheduler {
             return Ok(());
         };
         if t.state == TaskState::Finished {
+            if let Some(freed) = t
+                .ref_args()
+                .into_iter()
+                .find(|a| !self.objects.contains_key(a))
+            {
+                return Err(Error::new(
+                    ErrorKind::ObjectLost,
+                    format!(
+                        "object {id} was lost with its node and cannot be rebuilt: the argument \
+                         {freed} of `{}`, which made it, was freed",
+                        t.task.function
+                    ),
+                ));
+            }
             tracing::info!(task = %p, function = %t.task.function, object = %id, "rebuilding a lost object from its lineage");
             t.state = TaskState::Waiting;
             self.finished = self.finished.saturating_sub(1);
@@ -674,6 +761,7 @@ impl Scheduler {
                     }
                 }
             }
+            self.sync_pins(p);
             self.resolve(p);
         } else if let Some(o) = self.objects.get_mut(&id) {
             o.state = ObjState::Pending;
@@ -692,7 +780,9 @@ impl Scheduler {
         tracing::debug!(task = %task_id, function = %t.task.function, "task failed: {error}");
         t.state = TaskState::Failed;
         self.failed += 1;
-        for out in t.task.outputs.clone() {
+        let outputs = t.task.outputs.clone();
+        self.sync_pins(task_id);
+        for out in outputs {
             self.fail_object(out, error.clone());
         }
     }
@@ -811,18 +901,34 @@ impl Scheduler {
 
     /// A node reports how a task it ran ended.
     pub fn task_finished(&mut self, node_id: NodeId, task_id: TaskId, outcome: TaskOutcome) {
-        let Some(t) = self.tasks.get_mut(&task_id) else {
-            tracing::debug!(task = %task_id, "a finished task the head does not know; ignored");
-            return;
-        };
-        let TaskState::Running { node, blocked } = t.state else {
-            tracing::debug!(task = %task_id, "a task finished that is not running; ignored");
-            return;
-        };
-        if node != node_id {
-            tracing::debug!(task = %task_id, "a task finished on a node it no longer runs on");
+        let running_on = self.tasks.get(&task_id).and_then(|t| match t.state {
+            TaskState::Running { node, .. } => Some(node),
+            _ => None,
+        });
+        if running_on != Some(node_id) {
+            tracing::debug!(task = %task_id, "a task finished that does not run on that node; ignored");
+            // Its outputs are on that node for nothing unless the head counts them there.
+            if let TaskOutcome::Stored(objects) = &outcome {
+                let stale: Vec<ObjectId> = objects
+                    .iter()
+                    .map(|o| o.id)
+                    .filter(|id| {
+                        !matches!(
+                            self.objects.get(id).map(|o| &o.state),
+                            Some(ObjState::Ready { node, .. }) if *node == node_id
+                        )
+                    })
+                    .collect();
+                self.delete_on(node_id, stale);
+            }
             return;
         }
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let TaskState::Running { blocked, .. } = t.state else {
+            return;
+        };
         if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node_id) {
             let mut back = t.demand.clone();
             if blocked > 0 {
@@ -838,6 +944,7 @@ impl Scheduler {
             TaskOutcome::Stored(objects) => {
                 t.state = TaskState::Finished;
                 self.finished += 1;
+                self.sync_pins(task_id);
                 let address = self
                     .nodes
                     .iter()
@@ -899,6 +1006,128 @@ impl Scheduler {
             if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
                 *n.available.entry("CPU".into()).or_insert(0) -= cpu;
             }
+        }
+    }
+}
+
+impl Scheduler {
+    // ---- Freeing ----
+
+    /// `conn` released the objects it owns among `ids`: free each as soon as nothing needs it.
+    pub fn release(&mut self, conn: ConnId, ids: &[ObjectId]) {
+        for id in ids {
+            match self.objects.get_mut(id) {
+                Some(o) if o.owner == Some(conn) => {
+                    o.released = true;
+                    self.try_free(*id);
+                }
+                Some(_) => {
+                    tracing::debug!(object = %id, "a release from a connection that does not own the object; ignored")
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The ids escaped inside values: never free them.
+    pub fn escape(&mut self, ids: &[ObjectId]) {
+        for id in ids {
+            self.objects
+                .entry(*id)
+                .or_insert_with(|| ObjectEntry::pending(None))
+                .escaped = true;
+        }
+    }
+
+    /// How many objects and tasks the head keeps.
+    pub fn tables(&self) -> (u64, u64) {
+        (self.objects.len() as u64, self.tasks.len() as u64)
+    }
+
+    /// Makes the task's arguments count it (while it may run) or not (once it ended), and
+    /// frees the arguments nothing needs any more.
+    fn sync_pins(&mut self, task_id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let want = t.live();
+        if t.pinned == want {
+            return;
+        }
+        t.pinned = want;
+        let args = t.ref_args();
+        for id in &args {
+            if let Some(o) = self.objects.get_mut(id) {
+                o.pins = if want {
+                    o.pins + 1
+                } else {
+                    o.pins.saturating_sub(1)
+                };
+            }
+        }
+        if !want {
+            for id in args {
+                self.try_free(id);
+            }
+        }
+    }
+
+    /// Frees `id` if its owner released it, no task needs it, its id never escaped and it is
+    /// not being made: forgets it, deletes its bytes and drops its producer's lineage once no
+    /// output of that task is left.
+    fn try_free(&mut self, id: ObjectId) {
+        let Some(o) = self.objects.get(&id) else {
+            return;
+        };
+        if !o.released || o.escaped || o.pins > 0 || self.waiting_on.contains_key(&id) {
+            return;
+        }
+        let producer = o.producer;
+        if matches!(o.state, ObjState::Pending)
+            && producer
+                .and_then(|p| self.tasks.get(&p))
+                .is_some_and(|t| t.live())
+        {
+            return;
+        }
+        let Some(o) = self.objects.remove(&id) else {
+            return;
+        };
+        tracing::trace!(object = %id, "object freed");
+        if let ObjState::Ready { node, .. } = o.state {
+            self.delete_on(node, vec![id]);
+        }
+        let Some(p) = producer else { return };
+        let done = self.tasks.get(&p).is_some_and(|t| {
+            !t.live()
+                && t.task
+                    .outputs
+                    .iter()
+                    .all(|out| !self.objects.contains_key(out))
+        });
+        if done {
+            self.tasks.remove(&p);
+        }
+    }
+
+    /// Deletes the bytes of `ids` on `node` (the head's own store directly).
+    fn delete_on(&mut self, node: NodeId, ids: Vec<ObjectId>) {
+        if ids.is_empty() {
+            return;
+        }
+        if node == self.head_node {
+            for id in ids {
+                self.store.remove(id);
+            }
+            return;
+        }
+        if let Some(outbox) = self
+            .nodes
+            .iter()
+            .find(|n| n.node_id == node && n.alive)
+            .and_then(|n| n.outbox.as_ref())
+        {
+            let _ = outbox.send(Message::DeleteObjects { ids });
         }
     }
 }
@@ -1107,6 +1336,65 @@ mod tests {
         assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
         s.task_finished(head, TaskId(2), stored(oid(2)));
         assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
+    }
+
+    #[test]
+    fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_never() {
+        let (head, other) = (nid(), nid());
+        let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+        let (htx, _hrx) = mpsc::unbounded_channel();
+        let (otx, mut orx) = mpsc::unbounded_channel();
+        s.add_node(other, "o:1".into(), &cpus(1.0), otx);
+        // Everything runs on the other node.
+        s.add_node(head, "h:1".into(), &cpus(0.0), htx);
+        let (dtx, _drx) = mpsc::unbounded_channel();
+        let d = s.add_conn(dtx);
+        let big = |id| {
+            TaskOutcome::Stored(vec![StoredObject {
+                id,
+                size: 1 << 20,
+                inline: None,
+            }])
+        };
+        s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+        s.submit(
+            d,
+            task(2, vec![WireArg::Ref(oid(1))], vec![oid(2)]),
+            "x".into(),
+        );
+        // Released while still being made and needed by task 2: kept.
+        s.release(d, &[oid(1)]);
+        assert_eq!(executed(&drain(&mut orx)), vec![TaskId(1)]);
+        s.task_finished(other, TaskId(1), big(oid(1)));
+        assert!(s.objects.contains_key(&oid(1)));
+        assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+        s.task_finished(other, TaskId(2), big(oid(2)));
+        // Task 2 ended: its argument goes, with its lineage.
+        assert!(!s.objects.contains_key(&oid(1)));
+        assert!(!s.tasks.contains_key(&TaskId(1)));
+        // A release from another connection changes nothing; the owner's frees on the node.
+        let (etx, _erx) = mpsc::unbounded_channel();
+        let e = s.add_conn(etx);
+        s.release(e, &[oid(2)]);
+        assert!(s.objects.contains_key(&oid(2)));
+        s.release(d, &[oid(2)]);
+        assert!(!s.objects.contains_key(&oid(2)));
+        let deleted: Vec<_> = drain(&mut orx)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::DeleteObjects { ids } => Some(ids),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, vec![vec![oid(1)], vec![oid(2)]]);
+        // Escaped ids stay; the owner leaving releases the rest.
+        s.put(d, oid(3), Some(vec![1]));
+        s.put(d, oid(4), Some(vec![1]));
+        s.escape(&[oid(3)]);
+        s.remove_conn(d);
+        assert!(s.objects.contains_key(&oid(3)));
+        assert!(!s.objects.contains_key(&oid(4)));
+        assert_eq!(s.tables(), (1, 0));
     }
 
     #[test]

@@ -69,6 +69,13 @@ impl ObjectStore {
         self.objects.lock().remove(&id).is_some()
     }
 
+    /// How many objects the store holds and their size in bytes.
+    pub fn usage(&self) -> (u64, u64) {
+        let objects = self.objects.lock();
+        let bytes = objects.values().map(|v| v.len() as u64).sum();
+        (objects.len() as u64, bytes)
+    }
+
     /// How many objects the store holds.
     pub fn len(&self) -> usize {
         self.objects.lock().len()

@@ -33,7 +33,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -120,6 +120,10 @@ pub struct NodeLoad {
     pub tasks: TaskCounts,
     /// The node's actors, by state.
     pub actors: ActorCounts,
+    /// How many objects the node's store holds (protocol version 3).
+    pub objects: u64,
+    /// Their encoded size in bytes (protocol version 3).
+    pub object_bytes: u64,
 }
 
 /// Tasks by state.
@@ -196,6 +200,11 @@ pub struct ClusterStatus {
     pub actors: ActorCounts,
     /// Jobs (drivers) registered with the head.
     pub jobs: u64,
+    /// Objects in the head's object table (protocol version 3).
+    pub objects: u64,
+    /// Tasks the head keeps (running, waiting, or the lineage of objects still referenced;
+    /// protocol version 3).
+    pub lineage: u64,
 }
 
 /// Every message of the protocol.
@@ -397,10 +406,50 @@ pub enum Message {
         /// The task.
         task_id: TaskId,
     },
+
+    // ---- Freeing and chunked transfer (protocol version 3) ----
+    /// Driver (or worker client) → head: the sender owns these objects (it submitted the task
+    /// that makes them, or put them) and its last ref to each is gone. The head frees an object
+    /// once no task still needs it as an argument, unless its id escaped.
+    ReleaseObjects {
+        /// The objects.
+        ids: Vec<ObjectId>,
+    },
+    /// Driver (or worker client) → head: these ids were serialized inside a value (a ref in a
+    /// put value, in a task's argument or result), so other processes may hold them where the
+    /// head cannot see: they are never freed.
+    EscapedObjects {
+        /// The objects.
+        ids: Vec<ObjectId>,
+    },
+    /// Head → node (on the registration connection): forget these objects.
+    DeleteObjects {
+        /// The objects.
+        ids: Vec<ObjectId>,
+    },
+    /// One piece of a large object's encoded value: a node's answer to
+    /// [`Message::FetchObject`] (instead of [`Message::ObjectData`]), or a driver's
+    /// [`Message::PutObject`] in pieces. The pieces come in order; `offset + bytes.len() ==
+    /// total` marks the last one. A put's last piece is answered like a put.
+    ObjectChunk {
+        /// The object.
+        id: ObjectId,
+        /// Where the piece goes in the value.
+        offset: u64,
+        /// The size of the whole encoded value.
+        total: u64,
+        /// The piece (at most [`OBJECT_CHUNK`] bytes).
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// The largest chunk of an executable upload or download.
 pub const EXE_CHUNK: usize = 4 << 20;
+
+/// The largest piece of an object in one [`Message::ObjectChunk`]; larger values move in
+/// pieces so that no frame (and no buffer of a frame) holds a whole large value.
+pub const OBJECT_CHUNK: usize = 4 << 20;
 
 /// Values smaller than this travel inline in [`Message::ObjectReady`] instead of being fetched.
 pub const INLINE_MAX: usize = 64 << 10;
@@ -532,6 +581,10 @@ impl Message {
             Message::TaskResult { .. } => "TaskResult",
             Message::TaskBlocked { .. } => "TaskBlocked",
             Message::TaskUnblocked { .. } => "TaskUnblocked",
+            Message::ReleaseObjects { .. } => "ReleaseObjects",
+            Message::EscapedObjects { .. } => "EscapedObjects",
+            Message::DeleteObjects { .. } => "DeleteObjects",
+            Message::ObjectChunk { .. } => "ObjectChunk",
         }
     }
 
@@ -708,6 +761,107 @@ pub fn encode_object_data(id: ObjectId, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The encoding of [`Message::ObjectChunk`] built from a borrowed piece of a stored value, so
+/// that sending a large object copies each piece once, never the whole value.
+pub fn encode_object_chunk(id: ObjectId, offset: u64, total: u64, piece: &[u8]) -> Result<Vec<u8>> {
+    // As in `encode_object_data`: the message with an empty piece ends in its length, a
+    // one-byte varint 0.
+    let mut out = Message::ObjectChunk {
+        id,
+        offset,
+        total,
+        bytes: Vec::new(),
+    }
+    .encode()?;
+    out.pop();
+    out.reserve(piece.len() + 10);
+    push_varint(&mut out, piece.len() as u64);
+    out.extend_from_slice(piece);
+    Ok(out)
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Assembles a value that arrives in [`Message::ObjectChunk`]s into one buffer, sized once
+/// from the first piece's `total`.
+#[derive(Debug)]
+pub struct ChunkAssembler {
+    id: ObjectId,
+    total: u64,
+    buf: Vec<u8>,
+}
+
+impl ChunkAssembler {
+    /// Starts assembling object `id` of `total` bytes (the first piece's header).
+    pub fn new(id: ObjectId, total: u64) -> Result<ChunkAssembler> {
+        let size = usize::try_from(total)
+            .ok()
+            .filter(|t| *t <= MAX_OBJECT)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "object {id} of {total} bytes is larger than the {MAX_OBJECT}-byte limit"
+                    ),
+                )
+            })?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(size).map_err(|e| {
+            Error::new(
+                ErrorKind::System,
+                format!("cannot allocate {total} bytes for object {id}: {e}"),
+            )
+        })?;
+        Ok(ChunkAssembler { id, total, buf })
+    }
+
+    /// Adds the next piece; returns the whole value after the last one.
+    pub fn add(&mut self, id: ObjectId, offset: u64, total: u64, piece: &[u8]) -> Result<bool> {
+        if id != self.id || total != self.total || offset != self.buf.len() as u64 {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "piece of object {id} at offset {offset} (of {total}) out of order: expected                      object {} at {} (of {})",
+                    self.id,
+                    self.buf.len(),
+                    self.total
+                ),
+            ));
+        }
+        if (self.buf.len() + piece.len()) as u64 > self.total {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("object {id} overflows its {total} bytes"),
+            ));
+        }
+        self.buf.extend_from_slice(piece);
+        Ok(self.buf.len() as u64 == self.total)
+    }
+
+    /// The object being assembled.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// The assembled value.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// The largest object accepted in pieces.
+pub const MAX_OBJECT: usize = 1 << 40;
+
 /// Compares two tokens in time that depends only on their lengths, not on where they differ.
 pub fn tokens_match(expected: &str, given: &str) -> bool {
     let (expected, given) = (expected.as_bytes(), given.as_bytes());
@@ -846,6 +1000,40 @@ impl FrameWriter {
             .send(Bytes::from(payload))
             .await
             .map_err(|e| network(format!("sending a {name} message to {peer}"), e))
+    }
+
+    /// Queues one already encoded message without flushing; `name` names it in errors.
+    pub async fn feed_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        let peer = self.peer;
+        self.frames
+            .feed(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {name} message to {peer}"), e))
+    }
+
+    /// Sends a stored value: one [`Message::ObjectData`] when it fits in [`OBJECT_CHUNK`],
+    /// else [`Message::ObjectChunk`]s, each encoded from a slice of `bytes` (one piece in
+    /// memory at a time). Flushes at the end.
+    pub async fn send_object(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= OBJECT_CHUNK {
+            return self
+                .send_encoded("ObjectData", encode_object_data(id, bytes)?)
+                .await;
+        }
+        self.feed_object_chunks(id, bytes).await?;
+        self.flush().await
+    }
+
+    /// Queues `bytes` as [`Message::ObjectChunk`]s (flushing as the codec's buffer fills).
+    pub async fn feed_object_chunks(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        let total = bytes.len() as u64;
+        let mut offset = 0usize;
+        for piece in bytes.chunks(OBJECT_CHUNK) {
+            let payload = encode_object_chunk(id, offset as u64, total, piece)?;
+            self.feed_encoded("ObjectChunk", payload).await?;
+            offset += piece.len();
+        }
+        Ok(())
     }
 
     /// Writes every queued message.
@@ -1069,6 +1257,62 @@ impl Connection {
         self.reader.recv_timeout(timeout).await
     }
 
+    /// Sends a stored value in one frame or in pieces (see [`FrameWriter::send_object`]).
+    pub async fn send_object(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        self.writer.send_object(id, bytes).await
+    }
+
+    /// Asks for object `id` with [`Message::FetchObject`] and reads the answer: the value (from
+    /// one [`Message::ObjectData`] or assembled from [`Message::ObjectChunk`]s into one buffer),
+    /// or the peer's error. Each frame must arrive within `timeout`. An error of kind
+    /// [`ErrorKind::Network`] or [`ErrorKind::Protocol`] leaves the connection unusable.
+    pub async fn fetch_object(&mut self, id: ObjectId, timeout: Duration) -> Result<Vec<u8>> {
+        self.send(&Message::FetchObject { id }).await?;
+        let mut assembler: Option<ChunkAssembler> = None;
+        loop {
+            match self.recv_timeout(timeout).await? {
+                Message::ObjectData { id: got, bytes } if got == id && assembler.is_none() => {
+                    return Ok(bytes)
+                }
+                Message::ObjectChunk {
+                    id: got,
+                    offset,
+                    total,
+                    bytes,
+                } => {
+                    let a = match assembler.as_mut() {
+                        Some(a) => a,
+                        None => assembler.insert(ChunkAssembler::new(got, total)?),
+                    };
+                    if a.id() != id {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("{} sent object {got} for a fetch of {id}", self.peer_addr()),
+                        ));
+                    }
+                    if a.add(got, offset, total, &bytes)? {
+                        drop(bytes);
+                        return Ok(assembler
+                            .take()
+                            .map(ChunkAssembler::finish)
+                            .unwrap_or_default());
+                    }
+                }
+                Message::Failed { error } if assembler.is_none() => return Err(error),
+                other => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{} answered FetchObject with a {} message",
+                            self.peer_addr(),
+                            other.name()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
     /// Sends `msg` and waits at most `timeout` for the answer.
     pub async fn request(&mut self, msg: &Message, timeout: Duration) -> Result<Message> {
         self.send(msg).await?;
@@ -1162,6 +1406,29 @@ mod tests {
             };
             assert_eq!(raw, msg.encode().unwrap(), "length {len}");
         }
+    }
+
+    #[test]
+    fn object_chunks_encode_like_the_message_and_assemble_in_order() {
+        let id: ObjectId = postcard::from_bytes(&postcard::to_allocvec(&9u128).unwrap()).unwrap();
+        let value: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut a = ChunkAssembler::new(id, 300).unwrap();
+        for (i, piece) in value.chunks(128).enumerate() {
+            let offset = (i * 128) as u64;
+            let raw = encode_object_chunk(id, offset, 300, piece).unwrap();
+            let msg = Message::ObjectChunk {
+                id,
+                offset,
+                total: 300,
+                bytes: piece.to_vec(),
+            };
+            assert_eq!(raw, msg.encode().unwrap());
+            assert_eq!(a.add(id, offset, 300, piece).unwrap(), i == 2);
+        }
+        assert_eq!(a.finish(), value);
+        let mut b = ChunkAssembler::new(id, 300).unwrap();
+        assert!(b.add(id, 128, 300, &value[..128]).is_err());
+        assert!(ChunkAssembler::new(id, u64::MAX).is_err());
     }
 
     #[test]

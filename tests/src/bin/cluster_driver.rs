@@ -5,7 +5,8 @@
 //! The head of the test cluster declares the custom resource `alpha` and the other node
 //! `beta`, so a scenario can pin a task to either node.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -94,8 +95,136 @@ fn digest_on_beta(bytes: Vec<u8>) -> (u64, u64, String) {
     (bytes.len() as u64, sum, raykit::node_id().to_string())
 }
 
+/// Bytes that encode as one postcard byte string (a copy) instead of one serde call per byte,
+/// so that streaming many megabytes stays fast in debug builds.
+#[derive(Debug, Clone, PartialEq)]
+struct Blob(Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// `len` bytes starting at `seed`, made on the head's node.
+#[raykit::remote(resources(alpha = 1))]
+fn produce_alpha(len: u64, seed: u64) -> Blob {
+    // Whole cycles copied at a time: fast in debug builds too.
+    let cycle: Vec<u8> = (0..251u64).map(|i| ((i + seed) % 251) as u8).collect();
+    let mut out = Vec::with_capacity(len as usize);
+    while (out.len() as u64) < len {
+        let take = cycle.len().min(len as usize - out.len());
+        out.extend_from_slice(&cycle[..take]);
+    }
+    Blob(out)
+}
+
+/// The length and the first and last bytes of a blob, on the other node.
+#[raykit::remote(resources(beta = 1))]
+fn consume_beta(blob: Blob) -> (u64, u8, u8) {
+    let b = &blob.0;
+    (
+        b.len() as u64,
+        b.first().copied().unwrap_or(0),
+        b.last().copied().unwrap_or(0),
+    )
+}
+
+/// Refs made in a worker, returned inside a value (their ids escape).
+#[raykit::remote]
+fn make_refs(n: u64) -> Vec<ObjectRef<u64>> {
+    (0..n).map(square::remote).collect()
+}
+
+/// Whether `blob` is what `produce_alpha(len, seed)` makes.
+fn produced(blob: &Blob, len: u64, seed: u64) -> bool {
+    blob.0.len() as u64 == len
+        && blob
+            .0
+            .iter()
+            .enumerate()
+            .step_by(4093)
+            .all(|(i, b)| *b == ((i as u64 + seed) % 251) as u8)
+}
+
+/// Streams `n` blobs of `mib` MiB from the head's node to the other node, dropping each ref,
+/// while holding one blob and one escaped blob; prints `streamed`, waits (bounded) for the file
+/// `go` to exist, then reads what it kept.
+fn free(n: u64, mib: u64, go: PathBuf) -> raykit::Result<()> {
+    let len = mib << 20;
+    let keep = produce_alpha::remote(len, 1000);
+    let inner = produce_alpha::remote(len, 2000);
+    // The put value holds a ref: its id escapes and is never freed.
+    let outer = raykit::put(vec![inner.clone()]);
+    drop(inner);
+    let nested = make_refs::remote(3);
+    let mut window = VecDeque::new();
+    let mut good = 0;
+    let mut check = |seed: u64, r: ObjectRef<(u64, u8, u8)>| -> raykit::Result<()> {
+        let (l, first, last) = raykit::get(&r)?;
+        let want_last = ((len - 1 + seed) % 251) as u8;
+        if l == len && first == (seed % 251) as u8 && last == want_last {
+            good += 1;
+        }
+        Ok(())
+    };
+    for i in 0..n {
+        let r = produce_alpha::remote(len, i);
+        window.push_back((i, consume_beta::remote(&r)));
+        drop(r);
+        if window.len() >= 4 {
+            if let Some((seed, r)) = window.pop_front() {
+                check(seed, r)?;
+            }
+        }
+    }
+    while let Some((seed, r)) = window.pop_front() {
+        check(seed, r)?;
+    }
+    println!("streamed {good}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !go.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("kept {}", produced(&raykit::get(&keep)?, len, 1000));
+    let inners: Vec<ObjectRef<Blob>> = raykit::get(&outer)?;
+    let escaped = match inners.first() {
+        Some(r) => produced(&raykit::get(r)?, len, 2000),
+        None => false,
+    };
+    println!("escaped {escaped}");
+    let refs = raykit::get(&nested)?;
+    println!("nested {:?}", raykit::get_all(&refs)?);
+    Ok(())
+}
+
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
+    let cycle: Vec<u8> = (0..251u8).collect();
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let take = cycle.len().min(len - out.len());
+        out.extend_from_slice(&cycle[..take]);
+    }
+    out
 }
 
 fn basic() -> raykit::Result<()> {
@@ -203,6 +332,11 @@ fn main() -> ExitCode {
         Some("impossible") => impossible(),
         Some("survive") => survive(num(1, 6), num(2, 2000)),
         Some("big") => big(num(1, 256) as usize),
+        Some("free") => free(
+            num(1, 40),
+            num(2, 16),
+            PathBuf::from(args.get(3).cloned().unwrap_or_default()),
+        ),
         other => {
             eprintln!("unknown scenario {other:?}");
             return ExitCode::from(2);
