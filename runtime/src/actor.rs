@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler};
+use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler, What};
 use crate::task::{schedule, Returns};
 
 /// The id of an actor.
@@ -492,7 +492,7 @@ impl<A: ActorMethods> RawHandle<A> {
             spec.num_gpus,
             spec.resources,
         );
-        let what = format!("actor `{}`", spec.class);
+        let what = What("actor", spec.class);
         let demand = match rt.sched.resources.demand_for(&what, &amounts) {
             Ok(d) => d,
             Err(e) => return Self::dead_on_arrival(spec, Some(&rt), e),
@@ -673,7 +673,6 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                     return None;
                 }
             };
-            let name = move || format!("{class}::{method}");
             match body {
                 MethodBody::Ref(f) => {
                     let guard = state.try_read().ok();
@@ -681,7 +680,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                         Some(g) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&g))),
                         None => Ok(Err(Error::new(ErrorKind::ActorDied, "actor state is busy"))),
                     };
-                    settle(returns, out, &name());
+                    settle(returns, out, class, method);
                     None
                 }
                 MethodBody::Mut(f) => {
@@ -690,7 +689,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                         Some(mut g) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut g))),
                         None => Ok(Err(Error::new(ErrorKind::ActorDied, "actor state is busy"))),
                     };
-                    settle(returns, out, &name());
+                    settle(returns, out, class, method);
                     None
                 }
                 MethodBody::RefAsync(f) => Some(Box::pin(async move {
@@ -698,14 +697,14 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                     let out = AssertUnwindSafe(async move { f(guard).await })
                         .catch_unwind()
                         .await;
-                    settle(returns, out, &name());
+                    settle(returns, out, class, method);
                 })),
                 MethodBody::MutAsync(f) => Some(Box::pin(async move {
                     let guard = state.write_owned().await;
                     let out = AssertUnwindSafe(async move { f(guard).await })
                         .catch_unwind()
                         .await;
-                    settle(returns, out, &name());
+                    settle(returns, out, class, method);
                 })),
             }
         };
@@ -724,14 +723,19 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
     }
 }
 
-fn settle<R: Returns>(returns: R, out: std::thread::Result<Result<R::Value>>, method: &str) {
+fn settle<R: Returns>(
+    returns: R,
+    out: std::thread::Result<Result<R::Value>>,
+    class: &str,
+    method: &str,
+) {
     match out {
         Ok(Ok(v)) => returns.fulfil(v),
         Ok(Err(e)) => returns.fail(e),
         Err(panic) => returns.fail(Error::new(
             ErrorKind::TaskPanicked,
             format!(
-                "actor method `{method}` panicked: {}",
+                "actor method `{class}::{method}` panicked: {}",
                 crate::error::panic_message(&*panic)
             ),
         )),

@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +69,17 @@ impl Demand {
             .into_iter()
             .chain(self.custom.iter().copied())
             .filter(|&(_, amount)| amount > 0)
+    }
+}
+
+/// Names the work a resource request is for (`task `f``, `actor `A``); formatted only when
+/// the request fails, so the hot path allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct What<'a>(pub(crate) &'static str, pub(crate) &'a str);
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`", self.0, self.1)
     }
 }
 
@@ -157,7 +169,11 @@ impl Resources {
 
     /// Turns amounts by name (see [`ResourceRequest::resolve`]) into a demand, failing when no
     /// node could ever satisfy it.
-    pub(crate) fn demand_for(&self, what: &str, amounts: &BTreeMap<String, f64>) -> Result<Demand> {
+    pub(crate) fn demand_for(
+        &self,
+        what: &What<'_>,
+        amounts: &BTreeMap<String, f64>,
+    ) -> Result<Demand> {
         let get = |name: &str| amounts.get(name).copied().unwrap_or(0.0);
         let custom = amounts
             .iter()
@@ -167,9 +183,9 @@ impl Resources {
     }
 
     /// Turns a request into a demand, failing when no node could ever satisfy it.
-    fn demand<'a>(
+    pub(crate) fn demand<'a>(
         &self,
-        what: &str,
+        what: &What<'_>,
         cpus: f64,
         gpus: f64,
         custom: impl IntoIterator<Item = (&'a str, f64)>,

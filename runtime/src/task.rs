@@ -19,7 +19,7 @@ use crate::cluster::wire::WireArg;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest};
+use crate::scheduler::{Body, Demand, Job, ResourceRequest, What};
 
 /// What the `#[remote]` macro knows about a remote function at compile time.
 #[doc(hidden)]
@@ -113,10 +113,13 @@ impl Runtime {
         spec: &TaskSpec,
         options: Option<&TaskOptions>,
     ) -> Result<Demand> {
-        let amounts = TaskOptions::resources_for(options, spec);
-        self.sched
-            .resources
-            .demand_for(&format!("task `{}`", spec.name), &amounts)
+        let what = What("task", spec.name);
+        let resources = &self.sched.resources;
+        if options.is_none() && spec.resources.is_empty() {
+            // The common call: no overrides, no custom resources, nothing to look up.
+            return resources.demand(&what, spec.num_cpus, spec.num_gpus, []);
+        }
+        resources.demand_for(&what, &TaskOptions::resources_for(options, spec))
     }
 }
 
