@@ -49,6 +49,10 @@ struct Args {
     /// timeit takes about 19 s per metric).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     duration: f64,
+    /// Measure each figure N times and keep the fastest (other load on the machine only ever
+    /// slows a run down).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: u32,
     /// Run the scale envelope (and no metric unless --filter is also given).
     #[arg(long)]
     envelope: bool,
@@ -59,8 +63,8 @@ struct Args {
     #[arg(long)]
     list: bool,
     /// Ray's figures for the "Ray" column and the targets: a JSON object of metric name to
-    /// rate (compare_with_ray.sh writes one). Default: Ray 2.60 reference figures for five
-    /// metrics.
+    /// rate, in this suite's or Ray's spelling (compare_with_ray.sh writes one). Default: Ray
+    /// 2.60 figures for this kind of 2-core machine (docs/PERFORMANCE.md).
     #[arg(long, value_name = "FILE")]
     ray_json: Option<PathBuf>,
     /// Internal: run one envelope item in this process and print its JSON row.
@@ -125,14 +129,18 @@ fn main() -> ExitCode {
         let ctx = Ctx::new(Duration::from_secs_f64(args.duration));
         for (i, m) in selected.iter().enumerate() {
             eprint!("[{:>2}/{}] {:<46} ", i + 1, selected.len(), m.name);
-            let measured = m.run_raykit(&ctx).map(|raykit| {
+            let repeat = args.repeat.max(1);
+            let measured = harness::best_of(repeat, || m.run_raykit(&ctx)).map(|raykit| {
                 let limit = if args.raykit_only {
                     harness::Rate {
                         mean: f64::NAN,
                         sd: f64::NAN,
                     }
                 } else {
-                    m.run_limit(&ctx)
+                    harness::best_of(repeat, || {
+                        Ok::<_, std::convert::Infallible>(m.run_limit(&ctx))
+                    })
+                    .unwrap_or_else(|never| match never {})
                 };
                 (raykit, limit)
             });
@@ -168,7 +176,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "peers")]
         if !args.raykit_only {
             let wanted = |n: &str| args.filter.as_deref().is_none_or(|f| n.contains(f));
-            report.peers = peers::run_all(ctx.duration, &wanted);
+            report.peers = peers::run_all(ctx.duration, args.repeat.max(1), &wanted);
         }
     }
     if args.envelope {
@@ -252,5 +260,9 @@ fn machine(args: &Args) -> BTreeMap<String, String> {
         },
     );
     m.insert("seconds per measurement".into(), args.duration.to_string());
+    m.insert(
+        "measurements per figure (best kept)".into(),
+        args.repeat.max(1).to_string(),
+    );
     m
 }

@@ -11,8 +11,8 @@ use crate::report::PeerRow;
 const SYNC: &str = "1_1_actor_calls_sync";
 const ASYNC: &str = "1_1_actor_calls_async";
 
-/// Runs every peer on the metrics `wanted` selects.
-pub fn run_all(d: Duration, wanted: &dyn Fn(&str) -> bool) -> Vec<PeerRow> {
+/// Runs every peer on the metrics `wanted` selects, each `repeat` times (the fastest kept).
+pub fn run_all(d: Duration, repeat: u32, wanted: &dyn Fn(&str) -> bool) -> Vec<PeerRow> {
     let mut rows = Vec::new();
     type Peer = fn(Duration, bool) -> Result<Rate, String>;
     let peers: [(&str, Peer); 3] = [
@@ -26,7 +26,7 @@ pub fn run_all(d: Duration, wanted: &dyn Fn(&str) -> bool) -> Vec<PeerRow> {
                 continue;
             }
             eprint!("[peer] {framework:<8} {metric:<36} ");
-            let rate = run(d, batch);
+            let rate = crate::harness::best_of(repeat, || run(d, batch));
             match &rate {
                 Ok(r) => eprintln!("{:>14} /s", crate::report::fmt_rate(r.mean)),
                 Err(e) => eprintln!("skipped: {e}"),
