@@ -483,16 +483,7 @@ impl Scheduler {
             address: address.clone(),
             inline: inline.clone(),
         };
-        let mut to: Vec<ConnId> = std::mem::take(&mut entry.watchers);
-        if let Some(submitter) = entry
-            .producer
-            .and_then(|p| self.tasks.get(&p))
-            .map(|t| t.submitter)
-        {
-            if !to.contains(&submitter) {
-                to.push(submitter);
-            }
-        }
+        let to = self.listeners(id);
         for conn in to {
             self.notify(
                 conn,
@@ -519,6 +510,25 @@ impl Scheduler {
         self.try_free(id);
     }
 
+    /// Who must hear how `id` ended: its watchers (taken, they hear once) and the submitter of
+    /// the task that makes it.
+    fn listeners(&mut self, id: ObjectId) -> Vec<ConnId> {
+        let Some(entry) = self.objects.get_mut(&id) else {
+            return Vec::new();
+        };
+        let mut to = std::mem::take(&mut entry.watchers);
+        let producer = entry.producer;
+        if let Some(submitter) = producer
+            .and_then(|p| self.tasks.get(&p))
+            .map(|t| t.submitter)
+        {
+            if !to.contains(&submitter) {
+                to.push(submitter);
+            }
+        }
+        to
+    }
+
     /// Marks `id` failed for good, tells whoever waits, and fails the tasks that needed it.
     fn fail_object(&mut self, id: ObjectId, error: Error) {
         let mut work = vec![(id, error)];
@@ -531,16 +541,7 @@ impl Scheduler {
                 .entry(id)
                 .or_insert_with(|| ObjectEntry::pending(None));
             entry.state = ObjState::Failed(error.clone());
-            let mut to: Vec<ConnId> = std::mem::take(&mut entry.watchers);
-            if let Some(submitter) = entry
-                .producer
-                .and_then(|p| self.tasks.get(&p))
-                .map(|t| t.submitter)
-            {
-                if !to.contains(&submitter) {
-                    to.push(submitter);
-                }
-            }
+            let to = self.listeners(id);
             for conn in to {
                 self.notify(
                     conn,
