@@ -5,6 +5,8 @@
 //! cannot borrow from the test) reach by name, a timeout wrapper so no test hangs on a bug, and
 //! probes of memory use and value lifetimes.
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};

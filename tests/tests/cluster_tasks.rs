@@ -7,251 +7,16 @@
 //! The head declares the custom resource `alpha` and the node `beta`, so drivers can pin tasks.
 
 use std::fs;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use raykit::cluster::records;
+use raykit_tests::cluster::{line, Cluster, DRIVER_LIMIT, STEP};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
 const DRIVER: &str = env!("CARGO_BIN_EXE_cluster_driver");
-const TOKEN: &str = "test-token-tasks-0123456789";
-/// The longest a daemon may take to come up, or a status request to answer.
-const STEP: Duration = Duration::from_secs(15);
-/// The longest a driver scenario may take (debug builds, the executable uploaded first).
-const DRIVER_LIMIT: Duration = Duration::from_secs(120);
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// One test's cluster: its `RAYKIT_HOME`, its daemons and drivers. Dropping it kills them all
-/// and shows their output when the test failed.
-struct Cluster {
-    home: PathBuf,
-    children: Vec<(String, Child)>,
-    port: u16,
-}
-
-impl Cluster {
-    /// A head and a node, both joined.
-    fn start(name: &str) -> Cluster {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let home = std::env::temp_dir().join(format!(
-            "raykit-tasks-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&home);
-        fs::create_dir_all(&home).expect("create the test's RAYKIT_HOME");
-        let mut c = Cluster {
-            home,
-            children: Vec::new(),
-            port: free_port(),
-        };
-        let port = c.port.to_string();
-        c.spawn_daemon(
-            "head",
-            &[
-                "--head",
-                "--port",
-                &port,
-                "--num-cpus",
-                "2",
-                "--resources",
-                r#"{"alpha": 100}"#,
-            ],
-        );
-        c.wait_for_status(STEP, |s| s.contains("nodes: 1 alive"));
-        let address = c.address();
-        c.spawn_daemon(
-            "node",
-            &[
-                "--address",
-                &address,
-                "--num-cpus",
-                "2",
-                "--resources",
-                r#"{"beta": 100}"#,
-            ],
-        );
-        c.wait_for_status(STEP, |s| s.contains("nodes: 2 alive"));
-        c
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn out_path(&self, name: &str) -> PathBuf {
-        self.home.join(format!("{name}.out"))
-    }
-
-    fn err_path(&self, name: &str) -> PathBuf {
-        self.home.join(format!("{name}.err"))
-    }
-
-    fn read(&self, path: PathBuf) -> String {
-        fs::read_to_string(path).unwrap_or_default()
-    }
-
-    fn spawn(&mut self, name: &str, mut cmd: Command) {
-        let out = fs::File::create(self.out_path(name)).expect("create an output file");
-        let err = fs::File::create(self.err_path(name)).expect("create an output file");
-        cmd.env("RAYKIT_HOME", &self.home)
-            .env("RAYKIT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = cmd.spawn().expect("spawn a process");
-        self.children.push((name.to_owned(), child));
-    }
-
-    fn spawn_daemon(&mut self, name: &str, args: &[&str]) {
-        let mut cmd = Command::new(CLI);
-        cmd.arg("start")
-            .args(args)
-            .arg("--block")
-            .env("RAYKIT_TOKEN", TOKEN)
-            .env_remove("RAYKIT_ADDRESS");
-        self.spawn(name, cmd);
-    }
-
-    /// Starts the driver with `args` against this cluster.
-    fn spawn_driver(&mut self, name: &str, args: &[&str]) {
-        let mut cmd = Command::new(DRIVER);
-        cmd.args(args)
-            .env("RAYKIT_ADDRESS", self.address())
-            .env("RAYKIT_TOKEN", TOKEN);
-        self.spawn(name, cmd);
-    }
-
-    fn child(&mut self, name: &str) -> &mut Child {
-        &mut self
-            .children
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .expect("no such process")
-            .1
-    }
-
-    /// Waits (at most [`DRIVER_LIMIT`]) for the process `name`; returns status and stdout.
-    fn wait(&mut self, name: &str) -> (ExitStatus, String) {
-        let deadline = Instant::now() + DRIVER_LIMIT;
-        let status = loop {
-            if let Some(status) = self.child(name).try_wait().expect("wait for a process") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "`{name}` did not finish within {DRIVER_LIMIT:?}; output:\n{}{}",
-                    self.read(self.out_path(name)),
-                    self.read(self.err_path(name))
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        (status, self.read(self.out_path(name)))
-    }
-
-    /// Runs the driver with `args` to completion and returns its output; panics if it fails.
-    fn drive(&mut self, name: &str, args: &[&str]) -> String {
-        self.spawn_driver(name, args);
-        let start = Instant::now();
-        let (status, out) = self.wait(name);
-        assert!(
-            status.success(),
-            "driver `{}` failed ({status}):\n{out}{}",
-            args.join(" "),
-            self.read(self.err_path(name))
-        );
-        eprintln!(
-            "driver `{}` took {:.1} s",
-            args.join(" "),
-            start.elapsed().as_secs_f64()
-        );
-        out
-    }
-
-    fn status(&self) -> String {
-        let out = Command::new(CLI)
-            .args(["status", "--address", &self.address()])
-            .env("RAYKIT_HOME", &self.home)
-            .env("RAYKIT_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run raykit status");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for_status(&self, within: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let out = self.status();
-            if ok(&out) {
-                return out;
-            }
-            if Instant::now() > deadline {
-                panic!("status never matched within {within:?}; last:\n{out}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The node ids in `raykit status`: (head, other).
-    fn node_ids(&self) -> (String, String) {
-        let st = self.status();
-        let id = |l: &str| l.split_whitespace().next().unwrap_or_default().to_owned();
-        let head = st
-            .lines()
-            .find(|l| l.starts_with("  node-") && l.contains(" head "))
-            .map(id);
-        let other = st
-            .lines()
-            .find(|l| l.starts_with("  node-") && !l.contains(" head "))
-            .map(id);
-        match (head, other) {
-            (Some(h), Some(o)) => (h, o),
-            _ => panic!("two nodes expected in:\n{st}"),
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Drivers first, then the node, then the head.
-        for (_, child) in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Ok(entries) = fs::read_dir(self.home.join("daemons")) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_suffix(".json").and_then(|p| p.parse().ok()) {
-                    records::kill(pid);
-                }
-            }
-        }
-        if std::thread::panicking() {
-            for (name, _) in &self.children {
-                eprintln!(
-                    "---- output of {name}:\n{}{}",
-                    self.read(self.out_path(name)),
-                    self.read(self.err_path(name))
-                );
-            }
-        }
-        let _ = fs::remove_dir_all(&self.home);
-    }
-}
-
-fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{out}"))
+fn cluster(name: &str) -> Cluster {
+    Cluster::start(name, CLI, DRIVER)
 }
 
 #[test]
@@ -266,7 +31,7 @@ fn answers_equal_the_embedded_run() {
     let embedded = String::from_utf8_lossy(&embedded.stdout).into_owned();
     assert!(embedded.contains("chain 99"), "{embedded}");
 
-    let mut c = Cluster::start("basic");
+    let mut c = cluster("basic");
     let clustered = c.drive("basic", &["basic"]);
     assert_eq!(clustered, embedded);
     let st = c.wait_for_status(STEP, |s| s.contains("0 waiting, 0 running"));
@@ -275,7 +40,7 @@ fn answers_equal_the_embedded_run() {
 
 #[test]
 fn a_burst_spreads_over_both_nodes() {
-    let mut c = Cluster::start("spread");
+    let mut c = cluster("spread");
     let out = c.drive("spread", &["spread", "12"]);
     let (head, other) = c.node_ids();
     assert_eq!(line(&out, "nodes "), "2", "{out}");
@@ -285,7 +50,7 @@ fn a_burst_spreads_over_both_nodes() {
 
 #[test]
 fn refs_chain_across_nodes_and_failures_are_reported() {
-    let mut c = Cluster::start("chain");
+    let mut c = cluster("chain");
     let (head, other) = c.node_ids();
 
     let out = c.drive("chain", &["chain"]);
@@ -323,7 +88,7 @@ fn refs_chain_across_nodes_and_failures_are_reported() {
 
 #[test]
 fn a_killed_node_does_not_lose_the_job() {
-    let mut c = Cluster::start("survive");
+    let mut c = cluster("survive");
     // 6 tasks of 3 s on 4 CPUs: two of them run on the node when it is killed.
     c.spawn_driver("survive", &["survive", "6", "3000"]);
     c.wait_for_status(Duration::from_secs(60), |s| {
@@ -345,7 +110,7 @@ fn a_killed_node_does_not_lose_the_job() {
 
 #[test]
 fn a_256_mib_value_is_put_got_and_passed_to_the_other_node() {
-    let mut c = Cluster::start("big");
+    let mut c = cluster("big");
     let (_, other) = c.node_ids();
     let out = c.drive("big", &["big", "256"]);
     assert_eq!(line(&out, "roundtrip "), "true true", "{out}");
@@ -388,8 +153,8 @@ fn objects_are_freed_with_their_last_ref_but_not_while_referenced() {
     const MIB: u64 = 16;
     const N: u64 = 40;
     let blob = MIB << 20;
-    let mut c = Cluster::start("free");
-    let go = c.home.join("free.go");
+    let mut c = cluster("free");
+    let go = c.home().join("free.go");
     let go_arg = go.to_string_lossy().into_owned();
     let n = N.to_string();
     let mib = MIB.to_string();
