@@ -18,6 +18,7 @@ use syn::{
 };
 
 use crate::errors::Errors;
+use crate::hash::signature_hash;
 use crate::remote::{check_owned, item_head, Owner};
 
 /// Names generated on the actor's type: `Counter::remote(..)`, `Counter::options(..)`. No
@@ -176,6 +177,8 @@ fn with_errors(item: TokenStream, errors: Errors, stub: Option<&Type>) -> TokenS
         let send_sync = send_sync(ty);
         quote_spanned! {ty.span()=>
             impl ::raykit::__private::ActorMethods for #ty where #send_sync {
+                const __CLASS: &'static str = "";
+                const __HASH: u64 = 0;
                 type Proxy = ::raykit::__private::RawHandle<Self>;
 
                 fn __proxy(raw: ::raykit::__private::RawHandle<Self>) -> Self::Proxy {
@@ -402,6 +405,7 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     let create = format_ident!("__RaykitCreate{}", class);
     let class_str = class.to_string();
     let send_sync = send_sync(self_ty);
+    let hash = class_hash(&ctor, &methods);
 
     let all_types = ctor.params.iter().map(|(_, t)| t).chain(
         methods
@@ -426,49 +430,14 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     );
 
     let proxy_methods = methods.iter().map(|m| {
-        let Method { vis, name, docs, exclusive, asyncness, params, ret } = m;
+        let Method { vis, name, docs, params, ret, .. } = m;
         let names: Vec<&Ident> = params.iter().map(|(n, _)| n).collect();
         let args = into_args(params);
-        let strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let bounds = remote_bounds(params.iter().map(|(_, t)| t).chain([ret]));
         let what = format!("{class}::{name}");
         let method_str = name.to_string();
         let n = params.len();
-        let body = match (exclusive, asyncness) {
-            (false, None) => quote! {
-                ::raykit::__private::MethodBody::Ref(::std::boxed::Box::new(move |__this: &#self_ty| {
-                    #(let #names = #names.resolve(#what, #strs)?;)*
-                    ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
-                }))
-            },
-            (true, None) => quote! {
-                ::raykit::__private::MethodBody::Mut(::std::boxed::Box::new(move |__this: &mut #self_ty| {
-                    #(let #names = #names.resolve(#what, #strs)?;)*
-                    ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
-                }))
-            },
-            // A method whose future is not `Send` is reported on its `async` keyword.
-            (false, Some(span)) => quote_spanned! {*span=>
-                ::raykit::__private::MethodBody::RefAsync(::std::boxed::Box::new(
-                    move |__this: ::raykit::__private::ReadGuard<#self_ty>| {
-                        ::std::boxed::Box::pin(async move {
-                            #(let #names = #names.resolve(#what, #strs)?;)*
-                            ::core::result::Result::Ok(<#self_ty>::#name(&*__this, #(#names),*).await)
-                        })
-                    }
-                ))
-            },
-            (true, Some(span)) => quote_spanned! {*span=>
-                ::raykit::__private::MethodBody::MutAsync(::std::boxed::Box::new(
-                    move |mut __this: ::raykit::__private::WriteGuard<#self_ty>| {
-                        ::std::boxed::Box::pin(async move {
-                            #(let #names = #names.resolve(#what, #strs)?;)*
-                            ::core::result::Result::Ok(<#self_ty>::#name(&mut *__this, #(#names),*).await)
-                        })
-                    }
-                ))
-            },
-        };
+        let body = method_body(m, self_ty, &what, true);
         quote! {
             #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
             impl #proxy where #send_sync, #(#bounds,)* {
@@ -483,7 +452,10 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                         (&::raykit::__private::Probe::<#ret>::new()).cloner(),
                         (&::raykit::__private::Probe::<#ret>::new()).decoder(),
                     );
-                    self.0.call(#method_str, &__deps, __out, #body);
+                    // An actor on a cluster node gets its arguments encoded (refs by id).
+                    let __wire = self.0.is_cluster()
+                        .then(|| ::std::vec![#(#names.to_wire()),*]);
+                    self.0.call(#method_str, &__deps, __wire, __out, #body);
                     __ref
                 }
             }
@@ -493,6 +465,8 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     // Spanned on the type: a second `#[raykit::actor]` block of the same type conflicts there.
     let methods_impl = quote_spanned! {self_ty.span()=>
         impl ::raykit::__private::ActorMethods for #self_ty where #send_sync {
+            const __CLASS: &'static str = ::core::concat!(::core::module_path!(), "::", #class_str);
+            const __HASH: u64 = #hash;
             type Proxy = #proxy;
 
             fn __proxy(raw: ::raykit::__private::RawHandle<Self>) -> #proxy {
@@ -507,6 +481,8 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     // `Counter::remote` is named at the user's `new`, so "required by a bound in this
     // function" points there.
     let remote_fn = format_ident!("remote", span = ctor.name.span());
+
+    let host = host_registration(self_ty, &class_str, hash, &ctor, &methods);
 
     let proxy_doc =
         format!("The methods of a `{class}` actor handle: each returns an `ObjectRef` at once.");
@@ -540,6 +516,8 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
             }
         }
 
+        #host
+
         #[doc = #create_doc]
         #[doc(hidden)]
         #[allow(unreachable_pub, missing_debug_implementations)]
@@ -552,9 +530,13 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                 #(let #ctor_names = ::raykit::IntoArg::into_arg(#ctor_names);)*
                 let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_ctor] =
                     [#(#ctor_names.dependency()),*];
+                // On a cluster the actor is built on a node from its encoded arguments.
+                let __wire = ::raykit::__private::in_cluster()
+                    .then(|| ::std::vec![#(#ctor_names.to_wire()),*]);
                 ::raykit::ActorHandle::from_raw(::raykit::__private::RawHandle::<#self_ty>::create(
                     self.0,
                     &__deps,
+                    __wire,
                     move || {
                         #(let #ctor_names = #ctor_names.resolve(#ctor_what, #ctor_strs)?;)*
                         ::core::result::Result::Ok(<#self_ty>::new(#(#ctor_names),*))
@@ -562,5 +544,187 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                 ))
             }
         }
+    }
+}
+
+/// The body of one call of `m`: a closure over the arguments taking the actor's state. With
+/// `resolve`, the arguments are `Arg`s whose refs are read first (a call from a handle); without,
+/// they are the values themselves (a call decoded by the actor's worker process).
+fn method_body(m: &Method, self_ty: &Type, what: &str, resolve: bool) -> TokenStream {
+    let Method {
+        name,
+        exclusive,
+        asyncness,
+        params,
+        ..
+    } = m;
+    let names: Vec<&Ident> = params.iter().map(|(n, _)| n).collect();
+    let strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let prelude = if resolve {
+        quote!(#(let #names = #names.resolve(#what, #strs)?;)*)
+    } else {
+        TokenStream::new()
+    };
+    match (exclusive, asyncness) {
+        (false, None) => quote! {
+            ::raykit::__private::MethodBody::Ref(::std::boxed::Box::new(move |__this: &#self_ty| {
+                #prelude
+                ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
+            }))
+        },
+        (true, None) => quote! {
+            ::raykit::__private::MethodBody::Mut(::std::boxed::Box::new(move |__this: &mut #self_ty| {
+                #prelude
+                ::core::result::Result::Ok(<#self_ty>::#name(__this, #(#names),*))
+            }))
+        },
+        // A method whose future is not `Send` is reported on its `async` keyword.
+        (false, Some(span)) => quote_spanned! {*span=>
+            ::raykit::__private::MethodBody::RefAsync(::std::boxed::Box::new(
+                move |__this: ::raykit::__private::ReadGuard<#self_ty>| {
+                    ::std::boxed::Box::pin(async move {
+                        #prelude
+                        ::core::result::Result::Ok(<#self_ty>::#name(&*__this, #(#names),*).await)
+                    })
+                }
+            ))
+        },
+        (true, Some(span)) => quote_spanned! {*span=>
+            ::raykit::__private::MethodBody::MutAsync(::std::boxed::Box::new(
+                move |mut __this: ::raykit::__private::WriteGuard<#self_ty>| {
+                    ::std::boxed::Box::pin(async move {
+                        #prelude
+                        ::core::result::Result::Ok(<#self_ty>::#name(&mut *__this, #(#names),*).await)
+                    })
+                }
+            ))
+        },
+    }
+}
+
+/// The hash of the constructor's and every method's signature: a cluster worker built from
+/// other code refuses the class with a version-skew error.
+fn class_hash(ctor: &Constructor, methods: &[Method]) -> u64 {
+    let mut parts = vec!["new".to_owned()];
+    parts.extend(
+        ctor.params
+            .iter()
+            .map(|(_, t)| t.to_token_stream().to_string()),
+    );
+    for m in methods {
+        parts.push(m.name.to_string());
+        parts.push(format!("{}{}", m.exclusive, m.asyncness.is_some()));
+        parts.extend(
+            m.params
+                .iter()
+                .map(|(_, t)| t.to_token_stream().to_string()),
+        );
+        parts.push(m.ret.to_token_stream().to_string());
+    }
+    signature_hash(parts.iter().map(String::as_str))
+}
+
+/// The class's registry entry: how a cluster worker builds the actor from encoded constructor
+/// arguments and runs its methods by name. Written like a remote function's (checked and
+/// unchecked traits), so a type that fails the compile-time check gives no error here.
+fn host_registration(
+    self_ty: &Type,
+    class: &str,
+    hash: u64,
+    ctor: &Constructor,
+    methods: &[Method],
+) -> TokenStream {
+    let send_sync = send_sync(self_ty);
+    let bounds = remote_bounds(
+        ctor.params.iter().map(|(_, t)| t).chain(
+            methods
+                .iter()
+                .flat_map(|m| m.params.iter().map(|(_, t)| t).chain([&m.ret])),
+        ),
+    );
+    let ctor_names: Vec<&Ident> = ctor.params.iter().map(|(n, _)| n).collect();
+    let ctor_types: Vec<&Type> = ctor.params.iter().map(|(_, t)| t).collect();
+    let ctor_what = format!("{class}::new");
+    let arms = methods.iter().map(|m| {
+        let method_str = m.name.to_string();
+        let what = format!("{class}::{}", m.name);
+        let names: Vec<&Ident> = m.params.iter().map(|(n, _)| n).collect();
+        let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
+        let ret = &m.ret;
+        let body = method_body(m, self_ty, &what, false);
+        quote! {
+            #method_str => {
+                let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::decode(#what, &__args) {
+                    ::core::result::Result::Ok(v) => v,
+                    ::core::result::Result::Err(e) => return __done(::core::result::Result::Err(e)),
+                };
+                __raw.call(
+                    #method_str,
+                    &[],
+                    ::core::option::Option::None,
+                    ::raykit::__private::Encoded::<#ret>::new(#what, __done),
+                    #body,
+                );
+            }
+        }
+    });
+    let unknown =
+        format!("actor class `{class}` has no method `{{}}` in this binary (version skew?)");
+    quote! {
+        const _: () = {
+            struct __Host;
+
+            type __HostResult = ::raykit::Result<::std::boxed::Box<dyn ::raykit::__private::HostedActor>>;
+
+            trait __Checked {
+                fn __host(&self, __args: &[u8], __max_concurrency: u32) -> __HostResult;
+            }
+
+            #[allow(clippy::let_unit_value, clippy::unused_unit)]
+            impl __Checked for __Host where #send_sync, #(#bounds,)* {
+                fn __host(&self, __args: &[u8], __max_concurrency: u32) -> __HostResult {
+                    let (#(#ctor_names,)*): (#(#ctor_types,)*) = ::raykit::__private::decode(#ctor_what, __args)?;
+                    ::raykit::__private::host_actor::<#self_ty, _>(
+                        __max_concurrency,
+                        move || <#self_ty>::new(#(#ctor_names),*),
+                        |__raw: &::raykit::__private::RawHandle<#self_ty>,
+                         __method: &str,
+                         __args: ::std::vec::Vec<u8>,
+                         __done: ::raykit::__private::Done| {
+                            match __method {
+                                #(#arms)*
+                                __other => __done(::core::result::Result::Err(::raykit::Error::new(
+                                    ::raykit::ErrorKind::VersionSkew,
+                                    ::std::format!(#unknown, __other),
+                                ))),
+                            }
+                        },
+                    )
+                }
+            }
+
+            #[allow(dead_code)]
+            trait __Unchecked {
+                fn __host(&self, _: &[u8], _: u32) -> __HostResult {
+                    ::core::unreachable!("an actor whose types failed the compile-time check")
+                }
+            }
+
+            impl __Unchecked for &__Host {}
+
+            // Both traits are in scope here (items of this block): the checked one wins when
+            // its bounds hold.
+            fn __host(__args: &[u8], __max_concurrency: u32) -> __HostResult {
+                (&__Host).__host(__args, __max_concurrency)
+            }
+
+            ::raykit::__private::inventory::submit! {
+                ::raykit::__private::ActorClass::new(
+                    ::core::concat!(::core::module_path!(), "::", #class),
+                    #hash,
+                    __host,
+                )
+            }
+        };
     }
 }

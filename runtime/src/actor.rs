@@ -21,18 +21,24 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::client::ClusterActor;
+use crate::cluster::wire::WireArg;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::{self, Runtime};
 use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler, What};
 use crate::task::{schedule, Returns};
 
+mod host;
+
+pub use host::{host_actor, Encoded};
+
 /// The id of an actor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ActorId(u128);
 
 impl ActorId {
-    fn next() -> Self {
+    pub(crate) fn next() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         ActorId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
@@ -106,6 +112,10 @@ pub trait Actor: Send + Sync + Sized + 'static {
     note = "an actor type has `#[derive(raykit::Actor)]` and a `#[raykit::actor]` impl block with its constructor `pub fn new(..) -> Self` and its methods"
 )]
 pub trait ActorMethods: Actor {
+    /// The class's stable name (`module::path::Type`), by which cluster nodes find it.
+    const __CLASS: &'static str;
+    /// The hash of the constructor's and every method's signature.
+    const __HASH: u64;
     /// The proxy: one method per public method of the actor, each returning a ref.
     type Proxy: Clone + Send + Sync + 'static;
     /// Wraps a raw handle.
@@ -117,10 +127,10 @@ pub trait ActorMethods: Actor {
 /// Options for creating one actor: `Counter::options(ActorOptions::new().name("hits")).remote(..)`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActorOptions {
-    name: Option<String>,
-    request: ResourceRequest,
-    max_restarts: Option<u32>,
-    max_concurrency: Option<u32>,
+    pub(crate) name: Option<String>,
+    pub(crate) request: ResourceRequest,
+    pub(crate) max_restarts: Option<u32>,
+    pub(crate) max_concurrency: Option<u32>,
 }
 
 impl ActorOptions {
@@ -238,6 +248,21 @@ struct Mailbox<A> {
     head_waiting: bool,
     handles_gone: bool,
     holds_resources: bool,
+}
+
+impl<A> Mailbox<A> {
+    fn new(status: Status, state: Option<State<A>>) -> Self {
+        Mailbox {
+            status,
+            state,
+            queue: VecDeque::new(),
+            running_shared: 0,
+            running_exclusive: false,
+            head_waiting: false,
+            handles_gone: false,
+            holds_resources: false,
+        }
+    }
 }
 
 /// One actor: its state, mailbox and the resources it holds.
@@ -453,20 +478,58 @@ impl<A: Send + Sync + 'static> Drop for HandleGuard<A> {
 /// The untyped core of a handle. Not public API: use [`ActorHandle`].
 #[doc(hidden)]
 pub struct RawHandle<A: Send + Sync + 'static> {
-    guard: Arc<HandleGuard<A>>,
+    inner: Inner<A>,
+}
+
+/// Where the actor lives.
+enum Inner<A: Send + Sync + 'static> {
+    /// In this process.
+    Local(Arc<HandleGuard<A>>),
+    /// On a cluster node: calls go through the head's actor directory.
+    Cluster(Arc<ClusterActor>),
 }
 
 impl<A: Send + Sync + 'static> Clone for RawHandle<A> {
     fn clone(&self) -> Self {
-        RawHandle {
-            guard: self.guard.clone(),
-        }
+        let inner = match &self.inner {
+            Inner::Local(g) => Inner::Local(g.clone()),
+            Inner::Cluster(c) => Inner::Cluster(c.clone()),
+        };
+        RawHandle { inner }
     }
 }
 
 impl<A: Send + Sync + 'static> fmt::Debug for RawHandle<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}({})", self.guard.cell.class, self.guard.cell.id)
+        write!(f, "{}({})", self.class(), self.id())
+    }
+}
+
+impl<A: Send + Sync + 'static> RawHandle<A> {
+    fn local(guard: Arc<HandleGuard<A>>) -> Self {
+        RawHandle {
+            inner: Inner::Local(guard),
+        }
+    }
+
+    /// Whether the actor lives on a cluster node (its calls travel encoded).
+    #[doc(hidden)]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner, Inner::Cluster(_))
+    }
+
+    fn id(&self) -> ActorId {
+        match &self.inner {
+            Inner::Local(g) => g.cell.id,
+            Inner::Cluster(c) => c.id(),
+        }
+    }
+
+    fn class(&self) -> &'static str {
+        match &self.inner {
+            Inner::Local(g) => g.cell.class,
+            Inner::Cluster(c) => c.class(),
+        }
     }
 }
 
@@ -477,11 +540,25 @@ impl<A: ActorMethods> RawHandle<A> {
     /// Creates an actor: runs `construct` (once its ref arguments are ready) with the actor's
     /// resources taken.
     #[doc(hidden)]
-    pub fn create<F>(options: ActorOptions, deps: &[Option<Arc<Slot>>], construct: F) -> Self
+    pub fn create<F>(
+        options: ActorOptions,
+        deps: &[Option<Arc<Slot>>],
+        wire: Option<Vec<Result<WireArg>>>,
+        construct: F,
+    ) -> Self
     where
         F: FnOnce() -> Result<A> + Send + 'static,
     {
         let spec = &A::__SPEC;
+        if let Some(wire) = wire {
+            drop(construct);
+            return match crate::cluster::client::create_actor::<A>(&options, wire) {
+                Ok(actor) => RawHandle {
+                    inner: Inner::Cluster(actor),
+                },
+                Err(e) => Self::dead_on_arrival(spec, runtime::current().ok().as_ref(), e),
+            };
+        }
         let rt = match runtime::current() {
             Ok(rt) => rt,
             Err(e) => return Self::dead_on_arrival(spec, None, e),
@@ -508,22 +585,12 @@ impl<A: ActorMethods> RawHandle<A> {
             demand: demand.clone(),
             sched: Some(rt.sched.clone()),
             runtime: Arc::downgrade(&rt),
-            mailbox: Mutex::new(Mailbox {
-                status: Status::Creating,
-                state: None,
-                queue: VecDeque::new(),
-                running_shared: 0,
-                running_exclusive: false,
-                head_waiting: false,
-                handles_gone: false,
-                holds_resources: false,
-            }),
+            mailbox: Mutex::new(Mailbox::new(Status::Creating, None)),
         });
-        let handle = RawHandle {
-            guard: Arc::new(HandleGuard { cell: cell.clone() }),
-        };
+        let guard = Arc::new(HandleGuard { cell: cell.clone() });
+        let handle = RawHandle::local(guard.clone());
         if let Some(name) = &options.name {
-            if let Err(e) = rt.actors.register(name, handle.guard.clone(), cell.id) {
+            if let Err(e) = rt.actors.register(name, guard, cell.id) {
                 cell.mailbox.lock().status = Status::Dead(e);
                 return handle;
             }
@@ -630,20 +697,9 @@ impl<A: ActorMethods> RawHandle<A> {
             demand: Demand::default(),
             sched: rt.map(|rt| rt.sched.clone()),
             runtime: rt.map_or_else(Weak::new, Arc::downgrade),
-            mailbox: Mutex::new(Mailbox {
-                status: Status::Dead(e),
-                state: None,
-                queue: VecDeque::new(),
-                running_shared: 0,
-                running_exclusive: false,
-                head_waiting: false,
-                handles_gone: false,
-                holds_resources: false,
-            }),
+            mailbox: Mutex::new(Mailbox::new(Status::Dead(e), None)),
         });
-        RawHandle {
-            guard: Arc::new(HandleGuard { cell }),
-        }
+        RawHandle::local(Arc::new(HandleGuard { cell }))
     }
 }
 
@@ -654,10 +710,19 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
         &self,
         method: &'static str,
         deps: &[Option<Arc<Slot>>],
+        wire: Option<Vec<Result<WireArg>>>,
         returns: R,
         body: MethodBody<A, R::Value>,
     ) {
-        let cell = &self.guard.cell;
+        let cell = match &self.inner {
+            Inner::Local(g) => &g.cell,
+            Inner::Cluster(actor) => {
+                drop(body);
+                let wire = wire.unwrap_or_default();
+                crate::cluster::client::call_actor(actor, method, wire, returns.into_slots());
+                return;
+            }
+        };
         let (exclusive, is_async) = match &body {
             MethodBody::Ref(_) => (false, false),
             MethodBody::Mut(_) => (true, false),
@@ -766,13 +831,17 @@ impl<A: ActorMethods> ActorHandle<A> {
 
     /// The id of the actor.
     pub fn id(&self) -> ActorId {
-        self.raw().guard.cell.id
+        self.raw().id()
     }
 
     /// Kills the actor: calls not yet started and every later call fail with an
-    /// [`ActorDied`](ErrorKind::ActorDied) error; a call already running finishes.
+    /// [`ActorDied`](ErrorKind::ActorDied) error. In this process a call already running
+    /// finishes; on a cluster the actor's process is killed, so its running calls fail too.
     pub fn kill(&self) {
-        self.raw().guard.cell.kill("was killed");
+        match &self.raw().inner {
+            Inner::Local(g) => g.cell.kill("was killed"),
+            Inner::Cluster(actor) => crate::cluster::client::kill_actor(actor.id()),
+        }
     }
 }
 
@@ -794,12 +863,7 @@ impl<A: ActorMethods> Clone for ActorHandle<A> {
 
 impl<A: ActorMethods> fmt::Debug for ActorHandle<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ActorHandle<{}>({})",
-            self.raw().guard.cell.class,
-            self.id()
-        )
+        write!(f, "ActorHandle<{}>({})", self.raw().class(), self.id())
     }
 }
 
@@ -819,15 +883,29 @@ impl<A: ActorMethods> Hash for ActorHandle<A> {
 
 impl<A: ActorMethods> Serialize for ActorHandle<A> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let guard = &self.raw().guard;
-        directory::export(guard.cell.id, guard.clone());
-        guard.cell.id.serialize(s)
+        match &self.raw().inner {
+            Inner::Local(guard) => {
+                directory::export(guard.cell.id, guard.clone());
+                guard.cell.id.serialize(s)
+            }
+            Inner::Cluster(actor) => {
+                // Held where the head cannot see: the actor lives until its job ends.
+                actor.escape();
+                actor.id().serialize(s)
+            }
+        }
     }
 }
 
 impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let id = ActorId::deserialize(d)?;
+        if runtime::current().is_ok_and(|rt| rt.cluster.is_some()) {
+            let actor = ClusterActor::held::<A>(id);
+            return Ok(ActorHandle::from_raw(RawHandle {
+                inner: Inner::Cluster(actor),
+            }));
+        }
         let any = directory::find(id)
             .ok_or_else(|| serde::de::Error::custom(format!("actor {id} no longer exists here")))?;
         let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
@@ -836,7 +914,7 @@ impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
                 std::any::type_name::<A>()
             ))
         })?;
-        Ok(ActorHandle::from_raw(RawHandle { guard }))
+        Ok(ActorHandle::from_raw(RawHandle::local(guard)))
     }
 }
 
@@ -928,6 +1006,27 @@ impl NamedActors {
 /// the actor under it is not an `A`.
 pub fn get_actor<A: ActorMethods>(name: &str) -> Result<ActorHandle<A>> {
     let rt = runtime::current()?;
+    if rt.cluster.is_some() {
+        let (id, class) = crate::cluster::client::get_actor(name)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::ActorNotFound,
+                format!("no live actor is named `{name}` on the cluster"),
+            )
+        })?;
+        if class != A::__CLASS {
+            return Err(Error::new(
+                ErrorKind::ActorNotFound,
+                format!(
+                    "the actor named `{name}` is a `{class}`, not a `{}`",
+                    std::any::type_name::<A>()
+                ),
+            ));
+        }
+        let actor = ClusterActor::held::<A>(id);
+        return Ok(ActorHandle::from_raw(RawHandle {
+            inner: Inner::Cluster(actor),
+        }));
+    }
     let any = rt.actors.find(name).ok_or_else(|| {
         Error::new(
             ErrorKind::ActorNotFound,
@@ -943,7 +1042,7 @@ pub fn get_actor<A: ActorMethods>(name: &str) -> Result<ActorHandle<A>> {
             ),
         )
     })?;
-    Ok(ActorHandle::from_raw(RawHandle { guard }))
+    Ok(ActorHandle::from_raw(RawHandle::local(guard)))
 }
 
 /// What `#[derive(raykit::Actor)]` checks: the type has its `#[raykit::actor]` impl block too.

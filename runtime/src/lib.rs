@@ -120,12 +120,14 @@ pub struct ReadmeTour;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::{
-        assert_actor_methods, ActorMethods, ActorSpec, MethodBody, MutBody, RawHandle, ReadGuard,
-        RefBody, WriteGuard,
+        assert_actor_methods, host_actor, ActorMethods, ActorSpec, Encoded, MethodBody, MutBody,
+        RawHandle, ReadGuard, RefBody, WriteGuard,
     };
     pub use crate::cluster::worker::worker_entry;
     pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, DecodeFn, Slot};
-    pub use crate::registry::{decode, encode, Invoke, RemoteFunction};
+    pub use crate::registry::{
+        decode, encode, ActorClass, Done, HostedActor, Invoke, RemoteFunction,
+    };
     pub use crate::runtime::in_cluster;
     pub use crate::runtime::worker_threads_started;
     pub use crate::task::{submit_async, submit_sync, One, Returns, TaskSpec};

@@ -98,20 +98,112 @@ pub fn functions() -> impl Iterator<Item = &'static RemoteFunction> {
 pub fn lookup(name: &str, signature_hash: u64) -> Result<&'static RemoteFunction> {
     static BY_NAME: OnceLock<HashMap<&'static str, &'static RemoteFunction>> = OnceLock::new();
     let table = BY_NAME.get_or_init(|| functions().map(|f| (f.name(), f)).collect());
-    match table.get(name) {
+    check(
+        "remote function",
+        name,
+        signature_hash,
+        table.get(name).map(|f| (*f, f.signature_hash())),
+    )
+}
+
+/// Where the encoded result of a hosted actor's call goes.
+#[doc(hidden)]
+pub type Done = Box<dyn FnOnce(Result<Outputs>) + Send>;
+
+/// An actor living in this process for a cluster node, called by method name with its
+/// arguments encoded as one postcard tuple.
+#[doc(hidden)]
+pub trait HostedActor: Send + Sync {
+    /// Queues a call of `method`; `done` gets its encoded result (or its error) once it ran.
+    fn call(&self, method: &str, args: Vec<u8>, done: Done);
+}
+
+/// How a worker process builds an actor of one class: constructor arguments encoded as one
+/// postcard tuple, and the actor's `max_concurrency`.
+#[doc(hidden)]
+pub type HostFn = fn(&[u8], u32) -> Result<Box<dyn HostedActor>>;
+
+/// An actor class as the registry knows it: `#[raykit::actor]` registers one per impl block.
+pub struct ActorClass {
+    name: &'static str,
+    signature_hash: u64,
+    host: HostFn,
+}
+
+impl std::fmt::Debug for ActorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorClass")
+            .field("name", &self.name)
+            .field(
+                "signature_hash",
+                &format_args!("{:016x}", self.signature_hash),
+            )
+            .finish()
+    }
+}
+
+inventory::collect!(ActorClass);
+
+impl ActorClass {
+    #[doc(hidden)]
+    pub const fn new(name: &'static str, signature_hash: u64, host: HostFn) -> Self {
+        ActorClass {
+            name,
+            signature_hash,
+            host,
+        }
+    }
+
+    /// The stable name: `crate::module::Type`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The hash of the constructor's and every method's signature.
+    pub fn signature_hash(&self) -> u64 {
+        self.signature_hash
+    }
+
+    /// Builds an actor of this class from its encoded constructor arguments.
+    pub fn host(&self, args: &[u8], max_concurrency: u32) -> Result<Box<dyn HostedActor>> {
+        (self.host)(args, max_concurrency)
+    }
+}
+
+/// Every actor class linked into this binary.
+pub fn actor_classes() -> impl Iterator<Item = &'static ActorClass> {
+    inventory::iter::<ActorClass>.into_iter()
+}
+
+/// The actor class registered under `name` whose signature hashes to `signature_hash`; like
+/// [`lookup`], a missing name or another hash is a [`VersionSkew`](ErrorKind::VersionSkew)
+/// error.
+pub fn lookup_actor(name: &str, signature_hash: u64) -> Result<&'static ActorClass> {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static ActorClass>> = OnceLock::new();
+    let table = BY_NAME.get_or_init(|| actor_classes().map(|c| (c.name(), c)).collect());
+    check(
+        "actor class",
+        name,
+        signature_hash,
+        table.get(name).map(|c| (*c, c.signature_hash())),
+    )
+}
+
+/// A registry entry found under `name`, if its hash is the caller's.
+fn check<T>(what: &str, name: &str, signature_hash: u64, found: Option<(T, u64)>) -> Result<T> {
+    match found {
         None => Err(Error::new(
             ErrorKind::VersionSkew,
-            format!("remote function `{name}` is not registered in this binary (version skew?)"),
+            format!("{what} `{name}` is not registered in this binary (version skew?)"),
         )),
-        Some(f) if f.signature_hash() != signature_hash => Err(Error::new(
+        Some((_, here)) if here != signature_hash => Err(Error::new(
             ErrorKind::VersionSkew,
             format!(
-                "remote function `{name}` has signature hash {:016x} here but {signature_hash:016x} \
-                 at the caller: the two binaries were built from different code",
-                f.signature_hash()
+                "{what} `{name}` has signature hash {here:016x} here but {signature_hash:016x} \
+                 at the caller: the two binaries were built from different code"
             ),
         )),
-        Some(f) => Ok(f),
+        Some((entry, _)) => Ok(entry),
     }
 }
 

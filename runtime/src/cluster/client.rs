@@ -24,6 +24,10 @@ use crate::object::{directory, DecodeFn, ObjectId, Slot};
 use crate::runtime::{self, NodeId};
 use crate::task::{TaskOptions, TaskSpec};
 
+mod actors;
+
+pub(crate) use actors::{call_actor, create_actor, get_actor, kill_actor, ClusterActor};
+
 /// How long fetching one object from a node may take before it fails.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -42,6 +46,8 @@ pub(crate) struct Client {
     lost: AtomicBool,
     task_prefix: u64,
     task_counter: AtomicU64,
+    /// Who waits for the head's answer about a named actor, by name.
+    named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -107,6 +113,7 @@ impl Client {
             lost: AtomicBool::new(false),
             task_prefix: crate::runtime::process_prefix(),
             task_counter: AtomicU64::new(1),
+            named: Mutex::new(HashMap::new()),
         });
         // Many small messages share one write: feed everything queued, then flush once.
         handle.spawn(async move {
@@ -385,6 +392,7 @@ async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
                 None => slot.locate(&location),
             }),
             Ok(Message::ObjectFailed { id, error }) => client.settle(id, |slot| slot.fail(error)),
+            Ok(Message::ActorFound { name, actor }) => client.named_actor_found(&name, actor),
             Ok(Message::Failed { error }) => {
                 tracing::warn!("the head refused a request: {error}");
             }
@@ -425,26 +433,53 @@ pub(crate) fn submit(
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    for slot in &outputs {
-        slot.set_cluster_owned();
-        client.await_object(slot);
-    }
-    let task = TaskSubmission {
-        task_id: client.next_task_id(),
-        job_id: client.job_id,
-        function: spec.name.to_owned(),
-        signature_hash: spec.signature_hash,
+    let task = client.task(
+        spec.name,
+        spec.signature_hash,
         args,
-        outputs: outputs.iter().map(|s| s.id()).collect(),
-        resources: TaskOptions::resources_for(options.as_ref(), spec),
-        max_retries: TaskOptions::retries_for(options.as_ref(), spec),
-    };
-    if let Err(e) = client.send(Message::SubmitTask(task)) {
-        client
-            .awaited
-            .lock()
-            .retain(|id, _| !outputs.iter().any(|s| s.id() == *id));
-        fail(e);
+        &outputs,
+        TaskOptions::resources_for(options.as_ref(), spec),
+        TaskOptions::retries_for(options.as_ref(), spec),
+    );
+    client.submit(Message::SubmitTask(task), &outputs);
+}
+
+impl Client {
+    /// A task submission of `function` whose outputs are `outputs`.
+    fn task(
+        &self,
+        function: &str,
+        signature_hash: u64,
+        args: Vec<WireArg>,
+        outputs: &[Arc<Slot>],
+        resources: std::collections::BTreeMap<String, f64>,
+        max_retries: u32,
+    ) -> TaskSubmission {
+        TaskSubmission {
+            task_id: self.next_task_id(),
+            job_id: self.job_id,
+            function: function.to_owned(),
+            signature_hash,
+            args,
+            outputs: outputs.iter().map(|s| s.id()).collect(),
+            resources,
+            max_retries,
+        }
+    }
+
+    /// Sends a submission whose outputs the head reports: this program owns them and waits
+    /// for them; they fail when the head cannot be told.
+    fn submit(&self, msg: Message, outputs: &[Arc<Slot>]) {
+        for slot in outputs {
+            slot.set_cluster_owned();
+            self.await_object(slot);
+        }
+        if let Err(e) = self.send(msg) {
+            self.awaited
+                .lock()
+                .retain(|id, _| !outputs.iter().any(|s| s.id() == *id));
+            outputs.iter().for_each(|s| s.fail(e.clone()));
+        }
     }
 }
 

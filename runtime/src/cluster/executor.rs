@@ -2,9 +2,13 @@
 //! the arguments fetched (from this node's store or from the node holding them), one worker
 //! process per running task, the outputs stored here and reported to the head.
 //!
-//! Failures are reported, never hidden: a task's own error (a panic, a version skew) fails it;
-//! a dead worker process or an argument that could not be fetched is the system's failure, and
-//! the head may run the task again.
+//! Failures are reported, never hidden: a task's own error (a panic, a version skew) fails it,
+//! and so does a worker that breaks the protocol (a malformed answer or piece; the worker is
+//! discarded); a dead worker process or an argument that could not be fetched is the system's
+//! failure, and the head may run the task again.
+//!
+//! A stored value is never copied to reach a worker: arguments go out as slices of the store's
+//! buffers (large ones in pieces), and outputs come back into the buffers the store then keeps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -18,10 +22,12 @@ use tokio::sync::mpsc;
 use super::head::ExeWriter;
 use super::store::ObjectStore;
 use super::wire::{
-    Connection, Message, NodeLoad, Role, StoredObject, TaskAssignment, TaskCounts, TaskOutcome,
-    WireArg, INLINE_MAX,
+    ActorCounts, Connection, Message, NodeLoad, Role, StoredObject, TaskAssignment, TaskCounts,
+    TaskOutcome, WireArg, INLINE_MAX,
 };
 use super::workers::{WorkerEnv, WorkerPool};
+
+mod actors;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
 
@@ -45,6 +51,24 @@ pub struct Executor {
     exe_fetch: tokio::sync::Mutex<()>,
     peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     stats: Mutex<Stats>,
+    /// The actors this node hosts, by id and start: where their calls go.
+    actors: Mutex<HashMap<(crate::actor::ActorId, u32), actors::Host>>,
+}
+
+/// An encoded argument on its way to a worker: as it came with the task, or shared with the
+/// store (never copied out of it: large values go to the worker in slices).
+enum ArgBytes {
+    Inline(Vec<u8>),
+    Stored(Arc<Vec<u8>>),
+}
+
+impl AsRef<[u8]> for ArgBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            ArgBytes::Inline(bytes) => bytes,
+            ArgBytes::Stored(bytes) => bytes,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +109,7 @@ impl Executor {
             exe_fetch: tokio::sync::Mutex::new(()),
             peers: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
+            actors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,9 +140,12 @@ impl Executor {
         NodeLoad {
             available,
             tasks: stats.counts,
+            actors: ActorCounts {
+                alive: self.actors.lock().len() as u64,
+                ..ActorCounts::default()
+            },
             objects,
             object_bytes,
-            ..NodeLoad::default()
         }
     }
 
@@ -173,33 +201,15 @@ impl Executor {
             Err(e) => return system(e),
         };
         let TaskAssignment {
-            task,
+            mut task,
             arg_locations,
             ..
         } = a;
-        let mut args = Vec::with_capacity(task.args.len());
-        for (i, arg) in task.args.into_iter().enumerate() {
-            match arg {
-                WireArg::Value(bytes) => args.push(bytes),
-                WireArg::Ref(id) => {
-                    let at = arg_locations.get(i).cloned().flatten();
-                    match self.fetch_object(id, at.as_deref()).await {
-                        Ok(bytes) => args.push(Arc::unwrap_or_clone(bytes)),
-                        Err(e) => {
-                            return system(Error::with_source(
-                                e.kind(),
-                                format!(
-                                    "`{}` could not fetch its argument #{}: {e}",
-                                    task.function,
-                                    i + 1
-                                ),
-                                e,
-                            ))
-                        }
-                    }
-                }
-            }
-        }
+        let args = std::mem::take(&mut task.args);
+        let args = match self.fetch_args(&task.function, args, &arg_locations).await {
+            Ok(args) => args,
+            Err(e) => return system(e),
+        };
         let mut worker = match self.workers.checkout(task.job_id, &exe).await {
             Ok(w) => w,
             Err(e) => return system(e),
@@ -208,26 +218,59 @@ impl Executor {
             task_id: task.task_id,
             function: task.function.clone(),
             signature_hash: task.signature_hash,
-            args,
+            args: Vec::new(),
         };
-        let answer = worker.request(&run).await;
+        let answer = worker.request_with_values(&run, args).await;
         drop(run);
         let result = match answer {
             Ok(Message::TaskResult { task_id, result }) if task_id == task.task_id => {
                 self.workers.checkin(worker);
                 result
             }
+            // The worker could not read what it was sent (see `worker::serve`).
+            Ok(Message::Failed { error }) => {
+                let pid = worker.pid();
+                self.workers.discard(worker);
+                return TaskOutcome::Failed {
+                    error: Error::with_source(
+                        error.kind(),
+                        format!(
+                            "worker process {pid} could not take `{}`: {error}",
+                            task.function
+                        ),
+                        error,
+                    ),
+                    retryable: false,
+                };
+            }
             Ok(other) => {
                 let pid = worker.pid();
                 self.workers.discard(worker);
                 return system(Error::new(
-                    ErrorKind::System,
+                    ErrorKind::Protocol,
                     format!(
                         "worker process {pid} answered RunTask of `{}` with a {} message",
                         task.function,
                         other.name()
                     ),
                 ));
+            }
+            // A malformed answer or piece: the task's values cannot be trusted, and running it
+            // again would likely break the same way.
+            Err(e) if e.kind() != ErrorKind::Network => {
+                let pid = worker.pid();
+                self.workers.discard(worker);
+                return TaskOutcome::Failed {
+                    error: Error::with_source(
+                        e.kind(),
+                        format!(
+                            "worker process {pid} broke the protocol while running `{}`: {e}",
+                            task.function
+                        ),
+                        e,
+                    ),
+                    retryable: false,
+                };
             }
             Err(e) => {
                 let pid = worker.pid();
@@ -245,10 +288,53 @@ impl Executor {
                 };
             }
         };
+        self.store_outputs(&task.function, &task.outputs, result)
+    }
+
+    /// The encoded arguments of `function`: values as they came, refs fetched from this
+    /// node's store or from the node at their location, shared with the store (not copied).
+    async fn fetch_args(
+        &self,
+        function: &str,
+        args: Vec<WireArg>,
+        locations: &[Option<String>],
+    ) -> Result<Vec<ArgBytes>> {
+        let mut out = Vec::with_capacity(args.len());
+        for (i, arg) in args.into_iter().enumerate() {
+            match arg {
+                WireArg::Value(bytes) => out.push(ArgBytes::Inline(bytes)),
+                WireArg::Ref(id) => {
+                    let at = locations.get(i).cloned().flatten();
+                    match self.fetch_object(id, at.as_deref()).await {
+                        Ok(bytes) => out.push(ArgBytes::Stored(bytes)),
+                        Err(e) => {
+                            return Err(Error::with_source(
+                                e.kind(),
+                                format!(
+                                    "`{function}` could not fetch its argument #{}: {e}",
+                                    i + 1
+                                ),
+                                e,
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a call's encoded outputs as the objects `ids` (each buffer moves into the store as
+    /// it is), or reports its error.
+    fn store_outputs(
+        &self,
+        function: &str,
+        ids: &[ObjectId],
+        result: Result<Vec<Vec<u8>>>,
+    ) -> TaskOutcome {
         match result {
-            Ok(outputs) if outputs.len() == task.outputs.len() => {
-                let stored = task
-                    .outputs
+            Ok(outputs) if outputs.len() == ids.len() => {
+                let stored = ids
                     .iter()
                     .zip(outputs)
                     .map(|(id, bytes)| {
@@ -268,10 +354,9 @@ impl Executor {
                 error: Error::new(
                     ErrorKind::VersionSkew,
                     format!(
-                        "`{}` returned {} values where the caller expects {}",
-                        task.function,
+                        "`{function}` returned {} values where the caller expects {}",
                         outputs.len(),
-                        task.outputs.len()
+                        ids.len()
                     ),
                 ),
                 retryable: false,

@@ -23,8 +23,8 @@ use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
 use super::wire::ChunkAssembler;
 use super::wire::{
-    ActorCounts, ClusterStatus, Connection, FrameReader, FrameWriter, JobId, Message, NodeInfo,
-    NodeLoad, NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
+    ClusterStatus, Connection, FrameReader, FrameWriter, JobId, Message, NodeInfo, NodeLoad,
+    NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -387,14 +387,12 @@ impl Head {
         let t = self.tables.lock();
         let tasks = t.sched.counts();
         let (objects, lineage) = t.sched.tables();
-        let mut actors = ActorCounts::default();
+        // The head's directory knows every actor, also those no node hosts (pending, dead).
+        let actors = t.sched.actor_counts();
         let nodes = t
             .nodes
             .iter()
             .map(|n| {
-                if n.alive {
-                    actors += n.load.actors;
-                }
                 let mut load = n.load.clone();
                 if n.alive {
                     // The head's accounting is the one placement uses.
@@ -499,6 +497,26 @@ impl Head {
                         .lock()
                         .sched
                         .task_finished(node_id, task_id, outcome);
+                }
+                Ok(Message::ActorStarted {
+                    actor_id,
+                    incarnation,
+                    result,
+                }) => {
+                    self.tables
+                        .lock()
+                        .sched
+                        .actor_started(node_id, actor_id, incarnation, result);
+                }
+                Ok(Message::ActorExited {
+                    actor_id,
+                    incarnation,
+                    reason,
+                }) => {
+                    self.tables
+                        .lock()
+                        .sched
+                        .actor_exited(node_id, actor_id, incarnation, &reason);
                 }
                 Ok(Message::UnregisterNode) => {
                     self.node_died(node_id, session, LEFT);
@@ -614,10 +632,12 @@ impl Head {
 
     fn close_job(&self, job_id: JobId, owner: bool) {
         if owner {
-            if let Some(j) = self.tables.lock().jobs.jobs.get_mut(&job_id.0) {
+            let mut t = self.tables.lock();
+            if let Some(j) = t.jobs.jobs.get_mut(&job_id.0) {
                 j.running = false;
                 tracing::debug!(job = %job_id, name = %j.name, "job ended");
             }
+            t.sched.job_ended(job_id);
         }
     }
 
@@ -688,6 +708,36 @@ impl Head {
                             }
                         }
                     }
+                }
+                Message::CreateActor(creation) => {
+                    let mut t = self.tables.lock();
+                    let job_exe = t
+                        .jobs
+                        .jobs
+                        .get(&creation.job_id.0)
+                        .map(|j| j.exe_hash.clone());
+                    match job_exe {
+                        Some(hash) => t.sched.create_actor(conn_id, *creation, hash),
+                        None => {
+                            tracing::warn!(%peer, job = %creation.job_id, "an actor of an unknown job; ignored")
+                        }
+                    }
+                }
+                Message::SubmitActorCall { actor_id, task } => self
+                    .tables
+                    .lock()
+                    .sched
+                    .submit_call(conn_id, actor_id, task),
+                Message::KillActor { actor_id } => self.tables.lock().sched.kill_actor(actor_id),
+                Message::ReleaseActor { actor_id } => {
+                    self.tables.lock().sched.release_actor(conn_id, actor_id)
+                }
+                Message::EscapedActor { actor_id } => {
+                    self.tables.lock().sched.escape_actor(actor_id)
+                }
+                Message::GetActor { name } => {
+                    let actor = self.tables.lock().sched.named_actor(&name);
+                    let _ = outbox.send(Message::ActorFound { name, actor });
                 }
                 Message::PutObject { id, bytes } => {
                     let inline = (bytes.len() < INLINE_MAX).then(|| bytes.clone());

@@ -218,13 +218,32 @@ impl Node {
                             executor.delete_objects(&ids);
                         }
                     }
+                    Message::StartActor(assignment) => match &self.executor {
+                        Some(executor) => executor.start_actor(*assignment),
+                        None => tracing::warn!("this node runs no tasks; ignoring StartActor"),
+                    },
+                    Message::ExecuteActorCall(call) => match &self.executor {
+                        Some(executor) => executor.actor_call(*call),
+                        None => tracing::warn!("this node runs no tasks; ignoring ExecuteActorCall"),
+                    },
+                    Message::StopActor { actor_id, incarnation, kill } => {
+                        if let Some(executor) = &self.executor {
+                            executor.stop_actor(actor_id, incarnation, kill);
+                        }
+                    }
                     other => tracing::debug!("ignoring a {} message from the head", other.name()),
                 },
                 Some(msg) = outbox.recv() => {
-                    if let Err(e) = to_head.send(&msg).await {
-                        *pending = Some(msg);
-                        return Err(e);
+                    // Reports that queued meanwhile share one write.
+                    let mut next = Some(msg);
+                    while let Some(msg) = next.take() {
+                        if let Err(e) = to_head.feed(&msg).await {
+                            *pending = Some(msg);
+                            return Err(e);
+                        }
+                        next = outbox.try_recv().ok();
                     }
+                    to_head.flush().await?;
                 }
             }
         }

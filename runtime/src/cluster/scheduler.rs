@@ -27,6 +27,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+mod actors;
+
+use actors::{ActorEntry, ActorPart};
+
 use super::store::ObjectStore;
 use super::wire::{
     Message, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission, WireArg,
@@ -157,6 +161,8 @@ struct TaskEntry {
     demand: BTreeMap<String, i64>,
     /// Whether its argument objects count it in their `pins`.
     pinned: bool,
+    /// The actor it creates or calls, if it is not a plain task.
+    actor: Option<ActorPart>,
 }
 
 impl TaskEntry {
@@ -185,6 +191,17 @@ impl TaskEntry {
     }
 }
 
+/// What became of a queued task [`Scheduler::dispatch`] looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// It runs on a node now.
+    Started,
+    /// It left the queue: failed, or back to waiting for an argument.
+    Gone,
+    /// No node has room for it now.
+    NoRoom,
+}
+
 /// The head's view of tasks, objects and node resources.
 pub struct Scheduler {
     head_node: NodeId,
@@ -193,11 +210,14 @@ pub struct Scheduler {
     objects: HashMap<ObjectId, ObjectEntry>,
     tasks: HashMap<TaskId, TaskEntry>,
     waiting_on: HashMap<ObjectId, Vec<TaskId>>,
-    queue: VecDeque<TaskId>,
+    /// Tasks whose arguments are ready, by demand, each group in arrival order.
+    queue: Vec<(BTreeMap<String, i64>, VecDeque<TaskId>)>,
     conns: HashMap<ConnId, Outbox>,
     next_conn: ConnId,
     finished: u64,
     failed: u64,
+    actors: HashMap<crate::actor::ActorId, ActorEntry>,
+    actor_names: HashMap<String, crate::actor::ActorId>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -206,7 +226,10 @@ impl std::fmt::Debug for Scheduler {
             .field("nodes", &self.nodes.len())
             .field("objects", &self.objects.len())
             .field("tasks", &self.tasks.len())
-            .field("queued", &self.queue.len())
+            .field(
+                "queued",
+                &self.queue.iter().map(|(_, q)| q.len()).sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -222,11 +245,13 @@ impl Scheduler {
             objects: HashMap::new(),
             tasks: HashMap::new(),
             waiting_on: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             conns: HashMap::new(),
             next_conn: 1,
             finished: 0,
             failed: 0,
+            actors: HashMap::new(),
+            actor_names: HashMap::new(),
         }
     }
 
@@ -328,6 +353,9 @@ impl Scheduler {
             let Some(t) = self.tasks.get_mut(&task_id) else {
                 continue;
             };
+            if t.actor.is_some() {
+                continue; // an actor's constructor: the actor is restarted below
+            }
             if t.retries < t.task.max_retries {
                 t.retries += 1;
                 t.state = TaskState::Waiting;
@@ -344,6 +372,12 @@ impl Scheduler {
                 );
                 self.fail_task(task_id, error);
             }
+        }
+        for actor_id in self.actors_on(node_id) {
+            self.actor_failed(
+                actor_id,
+                &format!("its node {node_id} at {address} died ({reason})"),
+            );
         }
         self.dispatch();
     }
@@ -373,6 +407,9 @@ impl Scheduler {
             ..TaskCounts::default()
         };
         for t in self.tasks.values() {
+            if matches!(t.actor, Some(ActorPart::Create(_))) {
+                continue; // counted as actors
+            }
             match t.state {
                 TaskState::Waiting | TaskState::Queued => c.waiting += 1,
                 TaskState::Running { .. } => c.running += 1,
@@ -403,6 +440,7 @@ impl Scheduler {
             .map(|(id, _)| *id)
             .collect();
         self.release(conn, &owned);
+        self.release_actors_of(conn);
     }
 
     fn notify(&self, conn: ConnId, msg: Message) {
@@ -533,6 +571,7 @@ impl Scheduler {
     fn fail_object(&mut self, id: ObjectId, error: Error) {
         let mut work = vec![(id, error)];
         let mut done_tasks = Vec::new();
+        let mut done_actor_tasks = Vec::new();
         let mut failed_objects = Vec::new();
         while let Some((id, error)) = work.pop() {
             failed_objects.push(id);
@@ -562,6 +601,9 @@ impl Scheduler {
                 t.state = TaskState::Failed;
                 self.failed += 1;
                 done_tasks.push(task_id);
+                if t.actor.is_some() {
+                    done_actor_tasks.push((task_id, error.clone()));
+                }
                 for out in &t.task.outputs {
                     work.push((*out, error.clone()));
                 }
@@ -572,6 +614,21 @@ impl Scheduler {
         }
         for id in failed_objects {
             self.try_free(id);
+        }
+        // A failed constructor argument kills its actor; a failed call lets the next one go.
+        for (task_id, error) in done_actor_tasks {
+            match self.tasks.get(&task_id).and_then(|t| t.actor) {
+                Some(ActorPart::Create(actor_id)) => {
+                    let error = Error::with_source(
+                        ErrorKind::ActorDied,
+                        format!("actor {actor_id} could not be created: {error}"),
+                        error,
+                    );
+                    self.actor_dead(actor_id, error);
+                }
+                Some(ActorPart::Call(actor_id)) => self.pump_actor(actor_id),
+                None => {}
+            }
         }
     }
 
@@ -617,6 +674,7 @@ impl Scheduler {
                 retries: 0,
                 demand,
                 pinned: false,
+                actor: None,
             },
         );
         self.sync_pins(task_id);
@@ -649,6 +707,11 @@ impl Scheduler {
         let Some(t) = self.tasks.get(&task_id) else {
             return;
         };
+        if let Some(ActorPart::Call(actor_id)) = t.actor {
+            // Calls go in their actor's order, not as soon as their arguments are ready.
+            self.pump_actor(actor_id);
+            return;
+        }
         if t.state != TaskState::Waiting {
             return;
         }
@@ -716,10 +779,7 @@ impl Scheduler {
             self.fail_task(task_id, error);
             return;
         }
-        if let Some(t) = self.tasks.get_mut(&task_id) {
-            t.state = TaskState::Queued;
-            self.queue.push_back(task_id);
-        }
+        self.enqueue(task_id);
     }
 
     /// Runs again the finished task that produced the lost object `id`.
@@ -737,6 +797,16 @@ impl Scheduler {
         let Some(t) = self.tasks.get_mut(&p) else {
             return Ok(());
         };
+        if t.actor.is_some() && t.state == TaskState::Finished {
+            return Err(Error::new(
+                ErrorKind::ObjectLost,
+                format!(
+                    "object {id} was lost with its node and cannot be rebuilt: it was returned \
+                     by the actor call `{}`, which is not run twice",
+                    t.task.function
+                ),
+            ));
+        }
         if t.state == TaskState::Finished {
             if let Some(freed) = t
                 .ref_args()
@@ -782,9 +852,22 @@ impl Scheduler {
         t.state = TaskState::Failed;
         self.failed += 1;
         let outputs = t.task.outputs.clone();
+        let actor = t.actor;
         self.sync_pins(task_id);
         for out in outputs {
             self.fail_object(out, error.clone());
+        }
+        if let Some(ActorPart::Create(actor_id)) = actor {
+            let error = match self.actors.get(&actor_id) {
+                Some(_) if error.kind() == ErrorKind::ActorDied => error,
+                Some(_) => Error::with_source(
+                    ErrorKind::ActorDied,
+                    format!("actor {actor_id} could not be created: {error}"),
+                    error,
+                ),
+                None => return,
+            };
+            self.actor_dead(actor_id, error);
         }
     }
 
@@ -833,71 +916,118 @@ impl Scheduler {
 
     /// Starts every queued task that fits somewhere, in queue order.
     fn dispatch(&mut self) {
-        let mut still = VecDeque::with_capacity(self.queue.len());
-        while let Some(task_id) = self.queue.pop_front() {
-            let Some(t) = self.tasks.get(&task_id) else {
-                continue;
-            };
-            if t.state != TaskState::Queued {
-                continue;
-            }
-            // Its arguments may have been lost since it was queued.
-            let mut arg_locations = Vec::with_capacity(t.task.args.len());
-            let mut unready = false;
-            for arg in &t.task.args {
-                match arg {
-                    WireArg::Value(_) => arg_locations.push(None),
-                    WireArg::Ref(id) => match self.objects.get(id).map(|o| &o.state) {
-                        Some(ObjState::Ready { address, .. }) => {
-                            arg_locations.push(Some(address.clone()))
-                        }
-                        _ => unready = true,
-                    },
+        // One group per distinct demand, each in arrival order: when the first task of a group
+        // finds no room, none of the group would, so a long queue behind full nodes costs one
+        // look per group, not one per task.
+        let mut g = 0;
+        while g < self.queue.len() {
+            while let Some(&task_id) = self.queue[g].1.front() {
+                if self.try_start(task_id) == Start::NoRoom {
+                    break;
                 }
+                // Started, failed or back to waiting; `try_start` only ever appends to the
+                // queue, so the front is still this task.
+                self.queue[g].1.pop_front();
             }
-            if unready {
-                if let Some(t) = self.tasks.get_mut(&task_id) {
-                    t.state = TaskState::Waiting;
-                }
-                self.resolve(task_id);
-                continue;
-            }
-            let Some(node) = self
-                .nodes
-                .iter_mut()
-                .find(|n| n.alive && n.outbox.is_some() && n.fits(&t.demand))
-            else {
-                if let Some(error) = self.infeasible(&t.task.function, &t.demand) {
-                    self.fail_task(task_id, error);
-                } else {
-                    still.push_back(task_id);
-                }
-                continue;
-            };
-            let Some(t) = self.tasks.get_mut(&task_id) else {
-                continue;
-            };
-            node.adjust(&t.demand, -1);
-            node.running.insert(task_id);
-            t.state = TaskState::Running {
-                node: node.node_id,
-                blocked: 0,
-            };
-            let attempt = t.attempts;
-            t.attempts += 1;
-            tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task assigned");
-            let assignment = TaskAssignment {
-                task: t.task.clone(),
-                exe_hash: t.exe_hash.clone(),
-                arg_locations,
-                attempt,
-            };
-            if let Some(outbox) = &node.outbox {
-                // A closed outbox means the node's connection ended: its death re-runs the task.
-                let _ = outbox.send(Message::ExecuteTask(assignment));
+            g += 1;
+        }
+        self.queue.retain(|(_, q)| !q.is_empty());
+    }
+
+    /// Queues a task whose arguments are ready.
+    fn enqueue(&mut self, task_id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        t.state = TaskState::Queued;
+        match self.queue.iter_mut().find(|(d, _)| *d == t.demand) {
+            Some((_, q)) => q.push_back(task_id),
+            None => self
+                .queue
+                .push((t.demand.clone(), VecDeque::from([task_id]))),
+        }
+    }
+
+    /// Starts the queued task `task_id` on a node with room, if one has.
+    fn try_start(&mut self, task_id: TaskId) -> Start {
+        let Some(t) = self.tasks.get(&task_id) else {
+            return Start::Gone;
+        };
+        if t.state != TaskState::Queued {
+            return Start::Gone;
+        }
+        // Its arguments may have been lost since it was queued.
+        let mut arg_locations = Vec::with_capacity(t.task.args.len());
+        let mut unready = false;
+        for arg in &t.task.args {
+            match arg {
+                WireArg::Value(_) => arg_locations.push(None),
+                WireArg::Ref(id) => match self.objects.get(id).map(|o| &o.state) {
+                    Some(ObjState::Ready { address, .. }) => {
+                        arg_locations.push(Some(address.clone()))
+                    }
+                    _ => unready = true,
+                },
             }
         }
-        self.queue = still;
+        if unready {
+            if let Some(t) = self.tasks.get_mut(&task_id) {
+                t.state = TaskState::Waiting;
+            }
+            self.resolve(task_id);
+            return Start::Gone;
+        }
+        if let Some(ActorPart::Create(actor_id)) = t.actor {
+            return match self.actor_node_for(&t.demand) {
+                Some(index) => {
+                    self.place_actor(task_id, actor_id, index, arg_locations);
+                    Start::Started
+                }
+                None => match self.infeasible(&t.task.function, &t.demand) {
+                    Some(error) => {
+                        self.fail_task(task_id, error);
+                        Start::Gone
+                    }
+                    None => Start::NoRoom,
+                },
+            };
+        }
+        let Some(node) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.alive && n.outbox.is_some() && n.fits(&t.demand))
+        else {
+            return match self.infeasible(&t.task.function, &t.demand) {
+                Some(error) => {
+                    self.fail_task(task_id, error);
+                    Start::Gone
+                }
+                None => Start::NoRoom,
+            };
+        };
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return Start::Gone;
+        };
+        node.adjust(&t.demand, -1);
+        node.running.insert(task_id);
+        t.state = TaskState::Running {
+            node: node.node_id,
+            blocked: 0,
+        };
+        let attempt = t.attempts;
+        t.attempts += 1;
+        tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task assigned");
+        let assignment = TaskAssignment {
+            task: t.task.clone(),
+            exe_hash: t.exe_hash.clone(),
+            arg_locations,
+            attempt,
+        };
+        if let Some(outbox) = &node.outbox {
+            // A closed outbox means the node's connection ended: its death re-runs the task.
+            let _ = outbox.send(Message::ExecuteTask(assignment));
+        }
+        Start::Started
     }
 
     /// A node reports how a task it ran ended.

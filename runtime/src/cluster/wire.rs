@@ -12,6 +12,16 @@
 //! within [`HANDSHAKE_TIMEOUT`]), compares the token in constant time before it looks at anything
 //! else, then checks the version, and answers [`Message::Welcome`] or [`Message::Refused`]. Only
 //! after a welcome do both sides accept frames up to [`MAX_FRAME`] bytes.
+//!
+//! # Large values
+//!
+//! No frame needs to hold a whole large value. An object larger than [`OBJECT_CHUNK`] moves as
+//! [`Message::ObjectChunk`]s into one pre-sized buffer. Between a node and its workers, the
+//! arguments and outputs of tasks and actor calls move the same way: the values that do not fit
+//! the frame of their message go before it as [`Message::ValueChunk`]s, each encoded from a
+//! slice of the sender's one copy ([`FrameWriter::feed_with_values`]), and
+//! [`FrameReader::recv_values`] assembles them into one buffer per value and puts each in the
+//! slot its message left empty. Small messages keep their single frame.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,13 +37,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
+use crate::actor::ActorId;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
 use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -254,6 +265,8 @@ pub enum Message {
     /// Daemon → client: exiting now.
     Stopping,
     /// A request could not be served; the connection stays usable unless the error says so.
+    /// From a worker to its node: the worker could not read what it was sent (a malformed
+    /// message or [`Message::ValueChunk`]) and exits.
     Failed {
         /// What went wrong.
         error: Error,
@@ -384,7 +397,10 @@ pub enum Message {
         function: String,
         /// The caller's signature hash (a mismatch is a version-skew error).
         signature_hash: u64,
-        /// The arguments: each one's postcard encoding, in order (refs already fetched).
+        /// The arguments: each one's postcard encoding, in order (refs already fetched). The
+        /// worker decodes only their concatenation, the argument tuple, so arguments too large
+        /// for this frame come before it as one [`Message::ValueChunk`] value (the tuple) and
+        /// the list is one empty slot.
         #[serde(with = "byte_serde::bytes_list")]
         args: Vec<Vec<u8>>,
     },
@@ -392,7 +408,8 @@ pub enum Message {
     TaskResult {
         /// The task.
         task_id: TaskId,
-        /// The outputs or the error.
+        /// The outputs or the error. An output that does not fit this frame comes before it in
+        /// [`Message::ValueChunk`]s, and its slot here is empty.
         #[serde(with = "byte_serde::bytes_list_result")]
         result: std::result::Result<Vec<Vec<u8>>, Error>,
     },
@@ -442,6 +459,187 @@ pub enum Message {
         #[serde(with = "byte_serde::bytes")]
         bytes: Vec<u8>,
     },
+
+    // ---- Actors (protocol version 4) ----
+    /// Driver (or worker client) → head: create an actor. Never answered: an actor that cannot
+    /// be created fails its calls with an actor-died error.
+    CreateActor(Box<ActorCreation>),
+    /// Driver (or worker client) → head: call a method of an actor. Its outputs become
+    /// [`Message::ObjectReady`] / [`Message::ObjectFailed`], as a task's do.
+    SubmitActorCall {
+        /// The actor.
+        actor_id: ActorId,
+        /// The call: `function` is `Class::method`, `signature_hash` the class's.
+        task: TaskSubmission,
+    },
+    /// Driver (or worker client) → head: kill an actor now.
+    KillActor {
+        /// The actor.
+        actor_id: ActorId,
+    },
+    /// Driver (or worker client) → head: the creator's last handle to the actor is gone.
+    ReleaseActor {
+        /// The actor.
+        actor_id: ActorId,
+    },
+    /// Driver (or worker client) → head: a handle to the actor was serialized inside a value,
+    /// so processes the head cannot see may call it: it lives until its job ends.
+    EscapedActor {
+        /// The actor.
+        actor_id: ActorId,
+    },
+    /// Driver (or worker client) → head: which live actor is named `name`? Answered by
+    /// [`Message::ActorFound`].
+    GetActor {
+        /// The name.
+        name: String,
+    },
+    /// Head → driver: the answer to [`Message::GetActor`].
+    ActorFound {
+        /// The name asked for.
+        name: String,
+        /// The actor and its class's stable name, when a live actor has that name.
+        actor: Option<(ActorId, String)>,
+    },
+    /// Head → node (on the registration connection): host an actor in a worker process of
+    /// its own.
+    StartActor(Box<ActorAssignment>),
+    /// Head → node (on the registration connection): run a call on an actor the node hosts.
+    /// Calls of one actor arrive in the order the actor runs them.
+    ExecuteActorCall(Box<ActorCallAssignment>),
+    /// Head → node, and node → the actor's worker: stop hosting the actor. Without `kill`, after
+    /// the calls sent before; with it, at once (the worker process is killed).
+    StopActor {
+        /// The actor.
+        actor_id: ActorId,
+        /// Which start of the actor this is for.
+        incarnation: u32,
+        /// Kill the process instead of letting the calls already sent finish.
+        kill: bool,
+    },
+    /// Node → head: the actor's constructor ran (or failed).
+    ActorStarted {
+        /// The actor.
+        actor_id: ActorId,
+        /// Which start of the actor this is.
+        incarnation: u32,
+        /// Whether `new` succeeded.
+        result: std::result::Result<(), Error>,
+    },
+    /// Node → head: the actor's worker process ended without being asked to.
+    ActorExited {
+        /// The actor.
+        actor_id: ActorId,
+        /// Which start of the actor this is.
+        incarnation: u32,
+        /// What happened to the process.
+        reason: String,
+    },
+    /// Node → worker: become the host of an actor (the worker serves only it from now on).
+    /// Answered by [`Message::ActorHosted`].
+    HostActor {
+        /// The actor.
+        actor_id: ActorId,
+        /// The class's stable name (`module::path::Type`).
+        class: String,
+        /// The class's signature hash at the creator (a mismatch is a version-skew error).
+        signature_hash: u64,
+        /// The constructor's arguments: each one's postcard encoding, in order (when large,
+        /// in pieces as for [`Message::RunTask`]).
+        #[serde(with = "byte_serde::bytes_list")]
+        args: Vec<Vec<u8>>,
+        /// How many `&self` calls may run at once.
+        max_concurrency: u32,
+    },
+    /// Worker → node: the answer to [`Message::HostActor`].
+    ActorHosted {
+        /// The actor.
+        actor_id: ActorId,
+        /// Whether `new` succeeded.
+        result: std::result::Result<(), Error>,
+    },
+    /// Node → the actor's worker: run one method call. Answered by [`Message::TaskResult`]
+    /// (calls may finish out of order when they may overlap).
+    RunActorCall {
+        /// The call.
+        task_id: TaskId,
+        /// The method's name.
+        method: String,
+        /// The arguments: each one's postcard encoding, in order (refs already fetched; when
+        /// large, in pieces as for [`Message::RunTask`]).
+        #[serde(with = "byte_serde::bytes_list")]
+        args: Vec<Vec<u8>>,
+    },
+
+    // ---- Large values between a node and its workers (protocol version 5) ----
+    /// Node → worker or worker → node: one piece of a value too large for the frame of the
+    /// message that carries it: the arguments of a [`Message::RunTask`],
+    /// [`Message::RunActorCall`] or [`Message::HostActor`] (sent as one value, the argument
+    /// tuple), or an output of a [`Message::TaskResult`]. The pieces of one message come right
+    /// before it on the same connection, value after value by increasing `index`, each value's
+    /// pieces in order; `offset + bytes.len() == total` ends a value. The message then carries
+    /// an empty slot at each `index`, which the receiver fills with the assembled value. Any
+    /// other order, or pieces before a message that carries no values, is a protocol error.
+    ValueChunk {
+        /// The task or call of the message that follows (0 before a [`Message::HostActor`],
+        /// which names none).
+        task_id: TaskId,
+        /// The slot of the message's list that the value fills.
+        index: u32,
+        /// Where the piece goes in the value.
+        offset: u64,
+        /// The size of the whole value.
+        total: u64,
+        /// The piece (at most [`OBJECT_CHUNK`] bytes).
+        #[serde(with = "byte_serde::bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// An actor as its creator describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorCreation {
+    /// The actor's id, chosen by the creator.
+    pub actor_id: ActorId,
+    /// The job it belongs to: it dies when the job ends.
+    pub job_id: JobId,
+    /// The constructor as a task: `function` is `Class::new`, `signature_hash` the class's,
+    /// `resources` what the actor holds for its life, no outputs.
+    pub create: TaskSubmission,
+    /// The class's stable name (`module::path::Type`).
+    pub class: String,
+    /// An optional cluster-wide name.
+    pub name: Option<String>,
+    /// How often it is started again after its process or node dies.
+    pub max_restarts: u32,
+    /// How many `&self` calls may run at once.
+    pub max_concurrency: u32,
+}
+
+/// An actor the head places on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorAssignment {
+    /// The actor.
+    pub actor: ActorCreation,
+    /// Which start of the actor this is (0 first, then one more per restart).
+    pub incarnation: u32,
+    /// The job's executable (hex SHA-256).
+    pub exe_hash: String,
+    /// For each constructor argument that is a ref: the node holding it.
+    pub arg_locations: Vec<Option<String>>,
+}
+
+/// An actor call the head sends to the node hosting the actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorCallAssignment {
+    /// The actor.
+    pub actor_id: ActorId,
+    /// The start of the actor the call is for.
+    pub incarnation: u32,
+    /// The call.
+    pub task: TaskSubmission,
+    /// For each argument that is a ref: the node holding it.
+    pub arg_locations: Vec<Option<String>>,
 }
 
 /// The largest chunk of an executable upload or download.
@@ -585,6 +783,22 @@ impl Message {
             Message::EscapedObjects { .. } => "EscapedObjects",
             Message::DeleteObjects { .. } => "DeleteObjects",
             Message::ObjectChunk { .. } => "ObjectChunk",
+            Message::CreateActor(_) => "CreateActor",
+            Message::SubmitActorCall { .. } => "SubmitActorCall",
+            Message::KillActor { .. } => "KillActor",
+            Message::ReleaseActor { .. } => "ReleaseActor",
+            Message::EscapedActor { .. } => "EscapedActor",
+            Message::GetActor { .. } => "GetActor",
+            Message::ActorFound { .. } => "ActorFound",
+            Message::StartActor(_) => "StartActor",
+            Message::ExecuteActorCall(_) => "ExecuteActorCall",
+            Message::StopActor { .. } => "StopActor",
+            Message::ActorStarted { .. } => "ActorStarted",
+            Message::ActorExited { .. } => "ActorExited",
+            Message::HostActor { .. } => "HostActor",
+            Message::ActorHosted { .. } => "ActorHosted",
+            Message::RunActorCall { .. } => "RunActorCall",
+            Message::ValueChunk { .. } => "ValueChunk",
         }
     }
 
@@ -804,24 +1018,7 @@ pub struct ChunkAssembler {
 impl ChunkAssembler {
     /// Starts assembling object `id` of `total` bytes (the first piece's header).
     pub fn new(id: ObjectId, total: u64) -> Result<ChunkAssembler> {
-        let size = usize::try_from(total)
-            .ok()
-            .filter(|t| *t <= MAX_OBJECT)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "object {id} of {total} bytes is larger than the {MAX_OBJECT}-byte limit"
-                    ),
-                )
-            })?;
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(size).map_err(|e| {
-            Error::new(
-                ErrorKind::System,
-                format!("cannot allocate {total} bytes for object {id}: {e}"),
-            )
-        })?;
+        let buf = presized(total, &format_args!("object {id}"))?;
         Ok(ChunkAssembler { id, total, buf })
     }
 
@@ -862,6 +1059,264 @@ impl ChunkAssembler {
 /// The largest object accepted in pieces.
 pub const MAX_OBJECT: usize = 1 << 40;
 
+/// An empty buffer with room for a value of `total` bytes that arrives in pieces; `what` names
+/// the value in errors.
+fn presized(total: u64, what: &dyn fmt::Display) -> Result<Vec<u8>> {
+    let size = usize::try_from(total)
+        .ok()
+        .filter(|t| *t <= MAX_OBJECT)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("{what} of {total} bytes is larger than the {MAX_OBJECT}-byte limit"),
+            )
+        })?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(size).map_err(|e| {
+        Error::new(
+            ErrorKind::System,
+            format!("cannot allocate {total} bytes for {what}: {e}"),
+        )
+    })?;
+    Ok(buf)
+}
+
+/// Where the value list of a message that carries task values sits, for
+/// [`FrameWriter::feed_with_values`] and [`FrameReader::recv_values`].
+struct ValueSlots {
+    /// The task id its [`Message::ValueChunk`]s carry.
+    task_id: TaskId,
+    /// Whether the values are arguments, which the worker only concatenates: large ones then
+    /// travel as one value.
+    arguments: bool,
+    /// How many encoded bytes follow the list in the message.
+    tail: usize,
+}
+
+impl ValueSlots {
+    /// The slots of `msg`, if it is a message that carries task values.
+    fn of(msg: &Message) -> Option<(ValueSlots, &Vec<Vec<u8>>)> {
+        let (task_id, arguments, tail, list) = match msg {
+            Message::RunTask { task_id, args, .. }
+            | Message::RunActorCall { task_id, args, .. } => (*task_id, true, 0, args),
+            Message::HostActor {
+                args,
+                max_concurrency,
+                ..
+            } => (
+                TaskId(0),
+                true,
+                varint_len(u64::from(*max_concurrency)),
+                args,
+            ),
+            Message::TaskResult {
+                task_id,
+                result: Ok(outputs),
+            } => (*task_id, false, 0, outputs),
+            _ => return None,
+        };
+        Some((
+            ValueSlots {
+                task_id,
+                arguments,
+                tail,
+            },
+            list,
+        ))
+    }
+
+    /// The value list of `msg`, to fill (the message [`ValueSlots::of`] described).
+    fn list_mut(msg: &mut Message) -> Option<&mut Vec<Vec<u8>>> {
+        match msg {
+            Message::RunTask { args, .. }
+            | Message::RunActorCall { args, .. }
+            | Message::HostActor { args, .. } => Some(args),
+            Message::TaskResult {
+                result: Ok(outputs),
+                ..
+            } => Some(outputs),
+            _ => None,
+        }
+    }
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// The encoding of `shell` (a message of [`ValueSlots`] with an empty list) with the list
+/// `values`, built from borrowed slices so that no value is copied into a message first.
+/// `bytes` is their total size. Decodes as the message holding the values would.
+fn encode_with_values<'a>(
+    shell: &Message,
+    slots: &ValueSlots,
+    values: impl ExactSizeIterator<Item = &'a [u8]>,
+    bytes: usize,
+) -> Result<Vec<u8>> {
+    // The empty list is a one-byte varint 0 right before the fields that follow it: keep
+    // what precedes it, write the real list, then those fields.
+    let mut out = shell.encode()?;
+    let at = out
+        .len()
+        .checked_sub(slots.tail + 1)
+        .filter(|at| out.get(*at) == Some(&0))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::System,
+                format!(
+                    "a {} message to fill with values is not empty",
+                    shell.name()
+                ),
+            )
+        })?;
+    let tail = out.split_off(at + 1);
+    out.pop();
+    out.reserve(bytes + 10 * (values.len() + 1) + tail.len());
+    push_varint(&mut out, values.len() as u64);
+    for v in values {
+        push_varint(&mut out, v.len() as u64);
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&tail);
+    Ok(out)
+}
+
+/// The pieces of the values of the next message on a connection, as they arrive.
+#[derive(Debug)]
+struct ValuePieces {
+    task_id: TaskId,
+    /// The values complete so far, by increasing slot.
+    done: Vec<(u32, Vec<u8>)>,
+    /// The value being assembled: its slot, its size and its bytes so far.
+    current: Option<(u32, u64, Vec<u8>)>,
+}
+
+impl ValuePieces {
+    /// Adds one [`Message::ValueChunk`] to the pieces in `pending` (starting them on the first).
+    fn add(
+        pending: &mut Option<ValuePieces>,
+        task_id: TaskId,
+        index: u32,
+        offset: u64,
+        total: u64,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let p = pending.get_or_insert_with(|| ValuePieces {
+            task_id,
+            done: Vec::new(),
+            current: None,
+        });
+        let protocol = |m: String| Err(Error::new(ErrorKind::Protocol, m));
+        if task_id != p.task_id {
+            return protocol(format!(
+                "a piece of task {task_id}'s values came among those of task {}",
+                p.task_id
+            ));
+        }
+        let (slot, buf) = match p.current.take() {
+            None => {
+                if offset != 0 {
+                    return protocol(format!(
+                        "value #{index} of task {task_id} began at offset {offset}, not 0"
+                    ));
+                }
+                if let Some((last, _)) = p.done.last().filter(|(last, _)| *last >= index) {
+                    return protocol(format!(
+                        "value #{index} of task {task_id} came after value #{last}"
+                    ));
+                }
+                if bytes.len() as u64 > total {
+                    return protocol(format!(
+                        "value #{index} of task {task_id} overflows its {total} bytes"
+                    ));
+                }
+                if bytes.len() as u64 == total {
+                    // A value in one piece: the piece is the value, no copy.
+                    (index, bytes)
+                } else {
+                    let mut buf =
+                        presized(total, &format_args!("value #{index} of task {task_id}"))?;
+                    buf.extend_from_slice(&bytes);
+                    (index, buf)
+                }
+            }
+            Some((slot, size, mut buf)) => {
+                if slot != index || size != total || offset != buf.len() as u64 {
+                    return protocol(format!(
+                        "piece of value #{index} of task {task_id} at offset {offset} (of {total}) out of order: expected value #{slot} at {} (of {size})",
+                        buf.len()
+                    ));
+                }
+                if buf.len() as u64 + bytes.len() as u64 > total {
+                    return protocol(format!(
+                        "value #{index} of task {task_id} overflows its {total} bytes"
+                    ));
+                }
+                buf.extend_from_slice(&bytes);
+                (slot, buf)
+            }
+        };
+        if buf.len() as u64 == total {
+            p.done.push((slot, buf));
+        } else {
+            p.current = Some((slot, total, buf));
+        }
+        Ok(())
+    }
+
+    /// Puts the assembled values into the empty slots of `msg`, the message they came before.
+    fn fill(self, mut msg: Message) -> Result<Message> {
+        let protocol = |m: String| Err(Error::new(ErrorKind::Protocol, m));
+        let name = msg.name();
+        let task_id = self.task_id;
+        if let Some((slot, total, buf)) = &self.current {
+            return protocol(format!(
+                "a {name} message came before the last piece of value #{slot} of task {task_id} ({} of {total} bytes)",
+                buf.len()
+            ));
+        }
+        match ValueSlots::of(&msg) {
+            Some((slots, _)) if slots.task_id == task_id => {}
+            Some((slots, _)) => {
+                return protocol(format!(
+                    "the values of task {task_id} came before a {name} message of task {}",
+                    slots.task_id
+                ))
+            }
+            None => {
+                return protocol(format!(
+                    "the values of task {task_id} came before a {name} message, which carries none"
+                ))
+            }
+        }
+        let Some(list) = ValueSlots::list_mut(&mut msg) else {
+            return protocol(format!("a {name} message carries no values"));
+        };
+        let len = list.len();
+        for (slot, value) in self.done {
+            match list.get_mut(slot as usize) {
+                Some(empty) if empty.is_empty() => *empty = value,
+                Some(_) => {
+                    return protocol(format!(
+                        "value #{slot} of task {task_id} came both in pieces and in its {name} message"
+                    ))
+                }
+                None => {
+                    return protocol(format!(
+                        "value #{slot} of task {task_id} came in pieces, but its {name} message has {len} values"
+                    ))
+                }
+            }
+        }
+        Ok(msg)
+    }
+}
+
 /// Compares two tokens in time that depends only on their lengths, not on where they differ.
 pub fn tokens_match(expected: &str, given: &str) -> bool {
     let (expected, given) = (expected.as_bytes(), given.as_bytes());
@@ -898,6 +1353,9 @@ pub struct FrameReader {
     frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
     peer: SocketAddr,
     local: SocketAddr,
+    /// The pieces of values received so far for the next message (see
+    /// [`FrameReader::recv_values`]); kept here so that a cancelled read loses nothing.
+    pieces: Option<ValuePieces>,
 }
 
 impl fmt::Debug for FrameReader {
@@ -961,6 +1419,41 @@ impl FrameReader {
                 ErrorKind::Network,
                 format!("{} did not answer within {timeout:?}", self.peer),
             )),
+        }
+    }
+
+    /// The next message other than a [`Message::ValueChunk`], with the values that came in
+    /// pieces before it in their slots (see [`FrameWriter::feed_with_values`]). Cancel-safe:
+    /// the pieces read so far stay with the reader. A piece out of order, or pieces before a
+    /// message that has no slot for them, is an error of kind [`ErrorKind::Protocol`] (the
+    /// pieces are dropped; the connection is best closed).
+    pub async fn recv_values(&mut self) -> Result<Message> {
+        loop {
+            let msg = match self.recv().await? {
+                Message::ValueChunk {
+                    task_id,
+                    index,
+                    offset,
+                    total,
+                    bytes,
+                } => ValuePieces::add(&mut self.pieces, task_id, index, offset, total, bytes)
+                    .map(|()| None),
+                other => match self.pieces.take() {
+                    None => return Ok(other),
+                    Some(pieces) => pieces.fill(other).map(Some),
+                },
+            };
+            match msg {
+                Ok(Some(msg)) => return Ok(msg),
+                Ok(None) => {}
+                Err(e) => {
+                    self.pieces = None;
+                    return Err(Error::new(
+                        e.kind(),
+                        format!("from {}: {}", self.peer, e.message()),
+                    ));
+                }
+            }
         }
     }
 
@@ -1036,6 +1529,131 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// Queues `shell` with the list `values` in its value slots: the arguments of a
+    /// [`Message::RunTask`], [`Message::RunActorCall`] or [`Message::HostActor`], or the outputs
+    /// of an `Ok` [`Message::TaskResult`], whose list in `shell` is empty. Values that fit one
+    /// frame ([`OBJECT_CHUNK`] bytes in all) go in it as they would in the message; the others
+    /// go first as [`Message::ValueChunk`]s (arguments as one value, their concatenation), each
+    /// piece encoded from slices of `values`, so no value is copied whole. With no `values`,
+    /// `shell` goes as it is. The receiver reads it with [`FrameReader::recv_values`].
+    pub async fn feed_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        if values.is_empty() {
+            return self.feed(shell).await;
+        }
+        let slots = match ValueSlots::of(shell) {
+            Some((slots, list)) if list.is_empty() => slots,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "a {} message cannot be sent with values (it needs an empty value list)",
+                        shell.name()
+                    ),
+                ))
+            }
+        };
+        let size: usize = values.iter().map(|v| v.as_ref().len()).sum();
+        let payload = if size <= OBJECT_CHUNK {
+            encode_with_values(shell, &slots, values.iter().map(AsRef::as_ref), size)?
+        } else if slots.arguments {
+            let parts: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
+            self.feed_value_chunks(slots.task_id, 0, &parts, size)
+                .await?;
+            encode_with_values(shell, &slots, std::iter::once(&[][..]), 0)?
+        } else {
+            // Outputs are objects of their own: each in the frame while room is left, else in
+            // pieces.
+            let mut inline = 0usize;
+            let mut placed: Vec<&[u8]> = Vec::with_capacity(values.len());
+            for (index, v) in values.iter().enumerate() {
+                let v = v.as_ref();
+                if inline + v.len() <= OBJECT_CHUNK {
+                    inline += v.len();
+                    placed.push(v);
+                    continue;
+                }
+                let index = u32::try_from(index).map_err(|_| {
+                    Error::new(
+                        ErrorKind::System,
+                        format!("a {} message has too many values", shell.name()),
+                    )
+                })?;
+                self.feed_value_chunks(slots.task_id, index, &[v], v.len())
+                    .await?;
+                placed.push(&[]);
+            }
+            encode_with_values(shell, &slots, placed.into_iter(), inline)?
+        };
+        self.feed_encoded(shell.name(), payload).await
+    }
+
+    /// [`feed_with_values`](Self::feed_with_values), then flush.
+    pub async fn send_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        self.feed_with_values(shell, values).await?;
+        self.flush().await
+    }
+
+    /// Queues the value made of `parts` (in order, `total` bytes in all) as the
+    /// [`Message::ValueChunk`]s of slot `index`, each piece copied once from the parts.
+    async fn feed_value_chunks(
+        &mut self,
+        task_id: TaskId,
+        index: u32,
+        parts: &[&[u8]],
+        total: usize,
+    ) -> Result<()> {
+        let mut parts = parts.iter().copied();
+        let mut rest: &[u8] = &[];
+        let mut offset = 0usize;
+        while offset < total {
+            let len = (total - offset).min(OBJECT_CHUNK);
+            // As in `encode_object_chunk`: the message with an empty piece ends in its
+            // length, a one-byte varint 0.
+            let mut out = Message::ValueChunk {
+                task_id,
+                index,
+                offset: offset as u64,
+                total: total as u64,
+                bytes: Vec::new(),
+            }
+            .encode()?;
+            out.pop();
+            out.reserve(len + 10);
+            push_varint(&mut out, len as u64);
+            let mut need = len;
+            while need > 0 {
+                if rest.is_empty() {
+                    match parts.next() {
+                        Some(p) => rest = p,
+                        None => break,
+                    }
+                    continue;
+                }
+                let take = rest.len().min(need);
+                out.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                need -= take;
+            }
+            if need > 0 {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!("a value of task {task_id} is shorter than its {total} bytes"),
+                ));
+            }
+            self.feed_encoded("ValueChunk", out).await?;
+            offset += len;
+        }
+        Ok(())
+    }
+
     /// Writes every queued message.
     pub async fn flush(&mut self) -> Result<()> {
         let peer = self.peer;
@@ -1061,6 +1679,7 @@ impl Connection {
                 frames: FramedRead::new(r, codec(HANDSHAKE_MAX_FRAME)),
                 peer,
                 local,
+                pieces: None,
             },
             writer: FrameWriter {
                 frames: FramedWrite::new(w, codec(HANDSHAKE_MAX_FRAME)),
@@ -1257,6 +1876,22 @@ impl Connection {
         self.reader.recv_timeout(timeout).await
     }
 
+    /// Sends `shell` with `values` in its value slots, large ones in pieces, and flushes (see
+    /// [`FrameWriter::feed_with_values`]).
+    pub async fn send_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        self.writer.send_with_values(shell, values).await
+    }
+
+    /// The next message with the values that came before it in pieces (see
+    /// [`FrameReader::recv_values`]).
+    pub async fn recv_values(&mut self) -> Result<Message> {
+        self.reader.recv_values().await
+    }
+
     /// Sends a stored value in one frame or in pieces (see [`FrameWriter::send_object`]).
     pub async fn send_object(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
         self.writer.send_object(id, bytes).await
@@ -1429,6 +2064,266 @@ mod tests {
         let mut b = ChunkAssembler::new(id, 300).unwrap();
         assert!(b.add(id, 128, 300, &value[..128]).is_err());
         assert!(ChunkAssembler::new(id, u64::MAX).is_err());
+    }
+
+    /// Two authenticated ends of a loopback TCP connection.
+    async fn connected_pair() -> (Connection, Connection) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let mut a = Connection::new(a.unwrap()).unwrap();
+        let mut b = Connection::new(b.unwrap().0).unwrap();
+        a.authenticated();
+        b.authenticated();
+        (a, b)
+    }
+
+    /// `len` bytes that differ from those of another `seed`.
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn values_encode_like_the_message_holding_them() {
+        let list = vec![bytes(3, 1), Vec::new(), bytes(200, 2)];
+        let size = list.iter().map(Vec::len).sum();
+        let full_and_shell = |values: Vec<Vec<u8>>| -> Vec<(Message, Message)> {
+            let run = |args| Message::RunTask {
+                task_id: TaskId(7 << 70),
+                function: "m::f".into(),
+                signature_hash: 99,
+                args,
+            };
+            let call = |args| Message::RunActorCall {
+                task_id: TaskId(3),
+                method: "go".into(),
+                args,
+            };
+            let host = |args, max_concurrency| Message::HostActor {
+                actor_id: postcard::from_bytes(&[5]).unwrap(),
+                class: "m::A".into(),
+                signature_hash: 1 << 40,
+                args,
+                max_concurrency,
+            };
+            let result = |outputs| Message::TaskResult {
+                task_id: TaskId(u128::MAX),
+                result: Ok(outputs),
+            };
+            vec![
+                (run(values.clone()), run(Vec::new())),
+                (call(values.clone()), call(Vec::new())),
+                (host(values.clone(), 1), host(Vec::new(), 1)),
+                (host(values.clone(), 300_000), host(Vec::new(), 300_000)),
+                (result(values.clone()), result(Vec::new())),
+            ]
+        };
+        for (full, shell) in full_and_shell(list.clone()) {
+            let (slots, _) = ValueSlots::of(&shell).unwrap();
+            let raw =
+                encode_with_values(&shell, &slots, list.iter().map(Vec::as_slice), size).unwrap();
+            assert_eq!(raw, full.encode().unwrap(), "{}", full.name());
+        }
+        // A shell that already holds values cannot take more.
+        for (full, _) in full_and_shell(list.clone()) {
+            let (slots, _) = ValueSlots::of(&full).unwrap();
+            assert!(encode_with_values(&full, &slots, std::iter::empty(), 0).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn large_arguments_and_outputs_cross_in_pieces_and_assemble() {
+        let (mut node, mut worker) = connected_pair().await;
+        let big = bytes(2 * OBJECT_CHUNK + 12_345, 3);
+        let args = vec![bytes(10, 4), big.clone(), Vec::new(), bytes(77, 5)];
+        let tuple = args.concat();
+        let shell = Message::RunTask {
+            task_id: TaskId(42),
+            function: "m::f".into(),
+            signature_hash: 9,
+            args: Vec::new(),
+        };
+        // As the node sends a task: on the wire, pieces of the argument tuple, each at most
+        // OBJECT_CHUNK, then the message with one empty slot.
+        let sending = tokio::spawn(async move {
+            node.send_with_values(&shell, &args).await.unwrap();
+            node.send_with_values(&shell, &args).await.unwrap();
+            node
+        });
+        let mut offset = 0;
+        loop {
+            match worker.recv().await.unwrap() {
+                Message::ValueChunk {
+                    task_id,
+                    index,
+                    offset: at,
+                    total,
+                    bytes,
+                } => {
+                    assert_eq!(
+                        (task_id, index, at, total),
+                        (TaskId(42), 0, offset, tuple.len() as u64)
+                    );
+                    assert!(bytes.len() <= OBJECT_CHUNK);
+                    assert_eq!(bytes, tuple[offset as usize..][..bytes.len()]);
+                    offset += bytes.len() as u64;
+                }
+                Message::RunTask { args, .. } => {
+                    assert_eq!(args, vec![Vec::<u8>::new()]);
+                    break;
+                }
+                other => panic!("unexpected {}", other.name()),
+            }
+        }
+        assert_eq!(offset, tuple.len() as u64);
+        // As the worker reads it: the tuple assembled in its slot.
+        let Message::RunTask { task_id, args, .. } = worker.recv_values().await.unwrap() else {
+            panic!("not a RunTask")
+        };
+        assert_eq!(task_id, TaskId(42));
+        assert_eq!(args.len(), 1);
+        assert!(args[0] == tuple);
+        let mut node = sending.await.unwrap();
+
+        // Outputs are objects of their own: each large one in pieces, small ones in the frame.
+        let outputs = vec![
+            bytes(OBJECT_CHUNK + 1, 6),
+            bytes(100, 7),
+            Vec::new(),
+            bytes(OBJECT_CHUNK, 8),
+            bytes(5, 9),
+        ];
+        let expected = outputs.clone();
+        let answer = Message::TaskResult {
+            task_id: TaskId(42),
+            result: Ok(Vec::new()),
+        };
+        let sending = tokio::spawn(async move {
+            worker.send_with_values(&answer, &outputs).await.unwrap();
+            // A small answer stays one frame.
+            worker
+                .send_with_values(&answer, &[vec![1u8, 2, 3]])
+                .await
+                .unwrap();
+            worker
+        });
+        let Message::TaskResult { result, .. } = node.recv_values().await.unwrap() else {
+            panic!("not a TaskResult")
+        };
+        assert!(result.unwrap() == expected);
+        let Message::TaskResult { result, .. } = node.recv().await.unwrap() else {
+            panic!("a small answer came in pieces")
+        };
+        assert_eq!(result.unwrap(), vec![vec![1u8, 2, 3]]);
+        let mut worker = sending.await.unwrap();
+
+        // An actor's constructor arguments, with a field after the list.
+        let host = Message::HostActor {
+            actor_id: postcard::from_bytes(&[1]).unwrap(),
+            class: "m::A".into(),
+            signature_hash: 3,
+            args: Vec::new(),
+            max_concurrency: 1000,
+        };
+        let args = vec![big.clone()];
+        let sending = tokio::spawn(async move {
+            node.send_with_values(&host, &args).await.unwrap();
+        });
+        let Message::HostActor {
+            args,
+            max_concurrency,
+            ..
+        } = worker.recv_values().await.unwrap()
+        else {
+            panic!("not a HostActor")
+        };
+        assert_eq!(max_concurrency, 1000);
+        assert!(args == vec![big]);
+        sending.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn malformed_pieces_are_protocol_errors() {
+        let chunk =
+            |task: u128, index: u32, offset: u64, total: u64, len: usize| Message::ValueChunk {
+                task_id: TaskId(task),
+                index,
+                offset,
+                total,
+                bytes: vec![1; len],
+            };
+        let run = |task: u128, args: Vec<Vec<u8>>| Message::RunTask {
+            task_id: TaskId(task),
+            function: "f".into(),
+            signature_hash: 0,
+            args,
+        };
+        let cases: Vec<(&str, Vec<Message>)> = vec![
+            ("a gap", vec![chunk(1, 0, 0, 10, 4), chunk(1, 0, 5, 10, 5)]),
+            ("no first piece", vec![chunk(1, 0, 4, 10, 6)]),
+            (
+                "another task",
+                vec![chunk(1, 0, 0, 10, 4), chunk(2, 0, 4, 10, 6)],
+            ),
+            (
+                "another value",
+                vec![chunk(1, 0, 0, 10, 4), chunk(1, 1, 4, 10, 6)],
+            ),
+            (
+                "overflow",
+                vec![chunk(1, 0, 0, 10, 4), chunk(1, 0, 4, 10, 7)],
+            ),
+            ("too big at once", vec![chunk(1, 0, 0, 3, 4)]),
+            (
+                "slots going back",
+                vec![chunk(1, 1, 0, 2, 2), chunk(1, 0, 0, 2, 2)],
+            ),
+            (
+                "unfinished",
+                vec![chunk(1, 0, 0, 10, 4), run(1, vec![Vec::new()])],
+            ),
+            ("for no message", vec![chunk(1, 0, 0, 2, 2), Message::Stop]),
+            (
+                "for another task",
+                vec![chunk(1, 0, 0, 2, 2), run(2, vec![Vec::new()])],
+            ),
+            (
+                "a full slot",
+                vec![chunk(1, 0, 0, 2, 2), run(1, vec![vec![9]])],
+            ),
+            (
+                "a missing slot",
+                vec![chunk(1, 1, 0, 2, 2), run(1, vec![Vec::new()])],
+            ),
+            ("too large", vec![chunk(1, 0, 0, u64::MAX, 2)]),
+        ];
+        for (case, messages) in cases {
+            let (mut a, mut b) = connected_pair().await;
+            for m in &messages {
+                a.feed(m).await.unwrap();
+            }
+            // Something that would be fine after the bad part.
+            a.send(&Message::Stop).await.unwrap();
+            let e = b.recv_values().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{case}: {e}");
+            assert!(e.message().contains("task"), "{case}: {e}");
+        }
+        // The right pieces, then a well-formed message, pass.
+        let (mut a, mut b) = connected_pair().await;
+        for m in [
+            chunk(1, 1, 0, 3, 2),
+            chunk(1, 1, 2, 3, 1),
+            run(1, vec![vec![7], Vec::new()]),
+        ] {
+            a.feed(&m).await.unwrap();
+        }
+        a.flush().await.unwrap();
+        let Message::RunTask { args, .. } = b.recv_values().await.unwrap() else {
+            panic!("not a RunTask")
+        };
+        assert_eq!(args, vec![vec![7], vec![1, 1, 1]]);
     }
 
     #[test]

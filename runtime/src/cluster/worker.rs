@@ -11,7 +11,9 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use super::wire::{Connection, JobId, Message, Role, TaskId};
+use crate::actor::ActorId;
 use crate::error::{Error, ErrorKind, Result};
+use crate::registry::{Done, HostedActor};
 use crate::runtime::NodeId;
 
 /// The environment variable that puts a process in worker mode: its node's address.
@@ -119,25 +121,151 @@ fn serve(node: &str) -> Result<()> {
         Ok::<_, Error>(conn)
     })?;
     loop {
-        let msg = match rt.block_on(conn.recv()) {
+        let msg = match rt.block_on(conn.recv_values()) {
             Ok(m) => m,
             // The node closed the connection: it no longer needs this worker.
             Err(e) if e.kind() == ErrorKind::Network => return Ok(()),
-            Err(e) => return Err(e),
+            // A malformed message or piece: the task it was for cannot run. Tell the node why
+            // (it fails the task and discards this worker) rather than only dying.
+            Err(e) => {
+                let _ = rt.block_on(conn.send(&Message::Failed { error: e.clone() }));
+                return Err(e);
+            }
         };
-        let Message::RunTask {
-            task_id,
-            function,
-            signature_hash,
-            args,
-        } = msg
-        else {
-            tracing::warn!("ignoring a {} message from the node", msg.name());
-            continue;
+        let (task_id, function, signature_hash, args) = match msg {
+            Message::RunTask {
+                task_id,
+                function,
+                signature_hash,
+                args,
+            } => (task_id, function, signature_hash, args),
+            // From now on this process serves one actor only.
+            Message::HostActor {
+                actor_id,
+                class,
+                signature_hash,
+                args,
+                max_concurrency,
+            } => {
+                let hosted = crate::registry::lookup_actor(&class, signature_hash)
+                    .and_then(|c| c.host(&joined(args), max_concurrency));
+                return serve_actor(&rt, conn, actor_id, hosted);
+            }
+            other => {
+                tracing::warn!("ignoring a {} message from the node", other.name());
+                continue;
+            }
         };
         let result = run_task(task_id, &function, signature_hash, args);
-        rt.block_on(conn.send(&Message::TaskResult { task_id, result }))?;
+        let (answer, outputs) = with_values_apart(Message::TaskResult { task_id, result });
+        rt.block_on(conn.send_with_values(&answer, &outputs))?;
     }
+}
+
+/// `msg` with its values taken out, to send with
+/// [`send_with_values`](super::wire::FrameWriter::send_with_values) (large outputs in
+/// pieces); only a task's outputs have any.
+fn with_values_apart(msg: Message) -> (Message, Vec<Vec<u8>>) {
+    match msg {
+        Message::TaskResult {
+            task_id,
+            result: Ok(outputs),
+        } => (
+            Message::TaskResult {
+                task_id,
+                result: Ok(Vec::new()),
+            },
+            outputs,
+        ),
+        other => (other, Vec::new()),
+    }
+}
+
+/// The argument tuple: the concatenation of the arguments, which a single argument (or
+/// arguments that came in pieces, as one value) already is, without a copy.
+fn joined(mut args: Vec<Vec<u8>>) -> Vec<u8> {
+    if args.len() == 1 {
+        args.pop().unwrap_or_default()
+    } else {
+        args.concat()
+    }
+}
+
+/// Serves the actor this process hosts: tells the node how `new` went, then hands each call
+/// to the actor (which runs them in order, on the runtime's threads) and sends each result as
+/// it comes. Ends when the node says stop (after the calls already sent) or goes away.
+fn serve_actor(
+    rt: &tokio::runtime::Runtime,
+    conn: Connection,
+    actor_id: ActorId,
+    hosted: Result<Box<dyn HostedActor>>,
+) -> Result<()> {
+    let (mut reader, mut writer) = conn.split();
+    let hosted = match hosted {
+        Ok(h) => h,
+        Err(e) => {
+            let answer = Message::ActorHosted {
+                actor_id,
+                result: Err(e),
+            };
+            return rt.block_on(writer.send(&answer));
+        }
+    };
+    let answer = Message::ActorHosted {
+        actor_id,
+        result: Ok(()),
+    };
+    rt.block_on(writer.send(&answer))?;
+    let (results, mut queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    // Answers from the runtime's threads, many per write when they come fast.
+    let writing = rt.spawn(async move {
+        while let Some(msg) = queued.recv().await {
+            let (msg, outputs) = with_values_apart(msg);
+            writer.feed_with_values(&msg, &outputs).await?;
+            // Sent: free them before taking the next answers, which may be large too.
+            drop(outputs);
+            while let Ok(more) = queued.try_recv() {
+                let (more, outputs) = with_values_apart(more);
+                writer.feed_with_values(&more, &outputs).await?;
+            }
+            writer.flush().await?;
+        }
+        Ok::<_, Error>(())
+    });
+    let mut failure = None;
+    loop {
+        match rt.block_on(reader.recv_values()) {
+            Ok(Message::RunActorCall {
+                task_id,
+                method,
+                args,
+            }) => {
+                let results = results.clone();
+                let done: Done = Box::new(move |result| {
+                    let _ = results.send(Message::TaskResult { task_id, result });
+                });
+                hosted.call(&method, joined(args), done);
+            }
+            Ok(Message::StopActor { .. }) => break,
+            Ok(other) => tracing::warn!("ignoring a {} message from the node", other.name()),
+            // The node is gone: nobody will read the answers.
+            Err(e) if e.kind() == ErrorKind::Network => return Ok(()),
+            // A malformed call or piece: tell the node why (it kills this worker and fails the
+            // actor's calls), after the answers already queued.
+            Err(e) => {
+                let _ = results.send(Message::Failed { error: e.clone() });
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    // The calls already queued still run; then the actor is dropped and the last sender with
+    // it, which ends the writer.
+    drop(hosted);
+    drop(results);
+    rt.block_on(writing)
+        .map_err(|e| Error::new(ErrorKind::System, format!("the answer writer failed: {e}")))??;
+    failure.map_or(Ok(()), Err)
 }
 
 /// Runs one task on this thread: the arguments, encoded one by one, decode as their tuple.
@@ -145,15 +273,10 @@ fn run_task(
     task_id: TaskId,
     function: &str,
     signature_hash: u64,
-    mut args: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>> {
     let f = crate::registry::lookup(function, signature_hash)?;
-    let encoded = if args.len() == 1 {
-        args.pop().unwrap_or_default()
-    } else {
-        args.concat()
-    };
-    drop(args);
+    let encoded = joined(args);
     CURRENT_TASK.with(|c| c.set(Some(task_id)));
     let result = f.invoke(&encoded);
     CURRENT_TASK.with(|c| c.set(None));

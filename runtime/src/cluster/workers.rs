@@ -66,10 +66,32 @@ impl Worker {
         self.pid
     }
 
+    /// The process id and the connection, for a worker that serves one actor from now on
+    /// (it never goes back to the pool: end it with [`WorkerPool::kill`]).
+    pub fn into_parts(self) -> (u32, Connection) {
+        (self.pid, self.conn)
+    }
+
     /// Sends `msg` to the worker and waits (without limit: tasks may run long) for its answer.
     pub async fn request(&mut self, msg: &Message) -> Result<Message> {
         self.conn.send(msg).await?;
         self.conn.recv().await
+    }
+
+    /// Sends `shell` with `values` in its value slots, large ones in pieces (see
+    /// [`FrameWriter::feed_with_values`](super::wire::FrameWriter::feed_with_values)), and
+    /// waits (without limit) for the answer with the values that came in pieces before it.
+    /// `values` are dropped once sent, so a long task does not keep them alive here. An error
+    /// of kind [`ErrorKind::Network`] means the process is gone; any other leaves the
+    /// connection unusable (discard the worker).
+    pub async fn request_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: Vec<V>,
+    ) -> Result<Message> {
+        self.conn.send_with_values(shell, &values).await?;
+        drop(values);
+        self.conn.recv_values().await
     }
 }
 
@@ -77,6 +99,8 @@ impl Worker {
 struct PoolInner {
     idle: HashMap<JobId, Vec<(Worker, Instant)>>,
     starting: HashMap<u32, oneshot::Sender<Connection>>,
+    /// Workers that connected before `start` knew their pid (a fast start races the spawn).
+    early: HashMap<u32, (Connection, Instant)>,
     children: HashMap<u32, Child>,
     closed: bool,
 }
@@ -208,7 +232,14 @@ impl WorkerPool {
         {
             let mut inner = self.inner.lock();
             inner.children.insert(pid, child);
-            inner.starting.insert(pid, tx);
+            match inner.early.remove(&pid) {
+                Some((conn, _)) => {
+                    let _ = tx.send(conn);
+                }
+                None => {
+                    inner.starting.insert(pid, tx);
+                }
+            }
             if inner.closed {
                 drop(inner);
                 self.kill(pid);
@@ -262,13 +293,17 @@ impl WorkerPool {
 
     /// A worker process connected and said `WorkerReady`.
     pub fn worker_ready(&self, pid: u32, job: JobId, conn: Connection) {
-        let tx = self.inner.lock().starting.remove(&pid);
-        match tx {
+        let mut inner = self.inner.lock();
+        match inner.starting.remove(&pid) {
             Some(tx) => {
                 tracing::debug!(pid, job = %job, "worker connected");
                 let _ = tx.send(conn);
             }
-            None => tracing::warn!(pid, "a worker this node did not start connected; closing"),
+            // Its `start` has not recorded the pid yet; it takes the connection from here.
+            None => {
+                tracing::debug!(pid, job = %job, "worker connected before its start was recorded");
+                inner.early.insert(pid, (conn, Instant::now()));
+            }
         }
     }
 
@@ -300,6 +335,10 @@ impl WorkerPool {
                 out.extend(old.into_iter().map(|(w, _)| w));
             }
             inner.idle.retain(|_, list| !list.is_empty());
+            // A connection nobody claimed: not a worker this node started.
+            inner
+                .early
+                .retain(|_, (_, since)| since.elapsed() < WORKER_START_TIMEOUT);
             out
         };
         for worker in expired {
@@ -315,7 +354,8 @@ impl WorkerPool {
         self.kill(pid);
     }
 
-    fn kill(&self, pid: u32) {
+    /// Kills the worker process `pid` (one this pool started) and reaps it in the background.
+    pub fn kill(&self, pid: u32) {
         let child = self.inner.lock().children.remove(&pid);
         if let Some(mut child) = child {
             let _ = child.kill();
@@ -338,6 +378,7 @@ impl WorkerPool {
             inner.closed = true;
             inner.idle.clear();
             inner.starting.clear();
+            inner.early.clear();
             inner.children.drain().map(|(_, c)| c).collect()
         };
         if !children.is_empty() {

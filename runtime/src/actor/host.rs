@@ -1,0 +1,124 @@
+//! An actor hosted for a cluster node: the worker process of the actor builds it with `new`
+//! from encoded arguments, keeps it in an [`ActorCell`] of its own (so calls keep their order
+//! and `max_concurrency` as in one process) and runs the calls the node sends by method name,
+//! answering each with its encoded result.
+
+use super::*;
+use crate::registry::{Done, HostedActor, Outputs};
+
+/// Builds an actor with `construct` in this process and returns it as a [`HostedActor`] that
+/// runs calls by name through `dispatch`. A panicking constructor is an
+/// [`ActorDied`](ErrorKind::ActorDied) error with the panic's message.
+#[doc(hidden)]
+pub fn host_actor<A, D>(
+    max_concurrency: u32,
+    construct: impl FnOnce() -> A,
+    dispatch: D,
+) -> Result<Box<dyn HostedActor>>
+where
+    A: ActorMethods,
+    D: Fn(&RawHandle<A>, &str, Vec<u8>, Done) + Send + Sync + 'static,
+{
+    let spec = &A::__SPEC;
+    let rt = runtime::current()?;
+    let actor = std::panic::catch_unwind(AssertUnwindSafe(construct)).map_err(|panic| {
+        Error::new(
+            ErrorKind::ActorDied,
+            format!(
+                "its constructor `{}::new` panicked: {}",
+                spec.class,
+                crate::error::panic_message(&*panic)
+            ),
+        )
+    })?;
+    let cell = Arc::new(ActorCell {
+        id: ActorId::next(),
+        class: spec.class,
+        name: None,
+        max_concurrency: max_concurrency.max(1) as usize,
+        // The head accounts the actor's resources on its node; here it holds none.
+        demand: Demand::default(),
+        sched: Some(rt.sched.clone()),
+        runtime: Arc::downgrade(&rt),
+        mailbox: Mutex::new(Mailbox::new(
+            Status::Alive,
+            Some(Arc::new(tokio::sync::RwLock::new(actor))),
+        )),
+    });
+    let raw = RawHandle::local(Arc::new(HandleGuard { cell }));
+    Ok(Box::new(Hosted { raw, dispatch }))
+}
+
+struct Hosted<A: Send + Sync + 'static, D> {
+    raw: RawHandle<A>,
+    dispatch: D,
+}
+
+impl<A, D> HostedActor for Hosted<A, D>
+where
+    A: Send + Sync + 'static,
+    D: Fn(&RawHandle<A>, &str, Vec<u8>, Done) + Send + Sync + 'static,
+{
+    fn call(&self, method: &str, args: Vec<u8>, done: Done) {
+        (self.dispatch)(&self.raw, method, args, done)
+    }
+}
+
+/// Where a hosted call's result goes: encoded, to `done`. Dropped unfilled (the actor died
+/// before running the call), it reports an actor-died error.
+#[doc(hidden)]
+pub struct Encoded<T> {
+    what: &'static str,
+    done: Option<Done>,
+    _type: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for Encoded<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encoded").field("what", &self.what).finish()
+    }
+}
+
+impl<T> Encoded<T> {
+    /// The result of a call of `what` (`Class::method`), for `done`.
+    pub fn new(what: &'static str, done: Done) -> Self {
+        Encoded {
+            what,
+            done: Some(done),
+            _type: std::marker::PhantomData,
+        }
+    }
+
+    fn finish(&mut self, result: Result<Outputs>) {
+        if let Some(done) = self.done.take() {
+            done(result);
+        }
+    }
+}
+
+impl<T: serde::Serialize + Send + 'static> Returns for Encoded<T> {
+    type Value = T;
+
+    fn fulfil(mut self, value: T) {
+        let encoded = crate::registry::encode(self.what, &value).map(|bytes| vec![bytes]);
+        self.finish(encoded);
+    }
+
+    fn fail(mut self, error: Error) {
+        self.finish(Err(error));
+    }
+
+    fn into_slots(self) -> Vec<Arc<Slot>> {
+        Vec::new()
+    }
+}
+
+impl<T> Drop for Encoded<T> {
+    fn drop(&mut self) {
+        let what = self.what;
+        self.finish(Err(Error::new(
+            ErrorKind::ActorDied,
+            format!("the call of `{what}` was dropped: its actor stopped before running it"),
+        )));
+    }
+}

@@ -1,0 +1,708 @@
+//! The head's actor directory: where each actor lives, the calls waiting for it, named actors,
+//! restarts and death.
+//!
+//! - An actor's constructor is a task of its own ([`ActorPart::Create`], `Class::new`): it
+//!   waits for its ref arguments like any task, is placed once (on the alive node with room
+//!   for the actor's resources that hosts the fewest actors) and stays `Running` for the
+//!   actor's life, holding those resources.
+//! - A call is a task too ([`ActorPart::Call`]), queued in the actor's own FIFO. The head sends
+//!   the call at the front to the actor's node once its ref arguments are ready; the node
+//!   forwards calls to the actor's worker process in that order, so calls run in the order they
+//!   were submitted. Results come back as `TaskFinished`, so results, watchers and freeing are
+//!   the tasks' own machinery.
+//! - An actor whose process or node dies fails the calls it was running with
+//!   [`ErrorKind::ActorDied`] and starts again (running `new` with the same arguments) up to
+//!   `max_restarts`. After that, or when it is killed, its job ends or its constructor fails, it
+//!   is dead: every queued and later call fails with the reason.
+//! - An unnamed actor whose creator released it (its last handle there is gone) and whose
+//!   handle never escaped into a value stops after the calls already submitted.
+
+use super::*;
+use crate::actor::ActorId;
+use crate::cluster::wire::{
+    ActorAssignment, ActorCallAssignment, ActorCounts, ActorCreation, JobId,
+};
+
+/// What part of an actor's life a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ActorPart {
+    /// Its constructor.
+    Create(ActorId),
+    /// A method call.
+    Call(ActorId),
+}
+
+enum ActorState {
+    /// Waiting for its constructor's arguments or for a node with room.
+    Pending,
+    /// Placed on `node`; `started` once `new` returned there.
+    Placed { node: NodeId, started: bool },
+    /// Dead for good, with the error its calls get.
+    Dead(Error),
+}
+
+pub(super) struct ActorEntry {
+    creation: ActorCreation,
+    exe_hash: String,
+    owner: ConnId,
+    /// The class's type name, for messages.
+    display: String,
+    restarts: u32,
+    incarnation: u32,
+    state: ActorState,
+    /// Calls not sent to the actor's node yet, in submission order.
+    queue: VecDeque<TaskId>,
+    released: bool,
+    escaped: bool,
+    /// Stop once the queued calls are sent.
+    stopping: bool,
+}
+
+impl ActorEntry {
+    fn died(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::ActorDied,
+            format!(
+                "actor `{}` ({}) {why}",
+                self.display, self.creation.actor_id
+            ),
+        )
+    }
+
+    fn live(&self) -> bool {
+        !matches!(self.state, ActorState::Dead(_))
+    }
+}
+
+impl Scheduler {
+    /// A driver (or worker client) creates an actor of a job running `exe_hash`.
+    pub fn create_actor(&mut self, conn: ConnId, creation: ActorCreation, exe_hash: String) {
+        let actor_id = creation.actor_id;
+        if self.actors.contains_key(&actor_id) {
+            tracing::warn!(actor = %actor_id, "actor created twice; ignored");
+            return;
+        }
+        let create_id = creation.create.task_id;
+        let display = creation
+            .class
+            .rsplit("::")
+            .next()
+            .unwrap_or(&creation.class)
+            .to_owned();
+        let mut entry = ActorEntry {
+            creation,
+            exe_hash,
+            owner: conn,
+            display,
+            restarts: 0,
+            incarnation: 0,
+            state: ActorState::Pending,
+            queue: VecDeque::new(),
+            released: false,
+            escaped: false,
+            stopping: false,
+        };
+        let cannot = |entry: &ActorEntry, e: Error| {
+            Error::with_source(
+                ErrorKind::ActorDied,
+                format!(
+                    "actor `{}` ({actor_id}) could not be created: {e}",
+                    entry.display
+                ),
+                e,
+            )
+        };
+        if let Some(name) = entry.creation.name.clone() {
+            let taken = self
+                .actor_names
+                .get(&name)
+                .and_then(|other| self.actors.get(other))
+                .is_some_and(ActorEntry::live);
+            if taken {
+                let e = Error::new(
+                    ErrorKind::ActorDied,
+                    format!("cannot create actor named `{name}`: another live actor has that name"),
+                );
+                entry.state = ActorState::Dead(e);
+                self.actors.insert(actor_id, entry);
+                return;
+            }
+            self.actor_names.insert(name, actor_id);
+        }
+        let task = entry.creation.create.clone();
+        let demand = demand(&task).and_then(|d| match self.infeasible(&task.function, &d) {
+            Some(e) => Err(e),
+            None => Ok(d),
+        });
+        let demand = match demand {
+            Ok(d) => d,
+            Err(e) => {
+                let error = cannot(&entry, e);
+                tracing::info!(actor = %actor_id, "{error}");
+                self.actors.insert(actor_id, entry);
+                self.actor_dead(actor_id, error);
+                return;
+            }
+        };
+        self.actors.insert(actor_id, entry);
+        self.tasks.insert(
+            create_id,
+            TaskEntry {
+                task,
+                exe_hash: String::new(),
+                submitter: conn,
+                state: TaskState::Waiting,
+                missing: 0,
+                attempts: 0,
+                retries: 0,
+                demand,
+                pinned: false,
+                actor: Some(ActorPart::Create(actor_id)),
+            },
+        );
+        self.sync_pins(create_id);
+        self.resolve(create_id);
+        self.dispatch();
+    }
+
+    /// The alive node with room for `demand` hosting the fewest actors (the head's own node
+    /// and earlier joiners win ties), as an index into `nodes`.
+    pub(super) fn actor_node_for(&self, demand: &BTreeMap<String, i64>) -> Option<usize> {
+        let hosted = |node: NodeId| {
+            self.actors
+                .values()
+                .filter(|a| matches!(a.state, ActorState::Placed { node: n, .. } if n == node))
+                .count()
+        };
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.alive && n.outbox.is_some() && n.fits(demand))
+            .min_by_key(|(i, n)| (hosted(n.node_id), *i))
+            .map(|(i, _)| i)
+    }
+
+    /// Starts the actor whose constructor task `create` is ready on the node at `index`.
+    pub(super) fn place_actor(
+        &mut self,
+        create: TaskId,
+        actor_id: ActorId,
+        index: usize,
+        arg_locations: Vec<Option<String>>,
+    ) {
+        let (Some(t), Some(a)) = (self.tasks.get_mut(&create), self.actors.get_mut(&actor_id))
+        else {
+            return;
+        };
+        let node = &mut self.nodes[index];
+        node.adjust(&t.demand, -1);
+        node.running.insert(create);
+        t.state = TaskState::Running {
+            node: node.node_id,
+            blocked: 0,
+        };
+        t.attempts += 1;
+        a.state = ActorState::Placed {
+            node: node.node_id,
+            started: false,
+        };
+        tracing::debug!(actor = %actor_id, class = %a.display, node = %node.node_id, incarnation = a.incarnation, "actor placed");
+        let assignment = ActorAssignment {
+            actor: a.creation.clone(),
+            incarnation: a.incarnation,
+            exe_hash: a.exe_hash.clone(),
+            arg_locations,
+        };
+        if let Some(outbox) = &node.outbox {
+            // A closed outbox means the node's connection ended: its death restarts the actor.
+            let _ = outbox.send(Message::StartActor(Box::new(assignment)));
+        }
+        self.pump_actor(actor_id);
+    }
+
+    /// Sends the actor's queued calls whose turn it is to its node, fails those whose
+    /// arguments failed, and stops at the first one still waiting for an argument.
+    pub(super) fn pump_actor(&mut self, actor_id: ActorId) {
+        loop {
+            let Some(a) = self.actors.get_mut(&actor_id) else {
+                return;
+            };
+            let node = match &a.state {
+                ActorState::Placed { node, .. } => *node,
+                ActorState::Dead(e) => {
+                    let error = e.clone();
+                    let queued: Vec<TaskId> = a.queue.drain(..).collect();
+                    for call in queued {
+                        self.fail_task(call, error.clone());
+                    }
+                    return;
+                }
+                ActorState::Pending => {
+                    if a.stopping && a.queue.is_empty() {
+                        let error = a.died("was stopped: every handle to it was dropped");
+                        self.actor_dead(actor_id, error);
+                    }
+                    return;
+                }
+            };
+            let incarnation = a.incarnation;
+            let Some(&call) = a.queue.front() else {
+                if a.stopping {
+                    self.stop_actor(actor_id);
+                }
+                return;
+            };
+            let Some(t) = self
+                .tasks
+                .get(&call)
+                .filter(|t| t.state == TaskState::Waiting)
+            else {
+                // Failed already (an argument failed while it waited).
+                a.queue.pop_front();
+                continue;
+            };
+            let mut arg_locations = Vec::with_capacity(t.task.args.len());
+            let mut missing = Vec::new();
+            let mut failed = None;
+            for arg in &t.task.args {
+                match arg {
+                    WireArg::Value(_) => arg_locations.push(None),
+                    WireArg::Ref(id) => match self.objects.get(id).map(|o| &o.state) {
+                        Some(ObjState::Ready { address, .. }) => {
+                            arg_locations.push(Some(address.clone()))
+                        }
+                        Some(ObjState::Failed(e)) => {
+                            failed = Some(dependency_error(&t.task, *id, e));
+                            break;
+                        }
+                        Some(ObjState::Lost) => missing.push((*id, true)),
+                        Some(ObjState::Pending) | None => missing.push((*id, false)),
+                    },
+                }
+            }
+            if let Some(error) = failed {
+                a.queue.pop_front();
+                self.fail_task(call, error);
+                continue;
+            }
+            if !missing.is_empty() {
+                missing.sort_unstable();
+                missing.dedup();
+                let mut waiting = 0;
+                for (id, lost) in missing {
+                    self.objects
+                        .entry(id)
+                        .or_insert_with(|| ObjectEntry::pending(None));
+                    if lost {
+                        if let Err(e) = self.rebuild(id) {
+                            let error = self
+                                .tasks
+                                .get(&call)
+                                .map_or_else(|| e.clone(), |t| dependency_error(&t.task, id, &e));
+                            self.fail_object(id, e);
+                            // The call failed with its argument; go on with the next.
+                            if let Some(a) = self.actors.get_mut(&actor_id) {
+                                if a.queue.front() == Some(&call) {
+                                    a.queue.pop_front();
+                                }
+                            }
+                            self.fail_task(call, error);
+                            waiting = usize::MAX;
+                            break;
+                        }
+                    }
+                    waiting += 1;
+                    let waiters = self.waiting_on.entry(id).or_default();
+                    if !waiters.contains(&call) {
+                        waiters.push(call);
+                    }
+                }
+                if waiting == usize::MAX {
+                    continue;
+                }
+                if let Some(t) = self.tasks.get_mut(&call) {
+                    t.missing = waiting;
+                }
+                return;
+            }
+            a.queue.pop_front();
+            let Some(t) = self.tasks.get_mut(&call) else {
+                continue;
+            };
+            t.state = TaskState::Running { node, blocked: 0 };
+            t.attempts += 1;
+            let assignment = ActorCallAssignment {
+                actor_id,
+                incarnation,
+                task: t.task.clone(),
+                arg_locations,
+            };
+            if let Some(outbox) = self
+                .nodes
+                .iter()
+                .find(|n| n.node_id == node && n.alive)
+                .and_then(|n| n.outbox.as_ref())
+            {
+                let _ = outbox.send(Message::ExecuteActorCall(Box::new(assignment)));
+            }
+        }
+    }
+
+    /// A driver (or worker client) calls a method of an actor.
+    pub fn submit_call(&mut self, conn: ConnId, actor_id: ActorId, task: TaskSubmission) {
+        let task_id = task.task_id;
+        if self.tasks.contains_key(&task_id) {
+            tracing::warn!(task = %task_id, "actor call submitted twice; ignored");
+            return;
+        }
+        for out in &task.outputs {
+            let entry = self
+                .objects
+                .entry(*out)
+                .or_insert_with(|| ObjectEntry::pending(Some(task_id)));
+            entry.producer = Some(task_id);
+            entry.state = ObjState::Pending;
+            entry.owner = Some(conn);
+        }
+        self.tasks.insert(
+            task_id,
+            TaskEntry {
+                task,
+                exe_hash: String::new(),
+                submitter: conn,
+                state: TaskState::Waiting,
+                missing: 0,
+                attempts: 0,
+                retries: 0,
+                demand: BTreeMap::new(),
+                pinned: false,
+                actor: Some(ActorPart::Call(actor_id)),
+            },
+        );
+        self.sync_pins(task_id);
+        match self.actors.get_mut(&actor_id) {
+            None => {
+                let error = Error::new(
+                    ErrorKind::ActorDied,
+                    format!("actor {actor_id} is unknown to this cluster (its cluster restarted?)"),
+                );
+                self.fail_task(task_id, error);
+            }
+            Some(a) => {
+                a.queue.push_back(task_id);
+                self.pump_actor(actor_id);
+            }
+        }
+    }
+
+    /// The node reports how the actor's constructor ended.
+    pub fn actor_started(
+        &mut self,
+        node: NodeId,
+        actor_id: ActorId,
+        incarnation: u32,
+        result: Result<(), Error>,
+    ) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        if a.incarnation != incarnation {
+            return;
+        }
+        let ActorState::Placed { node: on, started } = &mut a.state else {
+            return;
+        };
+        if *on != node {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                *started = true;
+                tracing::debug!(actor = %actor_id, class = %a.display, %node, "actor started");
+            }
+            Err(e) => {
+                let error = Error::with_source(
+                    ErrorKind::ActorDied,
+                    format!(
+                        "actor `{}` ({actor_id}) could not be created: {e}",
+                        a.display
+                    ),
+                    e,
+                );
+                self.actor_dead(actor_id, error);
+                self.dispatch();
+            }
+        }
+    }
+
+    /// The node reports that the actor's worker process ended without being asked to.
+    pub fn actor_exited(
+        &mut self,
+        node: NodeId,
+        actor_id: ActorId,
+        incarnation: u32,
+        reason: &str,
+    ) {
+        let placed_here = self.actors.get(&actor_id).is_some_and(|a| {
+            a.incarnation == incarnation
+                && matches!(a.state, ActorState::Placed { node: on, .. } if on == node)
+        });
+        if placed_here {
+            self.actor_failed(
+                actor_id,
+                &format!("its worker process on node {node} exited ({reason})"),
+            );
+            self.dispatch();
+        }
+    }
+
+    /// The actor's process or node died: the calls it was running fail, and it starts again
+    /// when it has restarts left, or is dead.
+    pub(super) fn actor_failed(&mut self, actor_id: ActorId, reason: &str) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        if !matches!(a.state, ActorState::Placed { .. }) {
+            return;
+        }
+        if a.restarts >= a.creation.max_restarts || a.stopping {
+            let why = if a.creation.max_restarts == 0 {
+                format!("died: {reason}")
+            } else {
+                format!(
+                    "died: {reason}; it was restarted {} times (max_restarts)",
+                    a.restarts
+                )
+            };
+            let error = a.died(&why);
+            self.actor_dead(actor_id, error);
+            return;
+        }
+        a.restarts += 1;
+        a.incarnation += 1;
+        a.state = ActorState::Pending;
+        let error = a.died(&format!(
+            "died while running this call: {reason}; it is being restarted ({} of {} restarts)",
+            a.restarts, a.creation.max_restarts
+        ));
+        tracing::warn!(actor = %actor_id, class = %a.display, restart = a.restarts, "actor died ({reason}): restarting it");
+        let create = a.creation.create.task_id;
+        self.fail_running_calls(actor_id, &error);
+        self.give_back(create);
+        if let Some(t) = self.tasks.get_mut(&create) {
+            t.state = TaskState::Waiting;
+        }
+        self.resolve(create);
+    }
+
+    /// The calls the actor was running fail with `error`.
+    fn fail_running_calls(&mut self, actor_id: ActorId, error: &Error) {
+        let running: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.actor == Some(ActorPart::Call(actor_id))
+                    && matches!(t.state, TaskState::Running { .. })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for call in running {
+            self.fail_task(call, error.clone());
+        }
+    }
+
+    /// The constructor task `create` gives the actor's resources back to its node.
+    fn give_back(&mut self, create: TaskId) {
+        let Some(t) = self.tasks.get_mut(&create) else {
+            return;
+        };
+        if let TaskState::Running { node, .. } = t.state {
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node) {
+                if n.alive {
+                    n.adjust(&t.demand, 1);
+                }
+                n.running.remove(&create);
+            }
+        }
+    }
+
+    /// The actor is dead for good: its resources go back, its name is free, its queued and
+    /// running calls fail with `error`, and its process (if any) is killed.
+    pub(super) fn actor_dead(&mut self, actor_id: ActorId, error: Error) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        let placed = match a.state {
+            ActorState::Dead(_) => return,
+            ActorState::Placed { node, .. } => Some(node),
+            ActorState::Pending => None,
+        };
+        tracing::debug!(actor = %actor_id, class = %a.display, "actor dead: {error}");
+        a.state = ActorState::Dead(error.clone());
+        let incarnation = a.incarnation;
+        self.end_actor(actor_id);
+        self.fail_running_calls(actor_id, &error);
+        self.pump_actor(actor_id);
+        if let Some(node) = placed {
+            self.tell_node(
+                node,
+                Message::StopActor {
+                    actor_id,
+                    incarnation,
+                    kill: true,
+                },
+            );
+        }
+    }
+
+    /// Stops a released actor whose queued calls were all sent: it finishes them, then its
+    /// process ends.
+    fn stop_actor(&mut self, actor_id: ActorId) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        let ActorState::Placed { node, .. } = a.state else {
+            return;
+        };
+        a.state = ActorState::Dead(a.died("was stopped: every handle to it was dropped"));
+        let incarnation = a.incarnation;
+        tracing::debug!(actor = %actor_id, class = %a.display, "actor stopped: released");
+        self.end_actor(actor_id);
+        self.tell_node(
+            node,
+            Message::StopActor {
+                actor_id,
+                incarnation,
+                kill: false,
+            },
+        );
+    }
+
+    /// Frees the name and the resources of an actor that just died.
+    fn end_actor(&mut self, actor_id: ActorId) {
+        let Some(a) = self.actors.get(&actor_id) else {
+            return;
+        };
+        let create = a.creation.create.task_id;
+        if let Some(name) = &a.creation.name {
+            if self.actor_names.get(name) == Some(&actor_id) {
+                self.actor_names.remove(name);
+            }
+        }
+        self.give_back(create);
+        if let Some(t) = self.tasks.get_mut(&create) {
+            t.state = TaskState::Finished;
+        }
+        self.sync_pins(create);
+        // A dead actor is never built again: nothing needs its constructor any more.
+        self.tasks.remove(&create);
+    }
+
+    fn tell_node(&self, node: NodeId, msg: Message) {
+        if let Some(outbox) = self
+            .nodes
+            .iter()
+            .find(|n| n.node_id == node && n.alive)
+            .and_then(|n| n.outbox.as_ref())
+        {
+            let _ = outbox.send(msg);
+        }
+    }
+
+    /// Kills the actor: its queued and running calls fail, later calls too.
+    pub fn kill_actor(&mut self, actor_id: ActorId) {
+        let error = match self.actors.get(&actor_id) {
+            Some(a) => a.died("was killed"),
+            None => return,
+        };
+        self.actor_dead(actor_id, error);
+        self.dispatch();
+    }
+
+    /// `conn`'s last handle to the actor is gone: an unnamed actor whose handle never escaped
+    /// stops after its queued calls.
+    pub fn release_actor(&mut self, conn: ConnId, actor_id: ActorId) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        if a.owner != conn {
+            return;
+        }
+        a.released = true;
+        if !a.escaped && a.creation.name.is_none() && a.live() {
+            a.stopping = true;
+            self.pump_actor(actor_id);
+            self.dispatch();
+        }
+    }
+
+    /// A handle to the actor was serialized: it lives until killed or until its job ends.
+    pub fn escape_actor(&mut self, actor_id: ActorId) {
+        if let Some(a) = self.actors.get_mut(&actor_id) {
+            a.escaped = true;
+        }
+    }
+
+    /// The actors `conn` created and still held count as released.
+    pub(super) fn release_actors_of(&mut self, conn: ConnId) {
+        let owned: Vec<ActorId> = self
+            .actors
+            .iter()
+            .filter(|(_, a)| a.owner == conn && !a.released)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in owned {
+            self.release_actor(conn, id);
+        }
+    }
+
+    /// The job ended (its driver left): its actors die.
+    pub fn job_ended(&mut self, job: JobId) {
+        let ids: Vec<ActorId> = self
+            .actors
+            .iter()
+            .filter(|(_, a)| a.creation.job_id == job && a.live())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(error) = self
+                .actors
+                .get(&id)
+                .map(|a| a.died("was stopped: its job ended"))
+            {
+                self.actor_dead(id, error);
+            }
+        }
+        self.dispatch();
+    }
+
+    /// The live actor named `name`, with its class's stable name.
+    pub fn named_actor(&self, name: &str) -> Option<(ActorId, String)> {
+        let id = self.actor_names.get(name)?;
+        let a = self.actors.get(id).filter(|a| a.live())?;
+        Some((*id, a.creation.class.clone()))
+    }
+
+    /// Actors by state, cluster-wide.
+    pub fn actor_counts(&self) -> ActorCounts {
+        let mut c = ActorCounts::default();
+        for a in self.actors.values() {
+            match &a.state {
+                ActorState::Dead(_) => c.dead += 1,
+                ActorState::Placed { started: true, .. } => c.alive += 1,
+                _ if a.restarts > 0 => c.restarting += 1,
+                _ => c.pending += 1,
+            }
+        }
+        c
+    }
+
+    /// The actors placed on `node` (for a node that died).
+    pub(super) fn actors_on(&self, node: NodeId) -> Vec<ActorId> {
+        self.actors
+            .iter()
+            .filter(|(_, a)| matches!(a.state, ActorState::Placed { node: n, .. } if n == node))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
