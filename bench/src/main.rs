@@ -9,10 +9,12 @@
 //! cargo run --release -p raykit-bench -- --filter actor --duration 1
 //! cargo run --release -p raykit-bench -- --envelope            # the scale envelope only
 //! cargo run --release -p raykit-bench --features peers         # with kameo, actix, ractor
+//! cargo run --release -p raykit-bench -- --address 127.0.0.1:6380   # against a cluster
 //! ```
 //!
 //! Progress goes to stderr, one line per metric; the report goes to stdout.
 
+mod cluster;
 mod envelope;
 mod harness;
 mod limits;
@@ -74,11 +76,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(address) = &args.address {
-        eprintln!(
-            "error: --address {address}: the cluster mode of raykit-bench does not exist yet; \
-             it measures the embedded runtime only (run it without --address)"
-        );
+    if args.address.is_some() && args.envelope {
+        eprintln!("error: the scale envelope measures the embedded runtime: drop --address");
         return ExitCode::from(2);
     }
     if let Some(index) = args.envelope_item {
@@ -107,8 +106,13 @@ fn main() -> ExitCode {
         }
     };
     let run_metrics = !args.envelope || args.filter.is_some();
+    let cluster_metrics = match args.address {
+        Some(_) => cluster::CLUSTER_METRICS,
+        None => &[],
+    };
     let selected: Vec<_> = METRICS
         .iter()
+        .chain(cluster_metrics)
         .filter(|m| args.filter.as_deref().is_none_or(|f| m.name.contains(f)))
         .filter(|_| run_metrics)
         .collect();
@@ -122,7 +126,11 @@ fn main() -> ExitCode {
         ..Report::default()
     };
     if run_metrics {
-        if let Err(e) = raykit::init() {
+        let config = match &args.address {
+            Some(address) => raykit::Config::default().address(address),
+            None => raykit::Config::default(),
+        };
+        if let Err(e) = raykit::init_with(config) {
             eprintln!("error: cannot start raykit: {e}");
             return ExitCode::FAILURE;
         }
@@ -130,6 +138,13 @@ fn main() -> ExitCode {
         for (i, m) in selected.iter().enumerate() {
             eprint!("[{:>2}/{}] {:<46} ", i + 1, selected.len(), m.name);
             let repeat = args.repeat.max(1);
+            let (limit_kind, cluster_limit) = match &args.address {
+                Some(_) => {
+                    let (kind, f) = cluster::limit_for(m);
+                    (kind, Some(f))
+                }
+                None => (m.limit, None),
+            };
             let measured = harness::best_of(repeat, || m.run_raykit(&ctx)).map(|raykit| {
                 let limit = if args.raykit_only {
                     harness::Rate {
@@ -138,7 +153,10 @@ fn main() -> ExitCode {
                     }
                 } else {
                     harness::best_of(repeat, || {
-                        Ok::<_, std::convert::Infallible>(m.run_limit(&ctx))
+                        Ok::<_, std::convert::Infallible>(match cluster_limit {
+                            Some(f) => f(ctx.duration),
+                            None => m.run_limit(&ctx),
+                        })
                     })
                     .unwrap_or_else(|never| match never {})
                 };
@@ -153,7 +171,7 @@ fn main() -> ExitCode {
                         unit: m.unit.label().to_owned(),
                         raykit,
                         limit,
-                        limit_kind: m.limit.to_owned(),
+                        limit_kind: limit_kind.to_owned(),
                         fraction_of_limit: raykit.mean / limit.mean,
                         ray: ray_rate,
                         vs_ray: ray_rate.map(|r| raykit.mean / r),
@@ -174,7 +192,7 @@ fn main() -> ExitCode {
             }
         }
         #[cfg(feature = "peers")]
-        if !args.raykit_only {
+        if !args.raykit_only && args.address.is_none() {
             let wanted = |n: &str| args.filter.as_deref().is_none_or(|f| n.contains(f));
             report.peers = peers::run_all(ctx.duration, args.repeat.max(1), &wanted);
         }
@@ -192,7 +210,10 @@ fn main() -> ExitCode {
             );
         });
     }
-    report.targets = report::targets(&report, &|n| ray.get(n).copied());
+    report.targets = match &args.address {
+        Some(_) => report::cluster_targets(&report, &|n| ray.get(n).copied()),
+        None => report::targets(&report, &|n| ray.get(n).copied()),
+    };
     if args.json {
         println!(
             "{}",
@@ -250,7 +271,11 @@ fn machine(args: &Args) -> BTreeMap<String, String> {
         let first: Vec<&str> = load.split_whitespace().take(3).collect();
         m.insert("load average at start".into(), first.join(" "));
     }
-    m.insert("runtime".into(), "raykit embedded".into());
+    let runtime = match &args.address {
+        Some(a) => format!("raykit cluster at {a} (this program is a driver)"),
+        None => "raykit embedded".into(),
+    };
+    m.insert("runtime".into(), runtime);
     m.insert(
         "build".into(),
         if cfg!(debug_assertions) {

@@ -239,27 +239,7 @@ pub fn fmt_kib(kib: u64) -> String {
 pub fn targets(report: &Report, ray: &dyn Fn(&str) -> Option<f64>) -> Vec<Target> {
     let metric = |n: &str| report.metrics.iter().find(|r| r.name == n);
     let mut out = Vec::new();
-    let mut vs_ray = |name: &str, factor: f64| {
-        let what = format!("{name} >= {factor}x Ray");
-        match (metric(name), ray(name)) {
-            (Some(r), Some(base)) => out.push(Target {
-                what,
-                measured: format!(
-                    "{} /s = {:.0}x Ray's {} /s",
-                    fmt_rate(r.raykit.mean),
-                    r.raykit.mean / base,
-                    fmt_rate(base)
-                ),
-                met: Some(r.raykit.mean >= factor * base),
-            }),
-            (Some(r), None) => out.push(Target {
-                what,
-                measured: format!("{} /s; no Ray figure for it", fmt_rate(r.raykit.mean)),
-                met: None,
-            }),
-            (None, _) => {}
-        }
-    };
+    let mut vs_ray = |name: &str, factor: f64| out.extend(vs_ray(report, ray, name, factor));
     vs_ray("single_client_tasks_async", 200.0);
     vs_ray("single_client_tasks_sync", 100.0);
     vs_ray("1_1_actor_calls_async", 200.0);
@@ -313,6 +293,64 @@ pub fn targets(report: &Report, ray: &dyn Fn(&str) -> Option<f64>) -> Vec<Target
                 e.peak_rss_kib.map_or("?".into(), fmt_kib)
             ),
             met: Some(e.ok && e.peak_rss_kib.is_some_and(|k| k < 1024 * 1024)),
+        });
+    }
+    out
+}
+
+/// "`name` >= `factor`x Ray", when `name` was measured.
+fn vs_ray(
+    report: &Report,
+    ray: &dyn Fn(&str) -> Option<f64>,
+    name: &str,
+    factor: f64,
+) -> Option<Target> {
+    let r = report.metrics.iter().find(|r| r.name == name)?;
+    let what = format!("{name} >= {factor}x Ray");
+    let unit = &r.unit;
+    Some(match ray(name) {
+        Some(base) => Target {
+            what,
+            measured: format!(
+                "{} {unit} = {:.1}x Ray's {} {unit}",
+                fmt_rate(r.raykit.mean),
+                r.raykit.mean / base,
+                fmt_rate(base)
+            ),
+            met: Some(r.raykit.mean >= factor * base),
+        },
+        None => Target {
+            what,
+            measured: format!("{} {unit}; no Ray figure for it", fmt_rate(r.raykit.mean)),
+            met: None,
+        },
+    })
+}
+
+/// The targets of the cluster mode (head and one node on this machine, a separate driver).
+pub fn cluster_targets(report: &Report, ray: &dyn Fn(&str) -> Option<f64>) -> Vec<Target> {
+    let mut out: Vec<Target> = [
+        ("single_client_tasks_async", 10.0),
+        ("1_1_actor_calls_async", 10.0),
+        ("single_client_put_gigabytes", 1.0),
+    ]
+    .into_iter()
+    .filter_map(|(name, factor)| vs_ray(report, ray, name, factor))
+    .collect();
+    if let Some(r) = report
+        .metrics
+        .iter()
+        .find(|r| r.name == "transfer_256mib_between_nodes")
+    {
+        out.push(Target {
+            what: "256 MiB between nodes >= 50% of loopback TCP bandwidth".into(),
+            measured: format!(
+                "{} GB/s of {} GB/s ({:.0}%)",
+                fmt_rate(r.raykit.mean),
+                fmt_rate(r.limit.mean),
+                100.0 * r.fraction_of_limit
+            ),
+            met: Some(r.fraction_of_limit >= 0.5),
         });
     }
     out

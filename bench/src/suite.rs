@@ -77,6 +77,26 @@ pub struct Metric {
 }
 
 impl Metric {
+    /// A metric named `name` (`ray_name` as Ray prints it), measured by `raykit` next to the
+    /// limit `limit` measured by `measure_limit`.
+    pub const fn new(
+        name: &'static str,
+        ray_name: &'static str,
+        unit: Unit,
+        limit: &'static str,
+        raykit: RunRaykit,
+        measure_limit: RunLimit,
+    ) -> Self {
+        Metric {
+            name,
+            ray_name,
+            unit,
+            limit,
+            raykit,
+            measure_limit,
+        }
+    }
+
     /// Measures the raykit workload.
     pub fn run_raykit(&self, ctx: &Ctx) -> raykit::Result<Rate> {
         (self.raykit)(ctx)
@@ -90,14 +110,7 @@ impl Metric {
 
 macro_rules! metric {
     ($name:literal, $ray:literal, $unit:ident, $limit:literal, $raykit:expr, $measure_limit:expr) => {
-        Metric {
-            name: $name,
-            ray_name: $ray,
-            unit: Unit::$unit,
-            limit: $limit,
-            raykit: $raykit,
-            measure_limit: $measure_limit,
-        }
+        Metric::new($name, $ray, Unit::$unit, $limit, $raykit, $measure_limit)
     };
 }
 
