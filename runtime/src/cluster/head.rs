@@ -575,7 +575,7 @@ impl Head {
         let (mut reader, writer) = conn.split();
         let (outbox, rx) = mpsc::unbounded_channel();
         let pump = tokio::spawn(pump(writer, rx));
-        let conn_id = self.tables.lock().sched.add_conn(outbox.clone());
+        let conn_id = self.tables.lock().sched.add_conn(outbox.clone(), job_id);
         tracing::info!(%peer, job = %job_id, ?role, "driver connected");
         self.driver_loop(&mut reader, &outbox, conn_id, &exe_hash, shutdown)
             .await;

@@ -33,7 +33,8 @@ use actors::{ActorEntry, ActorPart};
 
 use super::store::ObjectStore;
 use super::wire::{
-    Message, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission, WireArg,
+    JobId, Message, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission,
+    WireArg,
 };
 use crate::error::{Error, ErrorKind};
 use crate::object::ObjectId;
@@ -110,6 +111,8 @@ struct ObjectEntry {
     watchers: Vec<ConnId>,
     /// The connection that owns it (submitted its task or put it), when known.
     owner: Option<ConnId>,
+    /// The job of its owner: when the job ends, the object is freed, escaped or not.
+    job: Option<JobId>,
     /// The owner holds no ref to it any more.
     released: bool,
     /// Its id was serialized inside a value: it is never freed.
@@ -125,6 +128,7 @@ impl ObjectEntry {
             producer,
             watchers: Vec::new(),
             owner: None,
+            job: None,
             released: false,
             escaped: false,
             pins: 0,
@@ -213,6 +217,8 @@ pub struct Scheduler {
     /// Tasks whose arguments are ready, by demand, each group in arrival order.
     queue: Vec<(BTreeMap<String, i64>, VecDeque<TaskId>)>,
     conns: HashMap<ConnId, Outbox>,
+    /// The job each connection works for.
+    conn_jobs: HashMap<ConnId, JobId>,
     next_conn: ConnId,
     finished: u64,
     failed: u64,
@@ -247,6 +253,7 @@ impl Scheduler {
             waiting_on: HashMap::new(),
             queue: Vec::new(),
             conns: HashMap::new(),
+            conn_jobs: HashMap::new(),
             next_conn: 1,
             finished: 0,
             failed: 0,
@@ -422,10 +429,11 @@ impl Scheduler {
     // ---- Driver connections ----
 
     /// A driver (or worker client) connection: messages for it go to `outbox`.
-    pub fn add_conn(&mut self, outbox: Outbox) -> ConnId {
+    pub fn add_conn(&mut self, outbox: Outbox, job: JobId) -> ConnId {
         let id = self.next_conn;
         self.next_conn += 1;
         self.conns.insert(id, outbox);
+        self.conn_jobs.insert(id, job);
         id
     }
 
@@ -433,6 +441,7 @@ impl Scheduler {
     /// owned counts as released.
     pub fn remove_conn(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        self.conn_jobs.remove(&conn);
         let owned: Vec<ObjectId> = self
             .objects
             .iter()
@@ -464,6 +473,7 @@ impl Scheduler {
             .or_insert_with(|| ObjectEntry::pending(None));
         entry.watchers.push(conn);
         entry.owner = Some(conn);
+        entry.job = self.conn_jobs.get(&conn).copied();
         let node = self.head_node;
         self.object_ready(id, node, address, inline.map(Arc::new));
         self.dispatch();
@@ -661,6 +671,7 @@ impl Scheduler {
             entry.producer = Some(task_id);
             entry.state = ObjState::Pending;
             entry.owner = Some(conn);
+            entry.job = self.conn_jobs.get(&conn).copied();
         }
         self.tasks.insert(
             task_id,
@@ -695,6 +706,7 @@ impl Scheduler {
                 entry.watchers.push(conn);
             }
             entry.owner = Some(conn);
+            entry.job = self.conn_jobs.get(&conn).copied();
         }
         for out in task.outputs {
             self.fail_object(out, error.clone());
@@ -1365,7 +1377,7 @@ mod tests {
         s.add_node(other, "o:1".into(), &cpus(2.0), otx);
         s.add_node(head, "h:1".into(), &cpus(2.0), htx);
         let (dtx, mut drx) = mpsc::unbounded_channel();
-        let d = s.add_conn(dtx);
+        let d = s.add_conn(dtx, JobId(1));
         for i in 0..5 {
             s.submit(d, task(i, vec![], vec![oid(100 + i)]), "x".into());
         }
@@ -1389,7 +1401,7 @@ mod tests {
         let (htx, mut hrx) = mpsc::unbounded_channel();
         s.add_node(head, "h:1".into(), &cpus(1.0), htx);
         let (dtx, mut drx) = mpsc::unbounded_channel();
-        let d = s.add_conn(dtx);
+        let d = s.add_conn(dtx, JobId(1));
         s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
         s.submit(
             d,
@@ -1433,7 +1445,7 @@ mod tests {
         s.add_node(head, "h:1".into(), &cpus(1.0), htx);
         s.add_node(other, "o:1".into(), &cpus(1.0), otx);
         let (dtx, _drx) = mpsc::unbounded_channel();
-        let d = s.add_conn(dtx);
+        let d = s.add_conn(dtx, JobId(1));
         s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
         s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
         assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
@@ -1470,7 +1482,7 @@ mod tests {
     }
 
     #[test]
-    fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_never() {
+    fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_with_their_job() {
         let (head, other) = (nid(), nid());
         let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
         let (htx, _hrx) = mpsc::unbounded_channel();
@@ -1479,7 +1491,7 @@ mod tests {
         // Everything runs on the other node.
         s.add_node(head, "h:1".into(), &cpus(0.0), htx);
         let (dtx, _drx) = mpsc::unbounded_channel();
-        let d = s.add_conn(dtx);
+        let d = s.add_conn(dtx, JobId(1));
         let big = |id| {
             TaskOutcome::Stored(vec![StoredObject {
                 id,
@@ -1505,7 +1517,7 @@ mod tests {
         assert!(!s.tasks.contains_key(&TaskId(1)));
         // A release from another connection changes nothing; the owner's frees on the node.
         let (etx, _erx) = mpsc::unbounded_channel();
-        let e = s.add_conn(etx);
+        let e = s.add_conn(etx, JobId(1));
         s.release(e, &[oid(2)]);
         assert!(s.objects.contains_key(&oid(2)));
         s.release(d, &[oid(2)]);
@@ -1526,6 +1538,9 @@ mod tests {
         assert!(s.objects.contains_key(&oid(3)));
         assert!(!s.objects.contains_key(&oid(4)));
         assert_eq!(s.tables(), (1, 0));
+        // Their job ending frees them too: nothing outside the job can hold the id.
+        s.job_ended(JobId(1));
+        assert_eq!(s.tables(), (0, 0));
     }
 
     #[test]
@@ -1535,7 +1550,7 @@ mod tests {
         let (htx, mut hrx) = mpsc::unbounded_channel();
         s.add_node(head, "h:1".into(), &cpus(1.0), htx);
         let (dtx, _drx) = mpsc::unbounded_channel();
-        let d = s.add_conn(dtx);
+        let d = s.add_conn(dtx, JobId(1));
         s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
         s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
         assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);

@@ -363,6 +363,7 @@ impl Scheduler {
             entry.producer = Some(task_id);
             entry.state = ObjState::Pending;
             entry.owner = Some(conn);
+            entry.job = self.conn_jobs.get(&conn).copied();
         }
         self.tasks.insert(
             task_id,
@@ -656,8 +657,22 @@ impl Scheduler {
         }
     }
 
-    /// The job ended (its driver left): its actors die.
+    /// The job ended (its driver left): its actors die, and its objects are freed once no
+    /// running task needs them, escaped ids too (nothing outside the job can hold them).
     pub fn job_ended(&mut self, job: JobId) {
+        let objects: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.job == Some(job))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in objects {
+            if let Some(o) = self.objects.get_mut(&id) {
+                o.released = true;
+                o.escaped = false;
+            }
+            self.try_free(id);
+        }
         let ids: Vec<ActorId> = self
             .actors
             .iter()
