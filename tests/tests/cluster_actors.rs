@@ -110,6 +110,11 @@ fn callers_of_an_actor_whose_node_dies_get_an_error() {
     let out = c.read(c.out_path("node-death"));
     assert_eq!(line(&out, "actor "), other, "{out}");
     let st = c.status();
+    // The node hosting it says so in its line (from its next heartbeat on).
+    c.wait_for_status(STEP, |s| {
+        s.lines()
+            .any(|l| l.trim_start().starts_with(&other) && l.contains("  actors 1  "))
+    });
     assert_eq!(
         actors(&st),
         "0 pending, 1 alive, 0 restarting, 0 dead",

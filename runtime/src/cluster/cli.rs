@@ -443,8 +443,8 @@ fn format_node(n: &NodeStatus) -> String {
     }
     if n.alive {
         line += &format!(
-            "  objects {} ({} bytes)",
-            n.load.objects, n.load.object_bytes
+            "  actors {}  running {}  objects {} ({} bytes)",
+            n.load.actors.alive, n.load.tasks.running, n.load.objects, n.load.object_bytes
         );
     }
     line

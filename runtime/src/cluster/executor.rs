@@ -51,6 +51,8 @@ pub struct Executor {
     exe_fetch: tokio::sync::Mutex<()>,
     peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     stats: Mutex<Stats>,
+    /// Executables known to be in the cache.
+    exes: Mutex<std::collections::HashSet<String>>,
     /// The actors this node hosts, by id and start: where their calls go.
     actors: Mutex<HashMap<(crate::actor::ActorId, u32), actors::Host>>,
 }
@@ -109,6 +111,7 @@ impl Executor {
             exe_fetch: tokio::sync::Mutex::new(()),
             peers: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
+            exes: Mutex::new(std::collections::HashSet::new()),
             actors: Mutex::new(HashMap::new()),
         }
     }
@@ -372,7 +375,13 @@ impl Executor {
     /// when missing.
     pub async fn ensure_exe(&self, hash: &str) -> Result<PathBuf> {
         let path = self.exe_dir.join(hash);
+        // Every task asks: answer from memory once the file was seen (cached files are only
+        // removed with the node's home).
+        if self.exes.lock().contains(hash) {
+            return Ok(path);
+        }
         if path.is_file() {
+            self.exes.lock().insert(hash.to_owned());
             return Ok(path);
         }
         let _one_at_a_time = self.exe_fetch.lock().await;
