@@ -663,6 +663,23 @@ impl Scheduler {
             self.reject(conn, task, error);
             return;
         }
+        self.add_task(conn, task, exe_hash, demand, None);
+        self.resolve(task_id);
+        self.dispatch();
+    }
+
+    /// Records a task `conn` submitted, waiting: its outputs pending and owned by `conn`, its
+    /// arguments pinned.
+    fn add_task(
+        &mut self,
+        conn: ConnId,
+        task: TaskSubmission,
+        exe_hash: String,
+        demand: BTreeMap<String, i64>,
+        actor: Option<ActorPart>,
+    ) {
+        let task_id = task.task_id;
+        let job = self.conn_jobs.get(&conn).copied();
         for out in &task.outputs {
             let entry = self
                 .objects
@@ -671,7 +688,7 @@ impl Scheduler {
             entry.producer = Some(task_id);
             entry.state = ObjState::Pending;
             entry.owner = Some(conn);
-            entry.job = self.conn_jobs.get(&conn).copied();
+            entry.job = job;
         }
         self.tasks.insert(
             task_id,
@@ -685,12 +702,10 @@ impl Scheduler {
                 retries: 0,
                 demand,
                 pinned: false,
-                actor: None,
+                actor,
             },
         );
         self.sync_pins(task_id);
-        self.resolve(task_id);
-        self.dispatch();
     }
 
     /// A task that cannot be accepted: every output fails with `error`.
@@ -1122,11 +1137,8 @@ impl Scheduler {
         };
         *blocked += 1;
         if *blocked == 1 {
-            let node = *node;
-            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
-            if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
-                *n.available.entry("CPU".into()).or_insert(0) += cpu;
-            }
+            let (node, cpu) = (*node, t.demand.get("CPU").copied().unwrap_or(0));
+            self.lend_cpu(node, cpu);
             self.dispatch();
         }
     }
@@ -1144,11 +1156,15 @@ impl Scheduler {
         }
         *blocked -= 1;
         if *blocked == 0 {
-            let node = *node;
-            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
-            if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
-                *n.available.entry("CPU".into()).or_insert(0) -= cpu;
-            }
+            let (node, cpu) = (*node, t.demand.get("CPU").copied().unwrap_or(0));
+            self.lend_cpu(node, -cpu);
+        }
+    }
+
+    /// Gives `cpu` units of `node`'s CPU to others (a negative amount takes them back).
+    fn lend_cpu(&mut self, node: NodeId, cpu: i64) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
+            *n.available.entry("CPU".into()).or_insert(0) += cpu;
         }
     }
 }
@@ -1253,6 +1269,19 @@ impl Scheduler {
         }
     }
 
+    /// Sends `msg` to `node` if it is alive (a node whose connection just closed is dying: its
+    /// death takes care of what it was sent).
+    fn send_to(&self, node: NodeId, msg: Message) {
+        if let Some(outbox) = self
+            .nodes
+            .iter()
+            .find(|n| n.node_id == node && n.alive)
+            .and_then(|n| n.outbox.as_ref())
+        {
+            let _ = outbox.send(msg);
+        }
+    }
+
     /// Deletes the bytes of `ids` on `node` (the head's own store directly).
     fn delete_on(&mut self, node: NodeId, ids: Vec<ObjectId>) {
         if ids.is_empty() {
@@ -1264,14 +1293,7 @@ impl Scheduler {
             }
             return;
         }
-        if let Some(outbox) = self
-            .nodes
-            .iter()
-            .find(|n| n.node_id == node && n.alive)
-            .and_then(|n| n.outbox.as_ref())
-        {
-            let _ = outbox.send(Message::DeleteObjects { ids });
-        }
+        self.send_to(node, Message::DeleteObjects { ids });
     }
 }
 

@@ -145,22 +145,8 @@ impl Scheduler {
             }
         };
         self.actors.insert(actor_id, entry);
-        self.tasks.insert(
-            create_id,
-            TaskEntry {
-                task,
-                exe_hash: String::new(),
-                submitter: conn,
-                state: TaskState::Waiting,
-                missing: 0,
-                attempts: 0,
-                retries: 0,
-                demand,
-                pinned: false,
-                actor: Some(ActorPart::Create(actor_id)),
-            },
-        );
-        self.sync_pins(create_id);
+        let create = Some(ActorPart::Create(actor_id));
+        self.add_task(conn, task, String::new(), demand, create);
         self.resolve(create_id);
         self.dispatch();
     }
@@ -337,14 +323,7 @@ impl Scheduler {
                 task: t.task.clone(),
                 arg_locations,
             };
-            if let Some(outbox) = self
-                .nodes
-                .iter()
-                .find(|n| n.node_id == node && n.alive)
-                .and_then(|n| n.outbox.as_ref())
-            {
-                let _ = outbox.send(Message::ExecuteActorCall(Box::new(assignment)));
-            }
+            self.send_to(node, Message::ExecuteActorCall(Box::new(assignment)));
         }
     }
 
@@ -355,32 +334,8 @@ impl Scheduler {
             tracing::warn!(task = %task_id, "actor call submitted twice; ignored");
             return;
         }
-        for out in &task.outputs {
-            let entry = self
-                .objects
-                .entry(*out)
-                .or_insert_with(|| ObjectEntry::pending(Some(task_id)));
-            entry.producer = Some(task_id);
-            entry.state = ObjState::Pending;
-            entry.owner = Some(conn);
-            entry.job = self.conn_jobs.get(&conn).copied();
-        }
-        self.tasks.insert(
-            task_id,
-            TaskEntry {
-                task,
-                exe_hash: String::new(),
-                submitter: conn,
-                state: TaskState::Waiting,
-                missing: 0,
-                attempts: 0,
-                retries: 0,
-                demand: BTreeMap::new(),
-                pinned: false,
-                actor: Some(ActorPart::Call(actor_id)),
-            },
-        );
-        self.sync_pins(task_id);
+        let call = Some(ActorPart::Call(actor_id));
+        self.add_task(conn, task, String::new(), BTreeMap::new(), call);
         match self.actors.get_mut(&actor_id) {
             None => {
                 let error = Error::new(
@@ -545,14 +500,7 @@ impl Scheduler {
         self.fail_running_calls(actor_id, &error);
         self.pump_actor(actor_id);
         if let Some(node) = placed {
-            self.tell_node(
-                node,
-                Message::StopActor {
-                    actor_id,
-                    incarnation,
-                    kill: true,
-                },
-            );
+            self.stop_on(node, actor_id, incarnation, true);
         }
     }
 
@@ -569,14 +517,7 @@ impl Scheduler {
         let incarnation = a.incarnation;
         tracing::debug!(actor = %actor_id, class = %a.display, "actor stopped: released");
         self.end_actor(actor_id);
-        self.tell_node(
-            node,
-            Message::StopActor {
-                actor_id,
-                incarnation,
-                kill: false,
-            },
-        );
+        self.stop_on(node, actor_id, incarnation, false);
     }
 
     /// Frees the name and the resources of an actor that just died.
@@ -599,15 +540,14 @@ impl Scheduler {
         self.tasks.remove(&create);
     }
 
-    fn tell_node(&self, node: NodeId, msg: Message) {
-        if let Some(outbox) = self
-            .nodes
-            .iter()
-            .find(|n| n.node_id == node && n.alive)
-            .and_then(|n| n.outbox.as_ref())
-        {
-            let _ = outbox.send(msg);
-        }
+    /// Tells `node` to stop hosting the actor: after the calls sent before, or at once (`kill`).
+    fn stop_on(&self, node: NodeId, actor_id: ActorId, incarnation: u32, kill: bool) {
+        let stop = Message::StopActor {
+            actor_id,
+            incarnation,
+            kill,
+        };
+        self.send_to(node, stop);
     }
 
     /// Kills the actor: its queued and running calls fail, later calls too.
