@@ -48,6 +48,40 @@ pub(crate) struct Client {
     task_counter: AtomicU64,
     /// Who waits for the head's answer about a named actor, by name.
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
+    /// Bytes of large puts not written to the head yet.
+    puts: Arc<PutBudget>,
+}
+
+/// How many bytes of large puts may wait to be written to the head at once: a program that
+/// puts faster than the connection carries them waits in `put` instead of queueing copies
+/// without bound.
+const PUTS_IN_FLIGHT: u64 = 256 << 20;
+
+/// The bytes of large puts on their way to the head.
+#[derive(Default)]
+struct PutBudget {
+    bytes: Mutex<u64>,
+    written: parking_lot::Condvar,
+}
+
+impl PutBudget {
+    /// Waits until `n` more bytes fit (a value larger than the budget goes alone), or the
+    /// connection is lost, then counts them.
+    fn take(&self, n: u64, lost: &AtomicBool) {
+        let mut bytes = self.bytes.lock();
+        while *bytes > 0 && *bytes + n > PUTS_IN_FLIGHT && !lost.load(Ordering::Acquire) {
+            self.written
+                .wait_for(&mut bytes, Duration::from_millis(100));
+        }
+        *bytes += n;
+    }
+
+    /// `n` bytes were written (or will never be).
+    fn give(&self, n: u64) {
+        let mut bytes = self.bytes.lock();
+        *bytes = bytes.saturating_sub(n);
+        self.written.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -114,15 +148,17 @@ impl Client {
             task_prefix: crate::runtime::process_prefix(),
             task_counter: AtomicU64::new(1),
             named: Mutex::new(HashMap::new()),
+            puts: Arc::default(),
         });
+        let puts = client.puts.clone();
         // Many small messages share one write: feed everything queued, then flush once.
         handle.spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let mut batch = Batch::default();
-                let mut result = batch.add(&mut writer, msg).await;
+                let mut result = batch.add(&mut writer, msg, &puts).await;
                 while result.is_ok() {
                     match rx.try_recv() {
-                        Ok(more) => result = batch.add(&mut writer, more).await,
+                        Ok(more) => result = batch.add(&mut writer, more, &puts).await,
                         Err(_) => break,
                     }
                 }
@@ -134,7 +170,8 @@ impl Client {
                     // Puts still queued will never be stored: their readers must not wait.
                     rx.close();
                     while let Ok(item) = rx.try_recv() {
-                        if let Outgoing::Put { slot, .. } = item {
+                        if let Outgoing::Put { slot, bytes } = item {
+                            puts.give(bytes.len() as u64);
                             slot.fail(e.clone());
                         }
                     }
@@ -251,7 +288,12 @@ struct Batch {
 }
 
 impl Batch {
-    async fn add(&mut self, writer: &mut FrameWriter, item: Outgoing) -> Result<()> {
+    async fn add(
+        &mut self,
+        writer: &mut FrameWriter,
+        item: Outgoing,
+        puts: &PutBudget,
+    ) -> Result<()> {
         match item {
             Outgoing::Message(Message::ReleaseObjects { ids }) => self.released.extend(ids),
             Outgoing::Message(Message::EscapedObjects { ids }) => self.escaped.extend(ids),
@@ -260,8 +302,13 @@ impl Batch {
                 writer.feed(&other).await?;
             }
             Outgoing::Put { slot, bytes } => {
-                self.flush_escaped(writer).await?;
-                match writer.feed_object_chunks(slot.id(), &bytes).await {
+                let written = self.flush_escaped(writer).await;
+                let written = match written {
+                    Ok(()) => writer.feed_object_chunks(slot.id(), &bytes).await,
+                    Err(e) => Err(e),
+                };
+                puts.give(bytes.len() as u64);
+                match written {
                     Ok(()) => slot.fill_bytes(bytes),
                     Err(e) => {
                         slot.fail(e.clone());
@@ -491,12 +538,15 @@ pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<A
     slot.set_cluster_owned();
     match postcard::to_allocvec(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
+            client.puts.take(bytes.len() as u64, &client.lost);
             let put = Outgoing::Put {
                 slot: slot.clone(),
                 bytes,
             };
-            if let Err(mpsc::error::SendError(Outgoing::Put { slot, .. })) = client.outbox.send(put)
+            if let Err(mpsc::error::SendError(Outgoing::Put { slot, bytes })) =
+                client.outbox.send(put)
             {
+                client.puts.give(bytes.len() as u64);
                 slot.fail(client.lost_error());
             }
         }
