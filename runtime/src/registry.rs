@@ -218,3 +218,32 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Resul
 pub fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
     postcard::to_allocvec(value).map_err(|e| Error::serialization(what, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_are_version_skew_errors_naming_what_is_missing() {
+        let e = lookup("nowhere::f", 1).expect_err("no such function");
+        assert_eq!(e.kind(), ErrorKind::VersionSkew);
+        assert!(e.message().contains("remote function `nowhere::f`"), "{e}");
+        let e = lookup_actor("nowhere::Counter", 1)
+            .map(|_| ())
+            .expect_err("no such actor class");
+        assert_eq!(e.kind(), ErrorKind::VersionSkew);
+        assert!(
+            e.message().contains("actor class `nowhere::Counter`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_different_hash_is_a_version_skew_error() {
+        let found = Some(("entry", 7u64));
+        assert_eq!(check("thing", "a::b", 7, found).ok(), Some("entry"));
+        let e = check("thing", "a::b", 8, found).expect_err("other hash");
+        assert_eq!(e.kind(), ErrorKind::VersionSkew);
+        assert!(e.message().contains("different code"), "{e}");
+    }
+}

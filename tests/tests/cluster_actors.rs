@@ -5,12 +5,15 @@
 //! An actor asking for `beta` lives on the node that is not the head; tasks asking for `alpha`
 //! run on the head's node.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use raykit_tests::cluster::{line, Cluster, DRIVER_LIMIT, STEP};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
 const DRIVER: &str = env!("CARGO_BIN_EXE_actor_driver");
+/// Another program, for two jobs of different binaries at once.
+const TASK_DRIVER: &str = env!("CARGO_BIN_EXE_cluster_driver");
 
 fn cluster(name: &str) -> Cluster {
     Cluster::start(name, CLI, DRIVER)
@@ -126,4 +129,30 @@ fn callers_of_an_actor_whose_node_dies_get_an_error() {
     assert!(status.success(), "the driver failed ({status}):\n{out}");
     assert_eq!(line(&out, "died "), "ActorDied", "{out}");
     c.wait_for_status(STEP, |s| s.contains("nodes: 1 alive, 1 dead"));
+}
+
+#[test]
+fn two_programs_share_the_cluster_at_once() {
+    let mut c = cluster("two-jobs");
+    let mut tasks = Command::new(TASK_DRIVER);
+    tasks
+        .arg("basic")
+        .env("RAYKIT_ADDRESS", c.address())
+        .env("RAYKIT_TOKEN", raykit_tests::cluster::TOKEN);
+    c.spawn("tasks", tasks);
+    c.spawn_driver("actors", &["across", "2", "10"]);
+    let (status, out) = c.wait("tasks");
+    assert!(
+        status.success(),
+        "the task program failed ({status}):\n{out}"
+    );
+    assert_eq!(line(&out, "chain "), "99", "{out}");
+    let (status, out) = c.wait("actors");
+    assert!(
+        status.success(),
+        "the actor program failed ({status}):\n{out}"
+    );
+    assert_eq!(line(&out, "calls "), "20", "{out}");
+    assert_eq!(line(&out, "ordered "), "true", "{out}");
+    c.wait_for_status(STEP, |s| s.contains("jobs: 0"));
 }
