@@ -218,3 +218,35 @@ fn objects_are_freed_with_their_last_ref_but_not_while_referenced() {
         head_tables(&st)
     );
 }
+
+#[test]
+fn a_frozen_head_fails_what_a_driver_waits_for_instead_of_hanging() {
+    let mut c = cluster("frozen");
+    let mut cmd = Command::new(DRIVER);
+    cmd.args(["frozen", "30000"])
+        .env("RAYKIT_ADDRESS", c.address())
+        .env("RAYKIT_TOKEN", raykit_tests::cluster::TOKEN)
+        .env("RAYKIT_HEAD_TIMEOUT_MS", "1500");
+    c.spawn("frozen", cmd);
+    let deadline = Instant::now() + DRIVER_LIMIT;
+    while !c.read(c.out_path("frozen")).contains("waiting") {
+        assert!(Instant::now() < deadline, "the driver never submitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let head = c.child("head").id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &head])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {head} failed");
+    };
+    signal("-STOP");
+    let (status, out) = c.wait("frozen");
+    // Thawed before any assertion, so the cluster's teardown finds a head that can die.
+    signal("-CONT");
+    assert!(status.success(), "the driver failed ({status}):\n{out}");
+    let error = line(&out, "error ");
+    assert!(error.starts_with("Network "), "{out}");
+    assert!(error.contains("has not answered"), "{out}");
+}

@@ -31,6 +31,18 @@ pub(crate) use actors::{call_actor, create_actor, get_actor, kill_actor, Cluster
 /// How long fetching one object from a node may take before it fails.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How often a program that waits for objects asks the head whether it is still there.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long the head may stay silent while the program waits for objects before they fail.
+/// `RAYKIT_HEAD_TIMEOUT_MS` overrides it (tests use a short one).
+fn head_timeout() -> Duration {
+    std::env::var("RAYKIT_HEAD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(20), Duration::from_millis)
+}
+
 /// A program's connection to its cluster.
 pub(crate) struct Client {
     job_id: JobId,
@@ -50,6 +62,9 @@ pub(crate) struct Client {
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
     /// Bytes of large puts not written to the head yet.
     puts: Arc<PutBudget>,
+    /// When the head last said anything, in milliseconds since `started`.
+    heard_ms: AtomicU64,
+    started: std::time::Instant,
 }
 
 /// How many bytes of large puts may wait to be written to the head at once: a program that
@@ -149,6 +164,8 @@ impl Client {
             task_counter: AtomicU64::new(1),
             named: Mutex::new(HashMap::new()),
             puts: Arc::default(),
+            heard_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         let puts = client.puts.clone();
         // Many small messages share one write: feed everything queued, then flush once.
@@ -181,6 +198,7 @@ impl Client {
         });
         *CLIENT.lock() = Arc::downgrade(&client);
         handle.spawn(read_head(Arc::downgrade(&client), reader));
+        handle.spawn(watch_head(Arc::downgrade(&client), head_timeout()));
         tracing::debug!(%address, job = %job_id, "joined the cluster");
         Ok(client)
     }
@@ -429,7 +447,9 @@ async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
         let Some(client) = client.upgrade() else {
             return;
         };
+        client.heard();
         match msg {
+            Ok(Message::Pong) => {}
             Ok(Message::ObjectReady {
                 id,
                 location,
@@ -454,6 +474,56 @@ async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
             "the connection to the cluster's head was lost",
             end,
         ));
+    }
+}
+
+/// While the program waits for objects, asks the head every [`PING_INTERVAL`] whether it is
+/// still there; when it has said nothing for `timeout`, fails everything awaited (the
+/// connection may stay open when the head froze or its host vanished).
+async fn watch_head(client: Weak<Client>, timeout: Duration) {
+    let mut tick = tokio::time::interval(PING_INTERVAL.min(timeout / 2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(client) = client.upgrade() else {
+            return;
+        };
+        if client.lost.load(Ordering::Acquire) {
+            return;
+        }
+        if client.awaited.lock().is_empty() {
+            // Nothing to wait for: silence is fine, and the next wait starts the clock anew.
+            client.heard();
+            continue;
+        }
+        let silent = client.silent_for();
+        if silent > timeout {
+            tracing::warn!("the head has not answered for {silent:?}");
+            client.fail_all(&Error::new(
+                ErrorKind::Network,
+                format!(
+                    "the cluster's head has not answered for {:.1} s (frozen, or its host is \
+                     gone without closing the connection)",
+                    silent.as_secs_f64()
+                ),
+            ));
+            return;
+        }
+        let _ = client.send(Message::Ping);
+    }
+}
+
+impl Client {
+    /// The head just said something.
+    fn heard(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.heard_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How long the head has said nothing.
+    fn silent_for(&self) -> Duration {
+        let now = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.heard_ms.load(Ordering::Relaxed)))
     }
 }
 

@@ -800,6 +800,9 @@ impl Head {
                 Message::StatusRequest => {
                     let _ = outbox.send(Message::Status(self.status()));
                 }
+                Message::Ping => {
+                    let _ = outbox.send(Message::Pong);
+                }
                 other => {
                     let error = Error::new(
                         ErrorKind::Protocol,

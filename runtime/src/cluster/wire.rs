@@ -594,6 +594,13 @@ pub enum Message {
         #[serde(with = "byte_serde::bytes")]
         bytes: Vec<u8>,
     },
+    /// Driver (or worker client) → head, while it waits for objects: are you still there?
+    /// Answered by [`Message::Pong`]. A head that stops answering (frozen, or its host gone
+    /// without closing the connection) fails what the driver waits for instead of leaving it
+    /// waiting forever.
+    Ping,
+    /// Head → driver: the answer to [`Message::Ping`].
+    Pong,
 }
 
 /// An actor as its creator describes it.
@@ -799,6 +806,8 @@ impl Message {
             Message::ActorHosted { .. } => "ActorHosted",
             Message::RunActorCall { .. } => "RunActorCall",
             Message::ValueChunk { .. } => "ValueChunk",
+            Message::Ping => "Ping",
+            Message::Pong => "Pong",
         }
     }
 

@@ -249,6 +249,18 @@ fn basic() -> raykit::Result<()> {
     Ok(())
 }
 
+/// Waits for a task of `ms` milliseconds; the test freezes the head meanwhile.
+fn frozen(ms: u64) -> raykit::Result<()> {
+    let slow = slow_square::remote(3, ms);
+    // The head has the task: it answered the submission's first ping or the wait below.
+    println!("waiting");
+    match raykit::get(&slow) {
+        Ok(v) => println!("value {v}"),
+        Err(e) => println!("error {:?} {e}", e.kind()),
+    }
+    Ok(())
+}
+
 fn spread(n: usize) -> raykit::Result<()> {
     let refs: Vec<ObjectRef<String>> = (0..n).map(|_| where_am_i::remote(200)).collect();
     let nodes: BTreeSet<String> = raykit::get_all(&refs)?.into_iter().collect();
@@ -327,6 +339,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("basic") => basic(),
         Some("spread") => spread(num(1, 12) as usize),
+        Some("frozen") => frozen(num(1, 30_000)),
         Some("chain") => chain(),
         Some("panics") => panics(),
         Some("impossible") => impossible(),
