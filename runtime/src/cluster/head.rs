@@ -240,6 +240,10 @@ impl Drop for ExeWriter {
     }
 }
 
+/// How many object ids of one release (or escape) message the head handles before it lets
+/// other connections in.
+const ID_SLICE: usize = 4096;
+
 /// Sends one writer's queued messages as they come, batching what is queued together.
 pub(crate) async fn pump(mut writer: FrameWriter, mut rx: mpsc::UnboundedReceiver<Message>) {
     while let Some(msg) = rx.recv().await {
@@ -776,8 +780,20 @@ impl Head {
                     }
                 }
                 Message::WatchObject { id } => self.tables.lock().sched.watch(conn_id, id),
-                Message::ReleaseObjects { ids } => self.tables.lock().sched.release(conn_id, &ids),
-                Message::EscapedObjects { ids } => self.tables.lock().sched.escape(&ids),
+                // A program that drops refs fast sends them merged: take the lock a slice at a
+                // time and let the other connections (heartbeats) in between.
+                Message::ReleaseObjects { ids } => {
+                    for slice in ids.chunks(ID_SLICE) {
+                        self.tables.lock().sched.release(conn_id, slice);
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Message::EscapedObjects { ids } => {
+                    for slice in ids.chunks(ID_SLICE) {
+                        self.tables.lock().sched.escape(slice);
+                        tokio::task::yield_now().await;
+                    }
+                }
                 Message::TaskBlocked { task_id } => self.tables.lock().sched.task_blocked(task_id),
                 Message::TaskUnblocked { task_id } => {
                     self.tables.lock().sched.task_unblocked(task_id)

@@ -1397,6 +1397,10 @@ impl FrameReader {
     /// The next message. Cancel-safe: a message is never half-read when the future is dropped.
     /// The peer closing the connection is an error of kind [`ErrorKind::Network`].
     pub async fn recv(&mut self) -> Result<Message> {
+        // Frames already buffered come back without touching the socket, so without this a
+        // connection that floods its daemon would keep the daemon's thread to itself and starve
+        // the others (heartbeats included). Nothing is read before it: cancel-safe.
+        tokio::task::consume_budget().await;
         match self.frames.next().await {
             Some(Ok(frame)) => Message::decode(&frame).map_err(|e| {
                 Error::new(
