@@ -1129,36 +1129,44 @@ impl Scheduler {
 
     /// The task blocks in `get`/`wait`: lend its CPU to others.
     pub fn task_blocked(&mut self, task_id: TaskId) {
-        let Some(t) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        let TaskState::Running { node, blocked } = &mut t.state else {
-            return;
-        };
-        *blocked += 1;
-        if *blocked == 1 {
-            let (node, cpu) = (*node, t.demand.get("CPU").copied().unwrap_or(0));
-            self.lend_cpu(node, cpu);
+        if self.count_blocked(task_id, true) {
             self.dispatch();
         }
     }
 
     /// The blocked task goes on: take its CPU back (the node may be over-committed briefly).
     pub fn task_unblocked(&mut self, task_id: TaskId) {
+        self.count_blocked(task_id, false);
+    }
+
+    /// Counts one more (or one less) of the task's threads blocked; the first to block lends
+    /// the task's CPU, the last to go on takes it back. Returns whether CPU was lent.
+    fn count_blocked(&mut self, task_id: TaskId, block: bool) -> bool {
         let Some(t) = self.tasks.get_mut(&task_id) else {
-            return;
+            return false;
         };
         let TaskState::Running { node, blocked } = &mut t.state else {
-            return;
+            return false;
         };
-        if *blocked == 0 {
-            return;
+        let cpu = t.demand.get("CPU").copied().unwrap_or(0);
+        let node = *node;
+        match (block, *blocked) {
+            (true, n) => {
+                *blocked = n + 1;
+                if n == 0 {
+                    self.lend_cpu(node, cpu);
+                    return true;
+                }
+            }
+            (false, 0) => {}
+            (false, n) => {
+                *blocked = n - 1;
+                if n == 1 {
+                    self.lend_cpu(node, -cpu);
+                }
+            }
         }
-        *blocked -= 1;
-        if *blocked == 0 {
-            let (node, cpu) = (*node, t.demand.get("CPU").copied().unwrap_or(0));
-            self.lend_cpu(node, -cpu);
-        }
+        false
     }
 
     /// Gives `cpu` units of `node`'s CPU to others (a negative amount takes them back).
