@@ -250,3 +250,15 @@ fn a_frozen_head_fails_what_a_driver_waits_for_instead_of_hanging() {
     assert!(error.starts_with("Network "), "{out}");
     assert!(error.contains("has not answered"), "{out}");
 }
+
+#[test]
+fn a_task_whose_worker_dies_is_retried_and_without_retries_fails_with_the_reason() {
+    let mut c = cluster("crash");
+    let dir = c.home().to_string_lossy().into_owned();
+    let out = c.drive("crash", &["crash", &dir]);
+    assert_eq!(line(&out, "retried "), "42", "{out}");
+    let gave_up = line(&out, "gave up ");
+    assert!(gave_up.starts_with("System "), "{out}");
+    assert!(gave_up.contains("worker process died"), "{out}");
+    assert!(gave_up.contains("crash_always"), "{out}");
+}

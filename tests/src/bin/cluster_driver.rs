@@ -249,6 +249,34 @@ fn basic() -> raykit::Result<()> {
     Ok(())
 }
 
+/// Ends its worker process the first time (when `marker` does not exist yet), as a crash
+/// would; its retry finds the marker and answers.
+#[raykit::remote(max_retries = 2)]
+fn crash_once(marker: String) -> u64 {
+    if std::fs::metadata(&marker).is_err() {
+        let _ = std::fs::write(&marker, b"crashed");
+        std::process::abort();
+    }
+    42
+}
+
+/// Ends its worker process every time, with no retries.
+#[raykit::remote(max_retries = 0)]
+fn crash_always() -> u64 {
+    std::process::abort()
+}
+
+/// A task whose worker dies is retried; one without retries fails with the reason.
+fn crash(dir: PathBuf) -> raykit::Result<()> {
+    let marker = dir.join("crash.marker").to_string_lossy().into_owned();
+    println!("retried {}", raykit::get(&crash_once::remote(marker))?);
+    match raykit::get(&crash_always::remote()) {
+        Err(e) => println!("gave up {:?} {e}", e.kind()),
+        Ok(v) => println!("gave up none {v}"),
+    }
+    Ok(())
+}
+
 /// Waits for a task of `ms` milliseconds; the test freezes the head meanwhile.
 fn frozen(ms: u64) -> raykit::Result<()> {
     let slow = slow_square::remote(3, ms);
@@ -340,6 +368,7 @@ fn main() -> ExitCode {
         Some("basic") => basic(),
         Some("spread") => spread(num(1, 12) as usize),
         Some("frozen") => frozen(num(1, 30_000)),
+        Some("crash") => crash(args.get(1).map(PathBuf::from).unwrap_or_default()),
         Some("chain") => chain(),
         Some("panics") => panics(),
         Some("impossible") => impossible(),
