@@ -1,0 +1,662 @@
+//! A TCP connection cut into length-delimited frames, its read and write halves, and the
+//! versioned, token-checked handshake.
+
+use super::values::{encode_with_values, push_varint, ValuePieces, ValueSlots};
+use super::*;
+
+/// Compares two tokens in time that depends only on their lengths, not on where they differ.
+pub fn tokens_match(expected: &str, given: &str) -> bool {
+    let (expected, given) = (expected.as_bytes(), given.as_bytes());
+    let mut diff = u8::from(expected.len() != given.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// One authenticated (or authenticating) TCP connection carrying [`Message`]s.
+pub struct Connection {
+    reader: FrameReader,
+    writer: FrameWriter,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.reader.peer)
+            .field("local", &self.reader.local)
+            .finish()
+    }
+}
+
+/// The receiving half of a [`Connection`].
+pub struct FrameReader {
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// The pieces of values received so far for the next message (see
+    /// [`FrameReader::recv_values`]); kept here so that a cancelled read loses nothing.
+    pieces: Option<ValuePieces>,
+}
+
+impl fmt::Debug for FrameReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// The sending half of a [`Connection`].
+pub struct FrameWriter {
+    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    peer: SocketAddr,
+}
+
+impl fmt::Debug for FrameWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameWriter")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+fn network(what: String, e: io::Error) -> Error {
+    Error::new(ErrorKind::Network, format!("{what}: {e}"))
+}
+
+impl FrameReader {
+    /// The next message. Cancel-safe: a message is never half-read when the future is dropped.
+    /// The peer closing the connection is an error of kind [`ErrorKind::Network`].
+    pub async fn recv(&mut self) -> Result<Message> {
+        // Frames already buffered come back without touching the socket, so without this a
+        // connection that floods its daemon would keep the daemon's thread to itself and starve
+        // the others (heartbeats included). Nothing is read before it: cancel-safe.
+        tokio::task::consume_budget().await;
+        match self.frames.next().await {
+            Some(Ok(frame)) => Message::decode(&frame).map_err(|e| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("from {}: {}", self.peer, e.message()),
+                )
+            }),
+            Some(Err(e)) if is_too_large(&e) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{} sent a frame larger than {} bytes",
+                    self.peer,
+                    self.frames.decoder().max_frame_length()
+                ),
+            )),
+            Some(Err(e)) => Err(network(format!("reading from {}", self.peer), e)),
+            None => Err(Error::new(
+                ErrorKind::Network,
+                format!("{} closed the connection", self.peer),
+            )),
+        }
+    }
+
+    /// [`recv`](Self::recv), giving up after `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Message> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Network,
+                format!("{} did not answer within {timeout:?}", self.peer),
+            )),
+        }
+    }
+
+    /// The next message other than a [`Message::ValueChunk`], with the values that came in
+    /// pieces before it in their slots (see [`FrameWriter::feed_with_values`]). Cancel-safe:
+    /// the pieces read so far stay with the reader. A piece out of order, or pieces before a
+    /// message that has no slot for them, is an error of kind [`ErrorKind::Protocol`] (the
+    /// pieces are dropped; the connection is best closed).
+    pub async fn recv_values(&mut self) -> Result<Message> {
+        loop {
+            let msg = match self.recv().await? {
+                Message::ValueChunk {
+                    task_id,
+                    index,
+                    offset,
+                    total,
+                    bytes,
+                } => ValuePieces::add(&mut self.pieces, task_id, index, offset, total, bytes)
+                    .map(|()| None),
+                other => match self.pieces.take() {
+                    None => return Ok(other),
+                    Some(pieces) => pieces.fill(other).map(Some),
+                },
+            };
+            match msg {
+                Ok(Some(msg)) => return Ok(msg),
+                Ok(None) => {}
+                Err(e) => {
+                    self.pieces = None;
+                    return Err(Error::new(
+                        e.kind(),
+                        format!("from {}: {}", self.peer, e.message()),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+fn is_too_large(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
+}
+
+impl FrameWriter {
+    /// Sends one message and flushes.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.feed(msg).await?;
+        self.flush().await
+    }
+
+    /// Queues one message without flushing, so that many small messages share one write.
+    pub async fn feed(&mut self, msg: &Message) -> Result<()> {
+        let payload = msg.encode()?;
+        let peer = self.peer;
+        self.frames
+            .feed(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {} message to {peer}", msg.name()), e))
+    }
+
+    /// Sends one already encoded message (see [`encode_object_data`]) and flushes; `name`
+    /// names it in errors.
+    pub async fn send_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        let peer = self.peer;
+        self.frames
+            .send(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {name} message to {peer}"), e))
+    }
+
+    /// Queues one already encoded message without flushing; `name` names it in errors.
+    pub async fn feed_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        let peer = self.peer;
+        self.frames
+            .feed(Bytes::from(payload))
+            .await
+            .map_err(|e| network(format!("sending a {name} message to {peer}"), e))
+    }
+
+    /// Sends a stored value: one [`Message::ObjectData`] when it fits in [`OBJECT_CHUNK`],
+    /// else [`Message::ObjectChunk`]s, each encoded from a slice of `bytes` (one piece in
+    /// memory at a time). Flushes at the end.
+    pub async fn send_object(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= OBJECT_CHUNK {
+            return self
+                .send_encoded("ObjectData", encode_object_data(id, bytes)?)
+                .await;
+        }
+        self.feed_object_chunks(id, bytes).await?;
+        self.flush().await
+    }
+
+    /// Queues `bytes` as [`Message::ObjectChunk`]s (flushing as the codec's buffer fills).
+    pub async fn feed_object_chunks(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        let total = bytes.len() as u64;
+        let mut offset = 0usize;
+        for piece in bytes.chunks(OBJECT_CHUNK) {
+            let payload = encode_object_chunk(id, offset as u64, total, piece)?;
+            self.feed_encoded("ObjectChunk", payload).await?;
+            offset += piece.len();
+        }
+        Ok(())
+    }
+
+    /// Queues `shell` with the list `values` in its value slots: the arguments of a
+    /// [`Message::RunTask`], [`Message::RunActorCall`] or [`Message::HostActor`], or the outputs
+    /// of an `Ok` [`Message::TaskResult`], whose list in `shell` is empty. Values that fit one
+    /// frame ([`OBJECT_CHUNK`] bytes in all) go in it as they would in the message; the others
+    /// go first as [`Message::ValueChunk`]s (arguments as one value, their concatenation), each
+    /// piece encoded from slices of `values`, so no value is copied whole. With no `values`,
+    /// `shell` goes as it is. The receiver reads it with [`FrameReader::recv_values`].
+    pub async fn feed_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        if values.is_empty() {
+            return self.feed(shell).await;
+        }
+        let slots = match ValueSlots::of(shell) {
+            Some((slots, list)) if list.is_empty() => slots,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "a {} message cannot be sent with values (it needs an empty value list)",
+                        shell.name()
+                    ),
+                ))
+            }
+        };
+        let size: usize = values.iter().map(|v| v.as_ref().len()).sum();
+        let payload = if size <= OBJECT_CHUNK {
+            encode_with_values(shell, &slots, values.iter().map(AsRef::as_ref), size)?
+        } else if slots.arguments {
+            let parts: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
+            self.feed_value_chunks(slots.task_id, 0, &parts, size)
+                .await?;
+            encode_with_values(shell, &slots, std::iter::once(&[][..]), 0)?
+        } else {
+            // Outputs are objects of their own: each in the frame while room is left, else in
+            // pieces.
+            let mut inline = 0usize;
+            let mut placed: Vec<&[u8]> = Vec::with_capacity(values.len());
+            for (index, v) in values.iter().enumerate() {
+                let v = v.as_ref();
+                if inline + v.len() <= OBJECT_CHUNK {
+                    inline += v.len();
+                    placed.push(v);
+                    continue;
+                }
+                let index = u32::try_from(index).map_err(|_| {
+                    Error::new(
+                        ErrorKind::System,
+                        format!("a {} message has too many values", shell.name()),
+                    )
+                })?;
+                self.feed_value_chunks(slots.task_id, index, &[v], v.len())
+                    .await?;
+                placed.push(&[]);
+            }
+            encode_with_values(shell, &slots, placed.into_iter(), inline)?
+        };
+        self.feed_encoded(shell.name(), payload).await
+    }
+
+    /// [`feed_with_values`](Self::feed_with_values), then flush.
+    pub async fn send_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        self.feed_with_values(shell, values).await?;
+        self.flush().await
+    }
+
+    /// Queues the value made of `parts` (in order, `total` bytes in all) as the
+    /// [`Message::ValueChunk`]s of slot `index`, each piece copied once from the parts.
+    async fn feed_value_chunks(
+        &mut self,
+        task_id: TaskId,
+        index: u32,
+        parts: &[&[u8]],
+        total: usize,
+    ) -> Result<()> {
+        let mut parts = parts.iter().copied();
+        let mut rest: &[u8] = &[];
+        let mut offset = 0usize;
+        while offset < total {
+            let len = (total - offset).min(OBJECT_CHUNK);
+            // As in `encode_object_chunk`: the message with an empty piece ends in its
+            // length, a one-byte varint 0.
+            let mut out = Message::ValueChunk {
+                task_id,
+                index,
+                offset: offset as u64,
+                total: total as u64,
+                bytes: Vec::new(),
+            }
+            .encode()?;
+            out.pop();
+            out.reserve(len + 10);
+            push_varint(&mut out, len as u64);
+            let mut need = len;
+            while need > 0 {
+                if rest.is_empty() {
+                    match parts.next() {
+                        Some(p) => rest = p,
+                        None => break,
+                    }
+                    continue;
+                }
+                let take = rest.len().min(need);
+                out.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                need -= take;
+            }
+            if need > 0 {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!("a value of task {task_id} is shorter than its {total} bytes"),
+                ));
+            }
+            self.feed_encoded("ValueChunk", out).await?;
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&mut self) -> Result<()> {
+        let peer = self.peer;
+        SinkExt::<Bytes>::flush(&mut self.frames)
+            .await
+            .map_err(|e| network(format!("writing to {peer}"), e))
+    }
+}
+
+impl Connection {
+    pub(super) fn new(stream: TcpStream) -> Result<Connection> {
+        // Small request/answer messages: do not wait to fill a segment.
+        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| network("reading the peer address".into(), e))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| network("reading the local address".into(), e))?;
+        let (r, w) = stream.into_split();
+        Ok(Connection {
+            reader: FrameReader {
+                frames: FramedRead::new(r, codec(HANDSHAKE_MAX_FRAME)),
+                peer,
+                local,
+                pieces: None,
+            },
+            writer: FrameWriter {
+                frames: FramedWrite::new(w, codec(HANDSHAKE_MAX_FRAME)),
+                peer,
+            },
+        })
+    }
+
+    /// Connects to `address` (`HOST:PORT`), proves `token` and returns the connection with the
+    /// peer's [`Welcome`]. A refusal is an error of kind [`ErrorKind::Unauthorized`] or
+    /// [`ErrorKind::Protocol`] that carries the peer's reason.
+    pub async fn connect(address: &str, token: &str, role: Role) -> Result<(Connection, Welcome)> {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(network(format!("cannot connect to {address}"), e)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("cannot connect to {address}: no answer within {CONNECT_TIMEOUT:?}"),
+                ))
+            }
+        };
+        let mut conn = Connection::new(stream)?;
+        conn.send(&Message::Hello {
+            version: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            role,
+        })
+        .await?;
+        match conn.reader.recv_timeout(HANDSHAKE_TIMEOUT).await {
+            Ok(Message::Welcome(w)) if w.version == PROTOCOL_VERSION => {
+                conn.authenticated();
+                Ok((conn, w))
+            }
+            Ok(Message::Welcome(w)) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{address} speaks raykit protocol version {}, this program speaks {PROTOCOL_VERSION}",
+                    w.version
+                ),
+            )),
+            Ok(Message::Refused { refusal, reason }) => Err(Error::new(
+                refusal.error_kind(),
+                format!("{address} refused the connection: {reason}"),
+            )),
+            Ok(other) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{address} answered the handshake with a {} message",
+                    other.name()
+                ),
+            )),
+            Err(e) => Err(Error::with_source(
+                e.kind(),
+                format!("handshake with {address} failed: {e}"),
+                e,
+            )),
+        }
+    }
+
+    /// Runs the accepting side of the handshake on a fresh `stream`: reads the peer's hello,
+    /// checks the token first, then the version, and answers `welcome` or a refusal. On refusal
+    /// the peer has been told why, the connection is closed and the error says what happened.
+    pub async fn accept(
+        stream: TcpStream,
+        token: &str,
+        welcome: Welcome,
+    ) -> Result<(Connection, Role)> {
+        let mut conn = Connection::new(stream)?;
+        let peer = conn.peer_addr();
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.reader.frames.next()).await;
+        let payload = match first {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) if is_too_large(&e) => {
+                let reason = format!(
+                    "the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"
+                );
+                return Err(conn.refuse(Refusal::TooLarge, reason).await);
+            }
+            Ok(Some(Err(e))) => return Err(network(format!("handshake with {peer}"), e)),
+            Ok(None) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{peer} closed the connection before the handshake"),
+                ))
+            }
+            Err(_) => {
+                let reason = format!("no handshake within {HANDSHAKE_TIMEOUT:?}");
+                return Err(conn.refuse(Refusal::Timeout, reason).await);
+            }
+        };
+        let (version, given, role) = match Message::decode(&payload) {
+            Ok(Message::Hello {
+                version,
+                token,
+                role,
+            }) => (version, token, role),
+            Ok(other) => {
+                let reason = format!("expected a Hello handshake, got a {} message", other.name());
+                return Err(conn.refuse(Refusal::UnexpectedMessage, reason).await);
+            }
+            Err(e) => {
+                let reason = format!("malformed handshake frame: {}", e.message());
+                return Err(conn.refuse(Refusal::Malformed, reason).await);
+            }
+        };
+        if !tokens_match(token, &given) {
+            let reason = "wrong cluster token (pass --token or set RAYKIT_TOKEN)".to_owned();
+            return Err(conn.refuse(Refusal::Unauthorized, reason).await);
+        }
+        if version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version mismatch: the peer speaks version {version}, this daemon speaks {PROTOCOL_VERSION}"
+            );
+            return Err(conn.refuse(Refusal::VersionMismatch, reason).await);
+        }
+        conn.send(&Message::Welcome(welcome)).await?;
+        conn.authenticated();
+        Ok((conn, role))
+    }
+
+    /// Tells the peer why it is refused, closes the connection and returns the error to log.
+    async fn refuse(self, refusal: Refusal, reason: String) -> Error {
+        let peer = self.peer_addr();
+        let Connection { reader, mut writer } = self;
+        let _ = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            writer.send(&Message::Refused {
+                refusal,
+                reason: reason.clone(),
+            }),
+        )
+        .await;
+        // Close our side, then drain what the peer still sends for a moment: closing a socket
+        // with unread input resets it, and the peer could lose the refusal before reading it.
+        drop(writer);
+        let mut rest = reader.frames.into_inner();
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut drained = 0usize;
+            while drained < 4 * HANDSHAKE_MAX_FRAME {
+                match rest.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+        Error::new(
+            refusal.error_kind(),
+            format!("refused the connection from {peer}: {reason}"),
+        )
+    }
+
+    pub(super) fn authenticated(&mut self) {
+        self.reader
+            .frames
+            .decoder_mut()
+            .set_max_frame_length(MAX_FRAME);
+        self.writer
+            .frames
+            .encoder_mut()
+            .set_max_frame_length(MAX_FRAME);
+    }
+
+    /// Sends one message and flushes.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.writer.send(msg).await
+    }
+
+    /// Sends one already encoded message (see [`FrameWriter::send_encoded`]).
+    pub async fn send_encoded(&mut self, name: &str, payload: Vec<u8>) -> Result<()> {
+        self.writer.send_encoded(name, payload).await
+    }
+
+    /// Queues one message without flushing (see [`FrameWriter::feed`]).
+    pub async fn feed(&mut self, msg: &Message) -> Result<()> {
+        self.writer.feed(msg).await
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.writer.flush().await
+    }
+
+    /// The next message (see [`FrameReader::recv`]).
+    pub async fn recv(&mut self) -> Result<Message> {
+        self.reader.recv().await
+    }
+
+    /// The next message, giving up after `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Message> {
+        self.reader.recv_timeout(timeout).await
+    }
+
+    /// Sends `shell` with `values` in its value slots, large ones in pieces, and flushes (see
+    /// [`FrameWriter::feed_with_values`]).
+    pub async fn send_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        self.writer.send_with_values(shell, values).await
+    }
+
+    /// The next message with the values that came before it in pieces (see
+    /// [`FrameReader::recv_values`]).
+    pub async fn recv_values(&mut self) -> Result<Message> {
+        self.reader.recv_values().await
+    }
+
+    /// Sends a stored value in one frame or in pieces (see [`FrameWriter::send_object`]).
+    pub async fn send_object(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
+        self.writer.send_object(id, bytes).await
+    }
+
+    /// Asks for object `id` with [`Message::FetchObject`] and reads the answer: the value (from
+    /// one [`Message::ObjectData`] or assembled from [`Message::ObjectChunk`]s into one buffer),
+    /// or the peer's error. Each frame must arrive within `timeout`. An error of kind
+    /// [`ErrorKind::Network`] or [`ErrorKind::Protocol`] leaves the connection unusable.
+    pub async fn fetch_object(&mut self, id: ObjectId, timeout: Duration) -> Result<Vec<u8>> {
+        self.send(&Message::FetchObject { id }).await?;
+        let mut assembler: Option<ChunkAssembler> = None;
+        loop {
+            match self.recv_timeout(timeout).await? {
+                Message::ObjectData { id: got, bytes } if got == id && assembler.is_none() => {
+                    return Ok(bytes)
+                }
+                Message::ObjectChunk {
+                    id: got,
+                    offset,
+                    total,
+                    bytes,
+                } => {
+                    let a = match assembler.as_mut() {
+                        Some(a) => a,
+                        None => assembler.insert(ChunkAssembler::new(got, total)?),
+                    };
+                    if a.id() != id {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("{} sent object {got} for a fetch of {id}", self.peer_addr()),
+                        ));
+                    }
+                    if a.add(got, offset, total, &bytes)? {
+                        drop(bytes);
+                        return Ok(assembler
+                            .take()
+                            .map(ChunkAssembler::finish)
+                            .unwrap_or_default());
+                    }
+                }
+                Message::Failed { error } if assembler.is_none() => return Err(error),
+                other => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{} answered FetchObject with a {} message",
+                            self.peer_addr(),
+                            other.name()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sends `msg` and waits at most `timeout` for the answer.
+    pub async fn request(&mut self, msg: &Message, timeout: Duration) -> Result<Message> {
+        self.send(msg).await?;
+        self.recv_timeout(timeout).await
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.reader.peer
+    }
+
+    /// This side's address: the interface the peer reaches us on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.local
+    }
+
+    /// Splits the connection so that one task reads while another writes.
+    pub fn split(self) -> (FrameReader, FrameWriter) {
+        (self.reader, self.writer)
+    }
+}
