@@ -1,0 +1,249 @@
+//! The head scheduler's placement, dependency, failure, freeing and lending rules, driven
+//! through its public methods with channels standing in for nodes and drivers.
+
+use super::super::wire::JobId;
+use super::*;
+
+fn oid(n: u128) -> ObjectId {
+    postcard::from_bytes(&postcard::to_allocvec(&n).unwrap()).unwrap()
+}
+
+fn nid() -> NodeId {
+    super::super::new_node_id().unwrap()
+}
+
+fn cpus(n: f64) -> BTreeMap<String, f64> {
+    [("CPU".to_owned(), n)].into_iter().collect()
+}
+
+fn task(id: u128, args: Vec<WireArg>, outputs: Vec<ObjectId>) -> TaskSubmission {
+    TaskSubmission {
+        task_id: TaskId(id),
+        job_id: JobId(1),
+        function: "t::f".into(),
+        signature_hash: 1,
+        args,
+        outputs,
+        resources: cpus(1.0),
+        max_retries: 1,
+    }
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<Message> {
+    let mut out = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        out.push(m);
+    }
+    out
+}
+
+fn executed(msgs: &[Message]) -> Vec<TaskId> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::ExecuteTask(a) => Some(a.task.task_id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stored(id: ObjectId) -> TaskOutcome {
+    TaskOutcome::Stored(vec![StoredObject {
+        id,
+        size: 1,
+        inline: Some(vec![7]),
+    }])
+}
+
+#[test]
+fn first_fit_spreads_a_burst_and_queues_the_rest() {
+    let (head, other) = (nid(), nid());
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    s.add_node(other, "o:1".into(), &cpus(2.0), otx);
+    s.add_node(head, "h:1".into(), &cpus(2.0), htx);
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    for i in 0..5 {
+        s.submit(d, task(i, vec![], vec![oid(100 + i)]), "x".into());
+    }
+    let on_head = executed(&drain(&mut hrx));
+    let on_other = executed(&drain(&mut orx));
+    assert_eq!(on_head, vec![TaskId(0), TaskId(1)]);
+    assert_eq!(on_other, vec![TaskId(2), TaskId(3)]);
+    assert_eq!(s.counts().waiting, 1);
+    s.task_finished(head, TaskId(0), stored(oid(100)));
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
+    let ready = drain(&mut drx);
+    assert!(
+        matches!(&ready[..], [Message::ObjectReady { location, inline: Some(_), .. }] if location == "h:1")
+    );
+}
+
+#[test]
+fn refs_wait_failures_propagate_and_impossible_tasks_fail_at_once() {
+    let head = nid();
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+    s.submit(
+        d,
+        task(2, vec![WireArg::Ref(oid(1))], vec![oid(2)]),
+        "x".into(),
+    );
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+    s.task_finished(
+        head,
+        TaskId(1),
+        TaskOutcome::Failed {
+            error: Error::new(ErrorKind::TaskPanicked, "boom"),
+            retryable: false,
+        },
+    );
+    let msgs = drain(&mut drx);
+    assert_eq!(msgs.len(), 2);
+    let Message::ObjectFailed { error, .. } = &msgs[1] else {
+        panic!("{msgs:?}")
+    };
+    assert_eq!(error.kind(), ErrorKind::DependencyFailed);
+    assert!(error.message().contains("argument #1 failed: boom"));
+    let mut gpu = task(3, vec![], vec![oid(3)]);
+    gpu.resources.insert("GPU".into(), 1.0);
+    s.submit(d, gpu, "x".into());
+    let msgs = drain(&mut drx);
+    let [Message::ObjectFailed { error, .. }] = &msgs[..] else {
+        panic!("{msgs:?}")
+    };
+    assert_eq!(error.kind(), ErrorKind::ResourceUnavailable);
+    assert!(error.message().contains("`GPU`"), "{error}");
+    assert!(executed(&drain(&mut hrx)).is_empty());
+}
+
+#[test]
+fn a_dead_node_reruns_its_tasks_and_rebuilds_lost_objects() {
+    let (head, other) = (nid(), nid());
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    s.add_node(other, "o:1".into(), &cpus(1.0), otx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+    s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+    // Task 2's big output lives on the other node only.
+    s.task_finished(
+        other,
+        TaskId(2),
+        TaskOutcome::Stored(vec![StoredObject {
+            id: oid(2),
+            size: 1 << 20,
+            inline: None,
+        }]),
+    );
+    s.task_finished(head, TaskId(1), stored(oid(1)));
+    s.submit(
+        d,
+        task(3, vec![WireArg::Ref(oid(2))], vec![oid(3)]),
+        "x".into(),
+    );
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(3)]);
+    s.node_lost(other, "killed");
+    // Task 3 is still running on the head; its argument's loss matters for new tasks.
+    s.submit(
+        d,
+        task(4, vec![WireArg::Ref(oid(2))], vec![oid(4)]),
+        "x".into(),
+    );
+    s.task_finished(head, TaskId(3), stored(oid(3)));
+    // Task 2 runs again on the head, then task 4.
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
+    s.task_finished(head, TaskId(2), stored(oid(2)));
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
+}
+
+#[test]
+fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_with_their_job() {
+    let (head, other) = (nid(), nid());
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, _hrx) = mpsc::unbounded_channel();
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    s.add_node(other, "o:1".into(), &cpus(1.0), otx);
+    // Everything runs on the other node.
+    s.add_node(head, "h:1".into(), &cpus(0.0), htx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    let big = |id| {
+        TaskOutcome::Stored(vec![StoredObject {
+            id,
+            size: 1 << 20,
+            inline: None,
+        }])
+    };
+    s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+    s.submit(
+        d,
+        task(2, vec![WireArg::Ref(oid(1))], vec![oid(2)]),
+        "x".into(),
+    );
+    // Released while still being made and needed by task 2: kept.
+    s.release(d, &[oid(1)]);
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(1)]);
+    s.task_finished(other, TaskId(1), big(oid(1)));
+    assert!(s.objects.contains_key(&oid(1)));
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+    s.task_finished(other, TaskId(2), big(oid(2)));
+    // Task 2 ended: its argument goes, with its lineage.
+    assert!(!s.objects.contains_key(&oid(1)));
+    assert!(!s.tasks.contains_key(&TaskId(1)));
+    // A release from another connection changes nothing; the owner's frees on the node.
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let e = s.add_conn(etx, JobId(1));
+    s.release(e, &[oid(2)]);
+    assert!(s.objects.contains_key(&oid(2)));
+    s.release(d, &[oid(2)]);
+    assert!(!s.objects.contains_key(&oid(2)));
+    let deleted: Vec<_> = drain(&mut orx)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::DeleteObjects { ids } => Some(ids),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, vec![vec![oid(1)], vec![oid(2)]]);
+    // Escaped ids stay; the owner leaving releases the rest.
+    s.put(d, oid(3), Some(vec![1]));
+    s.put(d, oid(4), Some(vec![1]));
+    s.escape(&[oid(3)]);
+    s.remove_conn(d);
+    assert!(s.objects.contains_key(&oid(3)));
+    assert!(!s.objects.contains_key(&oid(4)));
+    assert_eq!(s.tables(), (1, 0));
+    // Their job ending frees them too: nothing outside the job can hold the id.
+    s.job_ended(JobId(1));
+    assert_eq!(s.tables(), (0, 0));
+}
+
+#[test]
+fn a_blocked_task_lends_its_cpu() {
+    let head = nid();
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+    s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+    s.task_blocked(TaskId(1));
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
+    s.task_finished(head, TaskId(2), stored(oid(2)));
+    s.task_unblocked(TaskId(1));
+    s.task_finished(head, TaskId(1), stored(oid(1)));
+    assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+}
