@@ -83,8 +83,8 @@ pub fn multi_put_calls(rt: &Runtime, d: Duration) -> Rate {
 }
 
 /// `put gigabytes`: memcpy of the 800 MiB array into a buffer allocated (and faulted in) once.
-pub fn put_gigabytes(d: Duration, arr: &[i64]) -> Rate {
-    let mut dst = vec![1i64; arr.len()];
+pub fn put_gigabytes(d: Duration, arr: &[u8]) -> Rate {
+    let mut dst = vec![1u8; arr.len()];
     rate(d, 8.0 * 0.1, || {
         dst.copy_from_slice(arr);
         black_box(&dst);
@@ -93,9 +93,9 @@ pub fn put_gigabytes(d: Duration, arr: &[i64]) -> Rate {
 
 /// `multi client put gigabytes`: 100 memcpys of 80 MiB spread over one thread per core, each
 /// into its own buffer allocated once.
-pub fn multi_put_gigabytes(d: Duration, src: &[i64]) -> Rate {
+pub fn multi_put_gigabytes(d: Duration, src: &[u8]) -> Rate {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut dsts: Vec<Vec<i64>> = (0..threads).map(|_| vec![1i64; src.len()]).collect();
+    let mut dsts: Vec<Vec<u8>> = (0..threads).map(|_| vec![1u8; src.len()]).collect();
     rate(d, 10.0 * 8.0 * 0.1, || {
         std::thread::scope(|s| {
             for (t, dst) in dsts.iter_mut().enumerate() {

@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use serde_bytes::ByteBuf;
 use tokio::runtime::Runtime;
 
 use crate::harness::Rate;
@@ -17,7 +18,7 @@ pub struct Ctx {
     pub duration: Duration,
     /// The executor of the tokio limits.
     pub rt: Runtime,
-    large: OnceLock<Vec<i64>>,
+    large: OnceLock<ByteBuf>,
 }
 
 impl Ctx {
@@ -31,9 +32,8 @@ impl Ctx {
     }
 
     /// The 800 MiB array of `single_client_put_gigabytes`, filled so a copy reads real pages.
-    fn large(&self) -> &[i64] {
-        self.large
-            .get_or_init(|| (0..w::LARGE_LEN as i64).collect())
+    fn large(&self) -> &ByteBuf {
+        self.large.get_or_init(|| w::filled(w::LARGE_LEN))
     }
 }
 

@@ -8,6 +8,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use serde_bytes::ByteBuf;
+
 use raykit::{ActorHandle, ActorOptions, ObjectRef};
 
 use crate::harness::{timeit, Rate};
@@ -15,17 +17,27 @@ use crate::harness::{timeit, Rate};
 /// What a raykit workload returns: its rate, or the error of the call that failed.
 pub type Outcome = raykit::Result<Rate>;
 
-/// Elements of the large array of `single_client_put_gigabytes` (Ray: `np.zeros(100 * 1024 * 1024,
+/// Bytes of the large array of `single_client_put_gigabytes` (Ray: `np.zeros(100 * 1024 * 1024,
 /// dtype=np.int64)`, 800 MiB, counted as 0.8 "GB" by Ray's multiplier).
-pub const LARGE_LEN: usize = 100 * 1024 * 1024;
-/// Elements of each array of `multi_client_put_gigabytes` (Ray: `10 * 1024 * 1024` int64).
-pub const MEDIUM_LEN: usize = 10 * 1024 * 1024;
+///
+/// Ray writes a numpy array into its store as its raw buffer (pickle protocol 5); the serde
+/// form of a raw buffer is `serde_bytes`, so the arrays here are `ByteBuf`s of the same size.
+/// (A `Vec<i64>` goes through postcard element by element, as varints: about 0.5 GB/s on the
+/// development machine, whatever the store.)
+pub const LARGE_LEN: usize = 8 * 100 * 1024 * 1024;
+/// Bytes of each array of `multi_client_put_gigabytes` (Ray: `10 * 1024 * 1024` int64).
+pub const MEDIUM_LEN: usize = 8 * 10 * 1024 * 1024;
 
-/// The array each put of `multi_client_put_gigabytes` copies: filled (not left as untouched
-/// zero pages, which a copy would read from one shared page), made once.
-pub fn medium_source() -> &'static [i64] {
-    static SOURCE: OnceLock<Vec<i64>> = OnceLock::new();
-    SOURCE.get_or_init(|| (0..MEDIUM_LEN as i64).collect())
+/// A `len`-byte array filled with a pattern (not left as untouched zero pages, which a copy
+/// would read from one shared page).
+pub fn filled(len: usize) -> ByteBuf {
+    ByteBuf::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+/// The array each put of `multi_client_put_gigabytes` copies, made once.
+pub fn medium_source() -> &'static ByteBuf {
+    static SOURCE: OnceLock<ByteBuf> = OnceLock::new();
+    SOURCE.get_or_init(|| filled(MEDIUM_LEN))
 }
 
 // ---- remote functions (ray_perf.py's module level) ----
@@ -44,13 +56,12 @@ pub fn do_put_small() {
     }
 }
 
-/// Ray's `do_put`: 10 puts of an 80 MiB array inside a task. raykit's `put` moves its value (no
-/// copy); a fresh copy of a shared array is put, so each put writes the 80 MiB once, as Ray's
-/// copy into its object store does.
+/// Ray's `do_put`: 10 puts of an 80 MiB array inside a task, which keeps the array: each put
+/// copies it once into the object, as Ray's copy into its object store does.
 #[raykit::remote]
 pub fn do_put() {
     for _ in 0..10 {
-        drop(raykit::put(medium_source().to_vec()));
+        drop(raykit::put_copy(medium_source()));
     }
 }
 
@@ -223,10 +234,10 @@ pub fn multi_client_put_calls(d: Duration) -> Outcome {
 }
 
 /// `single client put gigabytes`: `ray.put` of an 800 MiB array the caller keeps (so raykit
-/// puts a copy; the copy is what Ray's put does too).
-pub fn single_client_put_gigabytes(d: Duration, arr: &[i64]) -> Outcome {
+/// puts a copy, as Ray's put does).
+pub fn single_client_put_gigabytes(d: Duration, arr: &ByteBuf) -> Outcome {
     timeit(d, 8.0 * 0.1, || {
-        drop(raykit::put(arr.to_vec()));
+        drop(raykit::put_copy(arr));
         Ok(())
     })
 }

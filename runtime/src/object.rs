@@ -582,6 +582,28 @@ where
     ObjectRef::from_slot(Slot::ready(Box::new(value), clone_by_serde::<T>))
 }
 
+/// Stores a copy of `value` as an object, as Ray's `ray.put` does: the caller keeps its value.
+///
+/// [`put`] moves its value into the object, so keeping one means `put(value.clone())`. On a
+/// cluster that copies the value twice, once to clone and once to encode; `put_copy` encodes
+/// straight from the borrow (for a large value on the head's host, into its shared memory).
+/// Embedded, it clones.
+///
+/// ```
+/// let weights = vec![0.5f64; 1000];
+/// let r = raykit::put_copy(&weights);
+/// assert_eq!(raykit::get(&r).unwrap(), weights);
+/// ```
+pub fn put_copy<T>(value: &T) -> ObjectRef<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    if let Some(slot) = crate::cluster::client::put(value, decode_value::<T>) {
+        return ObjectRef::from_slot(slot);
+    }
+    ObjectRef::from_slot(Slot::ready(Box::new(value.clone()), clone_by_serde::<T>))
+}
+
 /// Blocks until the object is ready and returns a copy of its value, or the error of the task
 /// that was to produce it. Inside a task, the task's CPU is given back while it waits.
 pub fn get<T: 'static>(r: &ObjectRef<T>) -> Result<T> {

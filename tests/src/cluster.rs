@@ -142,10 +142,16 @@ impl Cluster {
 
     /// Starts the driver with `args` against this cluster.
     pub fn spawn_driver(&mut self, name: &str, args: &[&str]) {
+        self.spawn_driver_with(name, args, &[]);
+    }
+
+    /// Starts the driver with `args` and the environment variables `env` against this cluster.
+    pub fn spawn_driver_with(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new(self.driver);
         cmd.args(args)
             .env("RAYKIT_ADDRESS", self.address())
-            .env("RAYKIT_TOKEN", TOKEN);
+            .env("RAYKIT_TOKEN", TOKEN)
+            .envs(env.iter().copied());
         self.spawn(name, cmd);
     }
 
@@ -180,7 +186,12 @@ impl Cluster {
 
     /// Runs the driver with `args` to completion and returns its output; panics if it fails.
     pub fn drive(&mut self, name: &str, args: &[&str]) -> String {
-        self.spawn_driver(name, args);
+        self.drive_with(name, args, &[])
+    }
+
+    /// [`Cluster::drive`] with the environment variables `env`.
+    pub fn drive_with(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+        self.spawn_driver_with(name, args, env);
         let start = Instant::now();
         let (status, out) = self.wait(name);
         assert!(

@@ -112,11 +112,27 @@ fn a_killed_node_does_not_lose_the_job() {
 fn a_256_mib_value_is_put_got_and_passed_to_the_other_node() {
     let mut c = cluster("big");
     let (_, other) = c.node_ids();
+    // On the head's host, the put goes through the head node's shared memory.
     let out = c.drive("big", &["big", "256"]);
     assert_eq!(line(&out, "roundtrip "), "true true", "{out}");
     assert_eq!(line(&out, "digest "), "true true", "{out}");
     assert_eq!(line(&out, "node "), other, "{out}");
-    eprintln!("256 MiB: {} ms", line(&out, "millis "));
+    assert_eq!(line(&out, "arena "), "true", "{out}");
+    eprintln!(
+        "256 MiB through shared memory: {} ms",
+        line(&out, "millis ")
+    );
+    // Kept off it, the same put goes over the connection in pieces.
+    let out = c.drive_with("big-tcp", &["big", "256"], &[("RAYKIT_SHARED_MEMORY", "0")]);
+    assert_eq!(line(&out, "roundtrip "), "true true", "{out}");
+    assert_eq!(line(&out, "digest "), "true true", "{out}");
+    assert_eq!(line(&out, "node "), other, "{out}");
+    assert_eq!(line(&out, "arena "), "false", "{out}");
+    eprintln!("256 MiB over the connection: {} ms", line(&out, "millis "));
+    // Both values were freed with their refs: the head's arena took the first and gave it
+    // back, so nothing is left stored.
+    let st = c.wait_for_status(STEP, |s| stored(s) == (0, 0));
+    assert_eq!(stored(&st), (0, 0), "{st}");
 }
 
 /// Objects and bytes in the stores of the alive nodes, summed from `raykit status`.

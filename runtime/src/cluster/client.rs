@@ -14,6 +14,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::arena::ArenaLocation;
 use super::exe;
 use super::wire::{
     Connection, FrameReader, FrameWriter, JobId, Message, Role, TaskId, TaskSubmission, WireArg,
@@ -25,6 +26,7 @@ use crate::runtime::{self, NodeId};
 use crate::task::{TaskOptions, TaskSpec};
 
 mod actors;
+mod shared;
 
 pub(crate) use actors::{call_actor, create_actor, get_actor, kill_actor, ClusterActor};
 
@@ -62,6 +64,10 @@ pub(crate) struct Client {
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
     /// Bytes of large puts not written to the head yet.
     puts: Arc<PutBudget>,
+    /// The head node's arena, when this process shares its host: large puts go there.
+    arena: Option<crate::cluster::arena::ArenaView>,
+    /// Large puts waiting for the head to allocate their block, by object.
+    allocations: Mutex<HashMap<ObjectId, shared::AllocReply>>,
     /// When the head last said anything, in milliseconds since `started`.
     heard_ms: AtomicU64,
     started: std::time::Instant,
@@ -147,7 +153,8 @@ impl Client {
                     ))
                 })
         })?;
-        let (job_id, head_node, conn) = joined;
+        let (job_id, head_node, conn, arena) = joined;
+        let arena = shared::attach(arena.as_ref());
         let (reader, mut writer) = conn.split();
         let (outbox, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let client = Arc::new(Client {
@@ -164,6 +171,8 @@ impl Client {
             task_counter: AtomicU64::new(1),
             named: Mutex::new(HashMap::new()),
             puts: Arc::default(),
+            arena,
+            allocations: Mutex::new(HashMap::new()),
             heard_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
         });
@@ -238,6 +247,8 @@ impl Client {
     /// Fails every awaited object: the head is gone, nothing will fill them.
     fn fail_all(&self, error: &Error) {
         self.lost.store(true, Ordering::Release);
+        // Puts waiting for a block get none: their senders' drop ends the wait.
+        self.allocations.lock().clear();
         let awaited: Vec<_> = self.awaited.lock().drain().collect();
         for (_, slot) in awaited {
             if let Some(slot) = slot.upgrade() {
@@ -357,7 +368,10 @@ impl Batch {
 }
 
 /// Handshakes with the head and registers (or attaches to) the job.
-async fn join(address: &str, token: &str) -> Result<(JobId, NodeId, Connection)> {
+async fn join(
+    address: &str,
+    token: &str,
+) -> Result<(JobId, NodeId, Connection, Option<ArenaLocation>)> {
     let (mut conn, welcome) = Connection::connect(address, token, Role::Driver).await?;
     let timeout = Duration::from_secs(30);
     let attach = std::env::var(super::worker::JOB_ENV)
@@ -403,7 +417,7 @@ async fn join(address: &str, token: &str) -> Result<(JobId, NodeId, Connection)>
         }
     };
     match registered {
-        Message::JobRegistered { job_id, .. } => Ok((job_id, welcome.node_id, conn)),
+        Message::JobRegistered { job_id, arena, .. } => Ok((job_id, welcome.node_id, conn, arena)),
         Message::Failed { error } => Err(error),
         other => Err(Error::new(
             ErrorKind::Protocol,
@@ -460,6 +474,7 @@ async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
             }),
             Ok(Message::ObjectFailed { id, error }) => client.settle(id, |slot| slot.fail(error)),
             Ok(Message::ActorFound { name, actor }) => client.named_actor_found(&name, actor),
+            Ok(Message::ObjectAllocated { id, offset }) => client.allocated(id, offset),
             Ok(Message::Failed { error }) => {
                 tracing::warn!("the head refused a request: {error}");
             }
@@ -606,6 +621,9 @@ pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<A
     let client = current()?;
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
     slot.set_cluster_owned();
+    if shared::try_put(&client, value, &slot) {
+        return Some(slot);
+    }
     match postcard::to_allocvec(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
             client.puts.take(bytes.len() as u64, &client.lost);

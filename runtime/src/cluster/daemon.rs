@@ -115,7 +115,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             ))
         }
     };
-    let store = Arc::new(ObjectStore::new());
+    let store = Arc::new(ObjectStore::with_arena(super::arena::default_capacity()));
     let home = records::home();
     let head_dir = home.join(format!("head-{node_id}"));
     let node_dir = home.join(format!("{node_id}"));

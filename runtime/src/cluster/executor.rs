@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::head::ExeWriter;
-use super::store::ObjectStore;
+use super::store::{ObjectStore, Value};
 use super::wire::{
     ActorCounts, Connection, Message, NodeLoad, Role, StoredObject, TaskAssignment, TaskCounts,
     TaskOutcome, WireArg, INLINE_MAX,
@@ -61,7 +61,7 @@ pub struct Executor {
 /// store (never copied out of it: large values go to the worker in slices).
 enum ArgBytes {
     Inline(Vec<u8>),
-    Stored(Arc<Vec<u8>>),
+    Stored(Arc<Value>),
 }
 
 impl AsRef<[u8]> for ArgBytes {
@@ -436,7 +436,7 @@ impl Executor {
     }
 
     /// The encoded value of `id`: from this node's store, else from the node at `location`.
-    pub async fn fetch_object(&self, id: ObjectId, location: Option<&str>) -> Result<Arc<Vec<u8>>> {
+    pub async fn fetch_object(&self, id: ObjectId, location: Option<&str>) -> Result<Arc<Value>> {
         if let Some(bytes) = self.store.get(id) {
             return Ok(bytes);
         }
@@ -459,7 +459,7 @@ impl Executor {
             }
             let Some(c) = conn.as_mut() else { continue };
             match c.fetch_object(id, FETCH_TIMEOUT).await {
-                Ok(bytes) => return Ok(Arc::new(bytes)),
+                Ok(bytes) => return Ok(Arc::new(Value::Heap(bytes))),
                 Err(e) if e.kind() == ErrorKind::ObjectLost => return Err(e),
                 Err(e) => {
                     *conn = None;

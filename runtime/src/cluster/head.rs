@@ -6,7 +6,7 @@
 //! results between nodes (those go node to node). Values a driver puts are stored on the head's
 //! own node, like any node's objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::arena::Block;
 use super::exe::ExeHasher;
 use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
@@ -27,6 +28,7 @@ use super::wire::{
     NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::object::ObjectId;
 use crate::runtime::NodeId;
 
 /// A node whose last heartbeat is older than this is declared dead.
@@ -569,7 +571,11 @@ impl Head {
             None => return,
         };
         if let Err(e) = conn
-            .send(&Message::JobRegistered { job_id, need_exe })
+            .send(&Message::JobRegistered {
+                job_id,
+                need_exe,
+                arena: self.store.arena().map(|a| a.location().clone()),
+            })
             .await
         {
             tracing::debug!(%peer, "connection ended: {e}");
@@ -657,6 +663,8 @@ impl Head {
         let mut upload = ExeWriter::new(&self.exe_dir, exe_hash);
         // A large put arriving in pieces.
         let mut put: Option<ChunkAssembler> = None;
+        // Arena blocks the driver is writing puts into, by object: freed if it leaves first.
+        let mut writing: HashMap<ObjectId, Block> = HashMap::new();
         loop {
             let msg = tokio::select! {
                 m = reader.recv() => m,
@@ -779,6 +787,29 @@ impl Head {
                         }
                     }
                 }
+                Message::AllocObject { id, len } => {
+                    let block = self.store.arena().and_then(|a| a.alloc(len));
+                    let offset = block.as_ref().map(Block::offset);
+                    if let Some(old) = block.and_then(|b| writing.insert(id, b)) {
+                        tracing::warn!(%peer, %id, "a second block for one object; the first is freed");
+                        drop(old);
+                    }
+                    let _ = outbox.send(Message::ObjectAllocated { id, offset });
+                }
+                Message::SealObject { id } => match writing.remove(&id) {
+                    Some(block) => {
+                        self.store.put_block(id, block);
+                        self.tables.lock().sched.put(conn_id, id, None);
+                    }
+                    None => {
+                        let error = Error::new(
+                            ErrorKind::Protocol,
+                            format!("SealObject for object {id}, which has no block"),
+                        );
+                        tracing::warn!(%peer, "{error}");
+                        let _ = outbox.send(Message::ObjectFailed { id, error });
+                    }
+                },
                 Message::WatchObject { id } => self.tables.lock().sched.watch(conn_id, id),
                 // A program that drops refs fast sends them merged: take the lock a slice at a
                 // time and let the other connections (heartbeats) in between.

@@ -11,6 +11,8 @@
 //! Only [`cli::main`] is meant for users (a program can offer the `raykit` commands itself);
 //! the rest is the runtime's plumbing and may change.
 
+#[doc(hidden)]
+pub mod arena;
 pub mod cli;
 pub(crate) mod client;
 #[doc(hidden)]

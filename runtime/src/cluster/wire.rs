@@ -37,6 +37,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
+use super::arena::ArenaLocation;
 use crate::actor::ActorId;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
@@ -44,7 +45,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -296,6 +297,10 @@ pub enum Message {
         job_id: JobId,
         /// Whether the head lacks the executable.
         need_exe: bool,
+        /// The head node's shared-memory arena: a process on the head's host that can map it
+        /// writes large puts there ([`Message::AllocObject`]) instead of sending them (protocol
+        /// version 6).
+        arena: Option<ArenaLocation>,
     },
     /// Driver → head: one chunk of the executable; the last one is answered by
     /// [`Message::ExeStored`] (or [`Message::Failed`] when the hash does not match).
@@ -601,6 +606,31 @@ pub enum Message {
     Ping,
     /// Head → driver: the answer to [`Message::Ping`].
     Pong,
+
+    // ---- Large values through shared memory (protocol version 6) ----
+    /// Driver (or worker client) → head, from a process that mapped the head node's arena
+    /// (named by [`Message::JobRegistered`]): reserve `len` bytes of it for the value the
+    /// sender puts as `id`. Answered by [`Message::ObjectAllocated`].
+    AllocObject {
+        /// The object's id, chosen by the sender.
+        id: ObjectId,
+        /// The encoded value's size in bytes.
+        len: u64,
+    },
+    /// Head → driver: where in the arena to write `id`, or `None` when the arena has no room
+    /// (then the value goes over the connection as a [`Message::PutObject`]).
+    ObjectAllocated {
+        /// The object.
+        id: ObjectId,
+        /// The block's offset in the arena file.
+        offset: Option<u64>,
+    },
+    /// Driver → head: the value of `id` is written in the block allocated for it: store it.
+    /// Answered like [`Message::PutObject`].
+    SealObject {
+        /// The object.
+        id: ObjectId,
+    },
 }
 
 /// An actor as its creator describes it.
@@ -808,6 +838,9 @@ impl Message {
             Message::ValueChunk { .. } => "ValueChunk",
             Message::Ping => "Ping",
             Message::Pong => "Pong",
+            Message::AllocObject { .. } => "AllocObject",
+            Message::ObjectAllocated { .. } => "ObjectAllocated",
+            Message::SealObject { .. } => "SealObject",
         }
     }
 

@@ -354,6 +354,10 @@ fn big(mib: usize) -> raykit::Result<()> {
     println!("digest {} {}", n == len as u64, sum == expected_sum);
     println!("node {node}");
     println!("millis {}", start.elapsed().as_millis());
+    // Whether this program mapped the head node's shared-memory arena (its large put went
+    // there instead of over the connection).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    println!("arena {}", maps.contains("raykit-objects"));
     Ok(())
 }
 
