@@ -154,6 +154,15 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     if let Some(h) = &head {
         tokio::spawn(h.clone().monitor(shutdown.clone()));
     }
+    // The head's own node talks to the head in process.
+    let head_link = head.as_ref().map(|_| {
+        let daemon = daemon.clone();
+        Arc::new(move || {
+            let (node_end, head_end) = Connection::in_process(listen);
+            tokio::spawn(daemon.clone().serve_link(head_end));
+            node_end
+        }) as super::node::HeadLink
+    });
     tokio::spawn(accept_connections(listener, daemon));
 
     // The daemon counts as started once its node has joined: a wrong token or an unreachable
@@ -165,6 +174,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         listen: local,
         resources: spec.resources.clone(),
         token: spec.token.clone(),
+        head_link,
     };
     let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
     let mut agent = tokio::spawn(node.run(shutdown.clone(), joined_tx, outbox));
@@ -315,12 +325,26 @@ async fn wait_for_stop(
 impl Daemon {
     /// Handshakes with one peer, then answers its requests until it leaves.
     async fn serve_connection(self: Arc<Self>, stream: TcpStream) {
-        let welcome = Welcome {
+        let accepted = Connection::accept(stream, &self.token, self.welcome()).await;
+        self.serve_accepted(accepted).await;
+    }
+
+    /// [`Daemon::serve_connection`] for the in-process link of this daemon's own node.
+    async fn serve_link(self: Arc<Self>, conn: Connection) {
+        let accepted = conn.accept_handshake(&self.token, self.welcome()).await;
+        self.serve_accepted(accepted).await;
+    }
+
+    fn welcome(&self) -> Welcome {
+        Welcome {
             version: PROTOCOL_VERSION,
             node_id: self.node_id,
             head: self.head.is_some(),
-        };
-        let (mut conn, role) = match Connection::accept(stream, &self.token, welcome).await {
+        }
+    }
+
+    async fn serve_accepted(self: Arc<Self>, accepted: Result<(Connection, Role)>) {
+        let (mut conn, role) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == ErrorKind::Network => {
                 tracing::debug!("handshake failed: {e}");

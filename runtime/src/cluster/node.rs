@@ -32,7 +32,7 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// One node's membership in a cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Node {
     /// Runs the tasks the head assigns (none when the node only keeps membership).
     pub executor: Option<Arc<Executor>>,
@@ -46,6 +46,22 @@ pub struct Node {
     pub resources: BTreeMap<String, f64>,
     /// The cluster token.
     pub token: String,
+    /// On the head's own daemon: makes an in-process link to the head (instead of a TCP
+    /// connection to itself).
+    pub head_link: Option<HeadLink>,
+}
+
+/// Makes a fresh in-process connection to the head of the same daemon.
+pub type HeadLink = Arc<dyn Fn() -> Connection + Send + Sync>;
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node_id", &self.node_id)
+            .field("head_address", &self.head_address)
+            .field("in_process", &self.head_link.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Node {
@@ -145,8 +161,14 @@ impl Node {
         outbox: &mut mpsc::UnboundedReceiver<Message>,
         pending: &mut Option<Message>,
     ) -> Result<()> {
-        let (mut conn, welcome) =
-            Connection::connect(&self.head_address, &self.token, Role::Node).await?;
+        let (mut conn, welcome) = match &self.head_link {
+            Some(link) => {
+                link()
+                    .handshake(&self.head_address, &self.token, Role::Node)
+                    .await?
+            }
+            None => Connection::connect(&self.head_address, &self.token, Role::Node).await?,
+        };
         if !welcome.head {
             return Err(Error::new(
                 ErrorKind::Config,

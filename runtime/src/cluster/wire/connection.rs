@@ -20,7 +20,17 @@ fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
-/// One authenticated (or authenticating) TCP connection carrying [`Message`]s.
+/// What a connection reads from: a TCP stream's read half, or one end of an in-process pipe.
+type ReadStream = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+/// What a connection writes to.
+type WriteStream = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// How many bytes an in-process link buffers each way before its writer waits (as a socket's
+/// buffers would).
+const LINK_BUFFER: usize = 4 << 20;
+
+/// One authenticated (or authenticating) connection carrying [`Message`]s: over TCP, or over
+/// an in-process pipe between the head and the node of the same daemon.
 pub struct Connection {
     reader: FrameReader,
     writer: FrameWriter,
@@ -37,7 +47,7 @@ impl fmt::Debug for Connection {
 
 /// The receiving half of a [`Connection`].
 pub struct FrameReader {
-    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    frames: FramedRead<ReadStream, LengthDelimitedCodec>,
     peer: SocketAddr,
     local: SocketAddr,
     /// The pieces of values received so far for the next message (see
@@ -55,7 +65,7 @@ impl fmt::Debug for FrameReader {
 
 /// The sending half of a [`Connection`].
 pub struct FrameWriter {
-    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    frames: FramedWrite<WriteStream, LengthDelimitedCodec>,
     peer: SocketAddr,
 }
 
@@ -365,7 +375,16 @@ impl Connection {
             .local_addr()
             .map_err(|e| network("reading the local address".into(), e))?;
         let (r, w) = stream.into_split();
-        Ok(Connection {
+        Ok(Connection::from_halves(
+            Box::new(r),
+            Box::new(w),
+            peer,
+            local,
+        ))
+    }
+
+    fn from_halves(r: ReadStream, w: WriteStream, peer: SocketAddr, local: SocketAddr) -> Self {
+        Connection {
             reader: FrameReader {
                 frames: FramedRead::new(r, codec(HANDSHAKE_MAX_FRAME)),
                 peer,
@@ -376,7 +395,21 @@ impl Connection {
                 frames: FramedWrite::new(w, codec(HANDSHAKE_MAX_FRAME)),
                 peer,
             },
-        })
+        }
+    }
+
+    /// Two ends of an in-process link, for a daemon's node talking to the head in the same
+    /// process: the same frames and handshake as over TCP, without the kernel's network stack
+    /// (on a small machine, the loopback stack is most of what a small message costs).
+    /// `address` is what both ends report as their peer's and their own address.
+    pub fn in_process(address: SocketAddr) -> (Connection, Connection) {
+        let (a, b) = tokio::io::duplex(LINK_BUFFER);
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        (
+            Connection::from_halves(Box::new(ar), Box::new(aw), address, address),
+            Connection::from_halves(Box::new(br), Box::new(bw), address, address),
+        )
     }
 
     /// Connects to `address` (`HOST:PORT`), proves `token` and returns the connection with the
@@ -394,7 +427,19 @@ impl Connection {
                 ))
             }
         };
-        let mut conn = Connection::new(stream)?;
+        Connection::new(stream)?
+            .handshake(address, token, role)
+            .await
+    }
+
+    /// The connecting side of the handshake on a fresh connection to `address`.
+    pub async fn handshake(
+        self,
+        address: &str,
+        token: &str,
+        role: Role,
+    ) -> Result<(Connection, Welcome)> {
+        let mut conn = self;
         conn.send(&Message::Hello {
             version: PROTOCOL_VERSION,
             token: token.to_owned(),
@@ -440,7 +485,18 @@ impl Connection {
         token: &str,
         welcome: Welcome,
     ) -> Result<(Connection, Role)> {
-        let mut conn = Connection::new(stream)?;
+        Connection::new(stream)?
+            .accept_handshake(token, welcome)
+            .await
+    }
+
+    /// [`Connection::accept`] on a connection made another way (an in-process link).
+    pub async fn accept_handshake(
+        self,
+        token: &str,
+        welcome: Welcome,
+    ) -> Result<(Connection, Role)> {
+        let mut conn = self;
         let peer = conn.peer_addr();
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.reader.frames.next()).await;
         let payload = match first {
