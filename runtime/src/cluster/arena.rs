@@ -173,6 +173,8 @@ impl FreeList {
 pub struct Arena {
     mapping: Mapping,
     free: Mutex<FreeList>,
+    /// Every byte below this offset has memory reserved: blocks there need no `fallocate`.
+    reserved: Mutex<u64>,
     location: ArenaLocation,
 }
 
@@ -221,6 +223,7 @@ impl Arena {
         Ok(Arc::new(Arena {
             mapping: Mapping::map(file, capacity)?,
             free: Mutex::new(free),
+            reserved: Mutex::new(0),
             location,
         }))
     }
@@ -245,12 +248,21 @@ impl Arena {
         let reserved = len.max(1).div_ceil(PAGE).checked_mul(PAGE)?;
         let offset = self.free.lock().take(reserved)?;
         // Reserve the pages now: a shared mapping of a file with no room left would kill the
-        // writer with SIGBUS instead of failing here. Pages already backed cost nothing.
-        if let Err(e) = self.reserve(offset, reserved) {
-            tracing::debug!("no memory for a {len}-byte object in the arena: {e}");
-            self.free.lock().give(offset, reserved);
-            return None;
+        // writer with SIGBUS instead of failing here. Memory once reserved stays (freed blocks
+        // keep their pages), so only the part past the high-water mark needs the call; first
+        // fit keeps what lies below it in use.
+        let end = offset + reserved;
+        let mut high = self.reserved.lock();
+        if end > *high {
+            if let Err(e) = self.reserve(*high, end - *high) {
+                drop(high);
+                tracing::debug!("no memory for a {len}-byte object in the arena: {e}");
+                self.free.lock().give(offset, reserved);
+                return None;
+            }
+            *high = end;
         }
+        drop(high);
         Some(Block {
             arena: self.clone(),
             offset,

@@ -325,6 +325,12 @@ impl Batch {
     ) -> Result<()> {
         match item {
             Outgoing::Message(Message::ReleaseObjects { ids }) => self.released.extend(ids),
+            // A large put asks for arena room: the releases gathered so far go first, so the
+            // blocks they free can take it (everything before them is already fed).
+            Outgoing::Message(alloc @ Message::AllocObject { .. }) => {
+                self.finish(writer).await?;
+                writer.feed(&alloc).await?;
+            }
             Outgoing::Message(Message::EscapedObjects { ids }) => self.escaped.extend(ids),
             Outgoing::Message(other) => {
                 self.flush_escaped(writer).await?;
