@@ -654,7 +654,7 @@ fn host_registration(
         let body = method_body(m, self_ty, &what, false);
         quote! {
             #method_str => {
-                let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::decode(#what, &__args) {
+                let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::decode(#what, __args) {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return __done(::core::result::Result::Err(e)),
                 };
@@ -689,7 +689,7 @@ fn host_registration(
                         move || <#self_ty>::new(#(#ctor_names),*),
                         |__raw: &::raykit::__private::RawHandle<#self_ty>,
                          __method: &str,
-                         __args: ::std::vec::Vec<u8>,
+                         __args: &[u8],
                          __done: ::raykit::__private::Done| {
                             match __method {
                                 #(#arms)*

@@ -114,8 +114,9 @@ pub type Done = Box<dyn FnOnce(Result<Outputs>) + Send>;
 /// arguments encoded as one postcard tuple.
 #[doc(hidden)]
 pub trait HostedActor: Send + Sync {
-    /// Queues a call of `method`; `done` gets its encoded result (or its error) once it ran.
-    fn call(&self, method: &str, args: Vec<u8>, done: Done);
+    /// Decodes the arguments of a call of `method` and queues it; `done` gets its encoded
+    /// result (or its error) once it ran. `args` are read before this returns, never after.
+    fn call(&self, method: &str, args: &[u8], done: Done);
 }
 
 /// How a worker process builds an actor of one class: constructor arguments encoded as one

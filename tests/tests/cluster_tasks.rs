@@ -118,6 +118,11 @@ fn a_256_mib_value_is_put_got_and_passed_to_the_other_node() {
     assert_eq!(line(&out, "digest "), "true true", "{out}");
     assert_eq!(line(&out, "node "), other, "{out}");
     assert_eq!(line(&out, "arena "), "true", "{out}");
+    // The node pinned by `beta` read the value from its shared memory, for a task and for an
+    // actor's call alike.
+    assert_eq!(line(&out, "actor digest "), "true true", "{out}");
+    assert_eq!(line(&out, "actor node "), other, "{out}");
+    assert_eq!(line(&out, "actor arena "), "true", "{out}");
     eprintln!(
         "256 MiB through shared memory: {} ms",
         line(&out, "millis ")

@@ -17,7 +17,7 @@ pub fn host_actor<A, D>(
 ) -> Result<Box<dyn HostedActor>>
 where
     A: ActorMethods,
-    D: Fn(&RawHandle<A>, &str, Vec<u8>, Done) + Send + Sync + 'static,
+    D: Fn(&RawHandle<A>, &str, &[u8], Done) + Send + Sync + 'static,
 {
     let spec = &A::__SPEC;
     let rt = runtime::current()?;
@@ -57,9 +57,9 @@ struct Hosted<A: Send + Sync + 'static, D> {
 impl<A, D> HostedActor for Hosted<A, D>
 where
     A: Send + Sync + 'static,
-    D: Fn(&RawHandle<A>, &str, Vec<u8>, Done) + Send + Sync + 'static,
+    D: Fn(&RawHandle<A>, &str, &[u8], Done) + Send + Sync + 'static,
 {
-    fn call(&self, method: &str, args: Vec<u8>, done: Done) {
+    fn call(&self, method: &str, args: &[u8], done: Done) {
         (self.dispatch)(&self.raw, method, args, done)
     }
 }

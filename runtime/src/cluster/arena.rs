@@ -347,6 +347,12 @@ impl Block {
     }
 }
 
+impl AsMut<[u8]> for Block {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.bytes_mut()
+    }
+}
+
 impl Drop for Block {
     fn drop(&mut self) {
         self.arena.free.lock().give(self.offset, self.reserved);
@@ -402,6 +408,27 @@ impl ArenaView {
             ErrorKind::Config,
             "object arenas need Linux (memfd_create)",
         ))
+    }
+
+    /// The `len` bytes at `offset`, to read a value the node put there, or a protocol error
+    /// when the range is not inside the arena.
+    ///
+    /// # Safety
+    /// The node must keep these bytes unchanged while the slice lives.
+    pub unsafe fn block(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.mapping.len as u64 => {
+                // SAFETY: in bounds; the caller rules out writers.
+                Ok(unsafe { self.mapping.slice(offset, len as usize) })
+            }
+            _ => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "a value at {offset}+{len} lies outside the node's {}-byte arena",
+                    self.mapping.len
+                ),
+            )),
+        }
     }
 
     /// The `len` bytes at `offset`, to write a value into.

@@ -130,6 +130,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             node_id,
             head_address: head_address.clone(),
             token: spec.token.clone(),
+            arena: store.arena().map(|a| a.location().clone()),
         },
         spec.resources.clone(),
         store.clone(),
@@ -427,8 +428,14 @@ impl Daemon {
                     }
                     continue;
                 }
-                Message::WorkerReady { job_id, pid } if role == Role::Worker => {
-                    self.executor.workers().worker_ready(pid, job_id, conn);
+                Message::WorkerReady {
+                    job_id,
+                    pid,
+                    shared_memory,
+                } if role == Role::Worker => {
+                    self.executor
+                        .workers()
+                        .worker_ready(pid, job_id, conn, shared_memory);
                     return;
                 }
                 Message::StatusRequest => match &self.head {

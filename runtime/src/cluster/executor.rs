@@ -19,13 +19,14 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::arena::{Block, ARENA_MIN_VALUE};
 use super::head::ExeWriter;
 use super::store::{ObjectStore, Value};
 use super::wire::{
-    ActorCounts, Connection, Message, NodeLoad, Role, StoredObject, TaskAssignment, TaskCounts,
-    TaskOutcome, WireArg, INLINE_MAX,
+    ActorCounts, Connection, Fetched, Message, NodeLoad, Role, StoredObject, TaskAssignment,
+    TaskCounts, TaskId, TaskOutcome, WireArg, INLINE_MAX,
 };
-use super::workers::{WorkerEnv, WorkerPool};
+use super::workers::{Worker, WorkerEnv, WorkerPool};
 
 mod actors;
 use crate::error::{Error, ErrorKind, Result};
@@ -62,6 +63,19 @@ pub struct Executor {
 enum ArgBytes {
     Inline(Vec<u8>),
     Stored(Arc<Value>),
+}
+
+/// Arguments a worker reads from the node's arena: the [`Message::SharedValue`] that names
+/// them, and what keeps the bytes unchanged until the worker answers (the stored value itself,
+/// or a block the arguments were copied into).
+pub(crate) struct SharedArgs {
+    message: Message,
+    _hold: Hold,
+}
+
+enum Hold {
+    Stored(#[allow(dead_code)] Arc<Value>),
+    Copied(#[allow(dead_code)] Block),
 }
 
 impl AsRef<[u8]> for ArgBytes {
@@ -223,7 +237,7 @@ impl Executor {
             signature_hash: task.signature_hash,
             args: Vec::new(),
         };
-        let answer = worker.request_with_values(&run, args).await;
+        let answer = self.request(&mut worker, task.task_id, &run, args).await;
         drop(run);
         let result = match answer {
             Ok(Message::TaskResult { task_id, result }) if task_id == task.task_id => {
@@ -292,6 +306,67 @@ impl Executor {
             }
         };
         self.store_outputs(&task.function, &task.outputs, result)
+    }
+
+    /// The arguments `args` of `task_id` as a worker that `shares` this node's arena reads
+    /// them: from the arena when they are large. A single argument already there is not copied
+    /// (a value fetched from another node, or made on this one, in the arena); others are
+    /// copied once into a fresh block. `None`: they go over the connection.
+    fn share_args(&self, shares: bool, task_id: TaskId, args: &[ArgBytes]) -> Option<SharedArgs> {
+        if !shares {
+            return None;
+        }
+        let arena = self.store.arena()?;
+        let len: usize = args.iter().map(|a| a.as_ref().len()).sum();
+        if len < ARENA_MIN_VALUE {
+            return None;
+        }
+        let (offset, hold) = match args {
+            [ArgBytes::Stored(value)] if matches!(**value, Value::Shared(_)) => {
+                let Value::Shared(block) = &**value else {
+                    return None;
+                };
+                (block.offset(), Hold::Stored(value.clone()))
+            }
+            _ => {
+                let mut block = arena.alloc(len as u64)?;
+                let mut rest = block.bytes_mut();
+                for arg in args {
+                    let (head, tail) = rest.split_at_mut(arg.as_ref().len());
+                    head.copy_from_slice(arg.as_ref());
+                    rest = tail;
+                }
+                (block.offset(), Hold::Copied(block))
+            }
+        };
+        Some(SharedArgs {
+            message: Message::SharedValue {
+                task_id,
+                offset,
+                len: len as u64,
+            },
+            _hold: hold,
+        })
+    }
+
+    /// Sends `shell` with `args` to `worker` (from the arena when it can read them there) and
+    /// waits for the answer.
+    async fn request(
+        &self,
+        worker: &mut Worker,
+        task_id: TaskId,
+        shell: &Message,
+        args: Vec<ArgBytes>,
+    ) -> Result<Message> {
+        match self.share_args(worker.shares_memory(), task_id, &args) {
+            Some(shared) => {
+                drop(args);
+                let answer = worker.request_shared(&shared.message, shell).await;
+                drop(shared);
+                answer
+            }
+            None => worker.request_with_values(shell, args).await,
+        }
     }
 
     /// The encoded arguments of `function`: values as they came, refs fetched from this
@@ -458,8 +533,18 @@ impl Executor {
                 *conn = Some(c);
             }
             let Some(c) = conn.as_mut() else { continue };
-            match c.fetch_object(id, FETCH_TIMEOUT).await {
-                Ok(bytes) => return Ok(Arc::new(Value::Heap(bytes))),
+            // A large value goes straight into a block of this node's arena: memory already
+            // mapped once freed blocks are reused, and a worker can read it there.
+            let arena = self.store.arena();
+            let place = |total: u64| {
+                if total < ARENA_MIN_VALUE as u64 {
+                    return None;
+                }
+                arena.and_then(|a| a.alloc(total))
+            };
+            match c.fetch_object_into(id, FETCH_TIMEOUT, place).await {
+                Ok(Fetched::Bytes(bytes)) => return Ok(Arc::new(Value::Heap(bytes))),
+                Ok(Fetched::Placed(block)) => return Ok(Arc::new(Value::Shared(block))),
                 Err(e) if e.kind() == ErrorKind::ObjectLost => return Err(e),
                 Err(e) => {
                     *conn = None;

@@ -392,6 +392,9 @@ pub enum Message {
         job_id: JobId,
         /// The worker's process id.
         pid: u32,
+        /// Whether the worker mapped its node's arena (`RAYKIT_NODE_ARENA`), so large
+        /// arguments can reach it as [`Message::SharedValue`]s (protocol version 6).
+        shared_memory: bool,
     },
     /// Node → worker: run a registered function.
     RunTask {
@@ -630,6 +633,19 @@ pub enum Message {
         /// The object.
         id: ObjectId,
     },
+    /// Node → worker (one that mapped the node's arena): the arguments of the next
+    /// [`Message::RunTask`], [`Message::RunActorCall`] or [`Message::HostActor`] (as one
+    /// value, the argument tuple) are the `len` bytes at `offset` of the node's arena, instead
+    /// of coming in [`Message::ValueChunk`]s. The message carries one empty argument slot. The
+    /// node keeps the bytes unchanged until the worker answers that message.
+    SharedValue {
+        /// The task or call of the message that follows (0 before a [`Message::HostActor`]).
+        task_id: TaskId,
+        /// Where the value starts in the arena.
+        offset: u64,
+        /// Its size in bytes.
+        len: u64,
+    },
 }
 
 /// An actor as its creator describes it.
@@ -840,6 +856,7 @@ impl Message {
             Message::AllocObject { .. } => "AllocObject",
             Message::ObjectAllocated { .. } => "ObjectAllocated",
             Message::SealObject { .. } => "SealObject",
+            Message::SharedValue { .. } => "SharedValue",
         }
     }
 
@@ -863,7 +880,7 @@ impl Message {
 mod connection;
 mod values;
 
-pub use connection::{tokens_match, Connection, FrameReader, FrameWriter};
+pub use connection::{tokens_match, Connection, Fetched, FrameReader, FrameWriter};
 use values::byte_serde;
 pub use values::{encode_object_chunk, encode_object_data, ChunkAssembler, MAX_OBJECT};
 
@@ -1029,6 +1046,46 @@ mod tests {
             let (slots, _) = ValueSlots::of(&full).unwrap();
             assert!(encode_with_values(&full, &slots, std::iter::empty(), 0).is_err());
         }
+    }
+
+    #[tokio::test]
+    async fn a_value_fetched_in_pieces_fills_the_placed_buffer_and_disorder_is_refused() {
+        let (mut fetcher, mut holder) = connected_pair().await;
+        let id = ObjectId::next();
+        let value = bytes(2 * OBJECT_CHUNK + 999, 7);
+        let sent = value.clone();
+        let serving = tokio::spawn(async move {
+            assert!(matches!(
+                holder.recv().await.unwrap(),
+                Message::FetchObject { .. }
+            ));
+            holder.send_object(id, &sent).await.unwrap();
+            // The second time, a piece that does not start where the last one ended.
+            assert!(matches!(
+                holder.recv().await.unwrap(),
+                Message::FetchObject { .. }
+            ));
+            let piece = Message::ObjectChunk {
+                id,
+                offset: 5,
+                total: sent.len() as u64,
+                bytes: sent[5..10].to_vec(),
+            };
+            holder.send(&piece).await.unwrap();
+        });
+        let place = |total: u64| Some(vec![0u8; total as usize]);
+        let timeout = Duration::from_secs(10);
+        match fetcher.fetch_object_into(id, timeout, place).await.unwrap() {
+            Fetched::Placed(buf) => assert!(buf == value),
+            Fetched::Bytes(_) => panic!("the value did not go into the placed buffer"),
+        }
+        let err = fetcher
+            .fetch_object_into(id, timeout, place)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(err.message().contains("out of order"), "{err}");
+        serving.await.unwrap();
     }
 
     #[tokio::test]

@@ -7,9 +7,11 @@
 //! The worker's own thread runs the user's functions, outside any async runtime (user code may
 //! block); a small current-thread runtime is entered only to read and write the connection.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
+use super::arena::{ArenaLocation, ArenaView};
 use super::wire::{Connection, JobId, Message, Role, TaskId};
 use crate::actor::ActorId;
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +22,9 @@ use crate::runtime::NodeId;
 pub const WORKER_NODE_ENV: &str = "RAYKIT_WORKER_NODE";
 /// The job a worker belongs to.
 pub const JOB_ENV: &str = "RAYKIT_JOB";
+/// Where a worker finds its node's arena ([`ArenaLocation`] as JSON), to read large arguments
+/// from shared memory.
+pub const NODE_ARENA_ENV: &str = "RAYKIT_NODE_ARENA";
 
 thread_local! {
     static CURRENT_TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
@@ -116,12 +121,23 @@ fn serve(node: &str) -> Result<()> {
         conn.send(&Message::WorkerReady {
             job_id,
             pid: std::process::id(),
+            shared_memory: node_arena().is_some(),
         })
         .await?;
         Ok::<_, Error>(conn)
     })?;
+    // Arguments the node put in its arena for the next message.
+    let mut shared = None;
     loop {
         let msg = match rt.block_on(conn.recv_values()) {
+            Ok(Message::SharedValue {
+                task_id,
+                offset,
+                len,
+            }) => {
+                shared = Some((task_id, offset, len));
+                continue;
+            }
             Ok(m) => m,
             // The node closed the connection: it no longer needs this worker.
             Err(e) if e.kind() == ErrorKind::Network => return Ok(()),
@@ -147,8 +163,14 @@ fn serve(node: &str) -> Result<()> {
                 args,
                 max_concurrency,
             } => {
-                let hosted = crate::registry::lookup_actor(&class, signature_hash)
-                    .and_then(|c| c.host(&joined(args), max_concurrency));
+                let hosted = match tuple(shared.take(), TaskId(0), args) {
+                    Ok(args) => crate::registry::lookup_actor(&class, signature_hash)
+                        .and_then(|c| c.host(&args, max_concurrency)),
+                    Err(e) => {
+                        let _ = rt.block_on(conn.send(&Message::Failed { error: e.clone() }));
+                        return Err(e);
+                    }
+                };
                 return serve_actor(&rt, conn, actor_id, hosted);
             }
             other => {
@@ -156,7 +178,15 @@ fn serve(node: &str) -> Result<()> {
                 continue;
             }
         };
-        let result = run_task(task_id, &function, signature_hash, args);
+        let args = match tuple(shared.take(), task_id, args) {
+            Ok(args) => args,
+            Err(e) => {
+                let _ = rt.block_on(conn.send(&Message::Failed { error: e.clone() }));
+                return Err(e);
+            }
+        };
+        let result = run_task(task_id, &function, signature_hash, &args);
+        drop(args);
         let (answer, outputs) = with_values_apart(Message::TaskResult { task_id, result });
         rt.block_on(conn.send_with_values(&answer, &outputs))?;
     }
@@ -189,6 +219,52 @@ fn joined(mut args: Vec<Vec<u8>>) -> Vec<u8> {
     } else {
         args.concat()
     }
+}
+
+/// This worker's view of its node's arena, when the node named one and it could be mapped.
+fn node_arena() -> Option<&'static ArenaView> {
+    static VIEW: OnceLock<Option<ArenaView>> = OnceLock::new();
+    VIEW.get_or_init(|| {
+        let json = std::env::var(NODE_ARENA_ENV).ok()?;
+        let location: ArenaLocation = serde_json::from_str(&json)
+            .inspect_err(|e| tracing::warn!("{NODE_ARENA_ENV} is not an arena: {e}"))
+            .ok()?;
+        ArenaView::attach(&location)
+            .inspect_err(|e| tracing::warn!("large arguments come over the connection: {e}"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// The argument tuple of the message of `task_id`: from the node's arena when a
+/// [`Message::SharedValue`] came before it (then `args` is one empty slot), else the message's
+/// own `args`.
+fn tuple(
+    shared: Option<(TaskId, u64, u64)>,
+    task_id: TaskId,
+    args: Vec<Vec<u8>>,
+) -> Result<Cow<'static, [u8]>> {
+    let Some((shared_task, offset, len)) = shared else {
+        return Ok(Cow::Owned(joined(args)));
+    };
+    if shared_task != task_id || args.iter().any(|a| !a.is_empty()) {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "shared arguments of task {shared_task} came before a message of task {task_id} with its own"
+            ),
+        ));
+    }
+    let view = node_arena().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Protocol,
+            "the node sent arguments through an arena this worker did not map",
+        )
+    })?;
+    // SAFETY: the node keeps these bytes unchanged until this worker answers the message they
+    // came for; the worker reads them only before answering (a task runs to its end first; an
+    // actor call decodes them in `call`).
+    unsafe { view.block(offset, len) }.map(Cow::Borrowed)
 }
 
 /// Serves the actor this process hosts: tells the node how `new` went, then hands each call
@@ -233,18 +309,32 @@ fn serve_actor(
         Ok::<_, Error>(())
     });
     let mut failure = None;
+    let mut shared = None;
     loop {
         match rt.block_on(reader.recv_values()) {
+            Ok(Message::SharedValue {
+                task_id,
+                offset,
+                len,
+            }) => shared = Some((task_id, offset, len)),
             Ok(Message::RunActorCall {
                 task_id,
                 method,
                 args,
             }) => {
+                let args = match tuple(shared.take(), task_id, args) {
+                    Ok(args) => args,
+                    Err(e) => {
+                        let _ = results.send(Message::Failed { error: e.clone() });
+                        failure = Some(e);
+                        break;
+                    }
+                };
                 let results = results.clone();
                 let done: Done = Box::new(move |result| {
                     let _ = results.send(Message::TaskResult { task_id, result });
                 });
-                hosted.call(&method, joined(args), done);
+                hosted.call(&method, &args, done);
             }
             Ok(Message::StopActor { .. }) => break,
             Ok(other) => tracing::warn!("ignoring a {} message from the node", other.name()),
@@ -273,12 +363,11 @@ fn run_task(
     task_id: TaskId,
     function: &str,
     signature_hash: u64,
-    args: Vec<Vec<u8>>,
+    encoded: &[u8],
 ) -> Result<Vec<Vec<u8>>> {
     let f = crate::registry::lookup(function, signature_hash)?;
-    let encoded = joined(args);
     CURRENT_TASK.with(|c| c.set(Some(task_id)));
-    let result = f.invoke(&encoded);
+    let result = f.invoke(encoded);
     CURRENT_TASK.with(|c| c.set(None));
     result
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::arena::ArenaLocation;
 use super::wire::{Connection, JobId, Message};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -42,6 +43,8 @@ pub struct WorkerEnv {
     pub head_address: String,
     /// The cluster token (`RAYKIT_TOKEN`).
     pub token: String,
+    /// The node's arena, for workers to map (`RAYKIT_NODE_ARENA`).
+    pub arena: Option<ArenaLocation>,
 }
 
 /// A worker process connected to its node, ready for one task at a time.
@@ -49,6 +52,8 @@ pub struct Worker {
     pid: u32,
     job: JobId,
     conn: Connection,
+    /// The process mapped the node's arena: large arguments can go there.
+    shared_memory: bool,
 }
 
 impl fmt::Debug for Worker {
@@ -64,6 +69,11 @@ impl Worker {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether the process mapped the node's arena.
+    pub fn shares_memory(&self) -> bool {
+        self.shared_memory
     }
 
     /// The process id and the connection, for a worker that serves one actor from now on
@@ -93,14 +103,24 @@ impl Worker {
         drop(values);
         self.conn.recv_values().await
     }
+
+    /// [`request_with_values`](Self::request_with_values) for arguments already in the
+    /// node's arena: `shared` (a [`Message::SharedValue`]) goes first and `shell` carries one
+    /// empty argument slot. The caller keeps the arena bytes until this returns.
+    pub async fn request_shared(&mut self, shared: &Message, shell: &Message) -> Result<Message> {
+        self.conn.feed(shared).await?;
+        self.conn.send_with_values(shell, &[&[][..]]).await?;
+        self.conn.recv_values().await
+    }
 }
 
 #[derive(Default)]
 struct PoolInner {
     idle: HashMap<JobId, Vec<(Worker, Instant)>>,
-    starting: HashMap<u32, oneshot::Sender<Connection>>,
-    /// Workers that connected before `start` knew their pid (a fast start races the spawn).
-    early: HashMap<u32, (Connection, Instant)>,
+    starting: HashMap<u32, oneshot::Sender<(Connection, bool)>>,
+    /// Workers that connected before `start` knew their pid (a fast start races the spawn),
+    /// with whether they mapped the arena.
+    early: HashMap<u32, (Connection, bool, Instant)>,
     children: HashMap<u32, Child>,
     closed: bool,
 }
@@ -202,9 +222,18 @@ impl WorkerPool {
             .env("RAYKIT_TOKEN", &self.env.token)
             .env(super::worker::JOB_ENV, job.0.to_string())
             .env("RAYKIT_ADDRESS", &self.env.head_address)
+            .env_remove(super::worker::NODE_ARENA_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
+        if let Some(json) = self
+            .env
+            .arena
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok())
+        {
+            cmd.env(super::worker::NODE_ARENA_ENV, json);
+        }
         // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
         // which is async-signal-safe.
         unsafe {
@@ -233,8 +262,8 @@ impl WorkerPool {
             let mut inner = self.inner.lock();
             inner.children.insert(pid, child);
             match inner.early.remove(&pid) {
-                Some((conn, _)) => {
-                    let _ = tx.send(conn);
+                Some((conn, shared, _)) => {
+                    let _ = tx.send((conn, shared));
                 }
                 None => {
                     inner.starting.insert(pid, tx);
@@ -251,7 +280,9 @@ impl WorkerPool {
         loop {
             tokio::select! {
                 conn = &mut rx => match conn {
-                    Ok(conn) => return Ok(Worker { pid, job, conn }),
+                    Ok((conn, shared_memory)) => {
+                        return Ok(Worker { pid, job, conn, shared_memory })
+                    }
                     Err(_) => {
                         return Err(Error::new(ErrorKind::System, "the worker pool closed"));
                     }
@@ -292,17 +323,19 @@ impl WorkerPool {
     }
 
     /// A worker process connected and said `WorkerReady`.
-    pub fn worker_ready(&self, pid: u32, job: JobId, conn: Connection) {
+    pub fn worker_ready(&self, pid: u32, job: JobId, conn: Connection, shared_memory: bool) {
         let mut inner = self.inner.lock();
         match inner.starting.remove(&pid) {
             Some(tx) => {
-                tracing::debug!(pid, job = %job, "worker connected");
-                let _ = tx.send(conn);
+                tracing::debug!(pid, job = %job, shared_memory, "worker connected");
+                let _ = tx.send((conn, shared_memory));
             }
             // Its `start` has not recorded the pid yet; it takes the connection from here.
             None => {
                 tracing::debug!(pid, job = %job, "worker connected before its start was recorded");
-                inner.early.insert(pid, (conn, Instant::now()));
+                inner
+                    .early
+                    .insert(pid, (conn, shared_memory, Instant::now()));
             }
         }
     }
@@ -338,7 +371,7 @@ impl WorkerPool {
             // A connection nobody claimed: not a worker this node started.
             inner
                 .early
-                .retain(|_, (_, since)| since.elapsed() < WORKER_START_TIMEOUT);
+                .retain(|_, (_, _, since)| since.elapsed() < WORKER_START_TIMEOUT);
             out
         };
         for worker in expired {

@@ -95,6 +95,31 @@ fn digest_on_beta(bytes: Vec<u8>) -> (u64, u64, String) {
     (bytes.len() as u64, sum, raykit::node_id().to_string())
 }
 
+/// Digests big values on the node pinned by `beta`: an actor's arguments take the same way
+/// to its worker as a task's.
+#[derive(raykit::Actor)]
+#[actor(resources(beta = 1))]
+struct Digester {}
+
+#[raykit::actor]
+impl Digester {
+    pub fn new() -> Self {
+        Digester {}
+    }
+
+    /// The length and byte sum of `bytes`, and where it ran.
+    pub fn digest(&self, bytes: Vec<u8>) -> (u64, u64, String) {
+        let sum = bytes.iter().map(|b| u64::from(*b)).sum();
+        (bytes.len() as u64, sum, raykit::node_id().to_string())
+    }
+
+    /// Whether this worker process mapped its node's shared-memory arena.
+    pub fn mapped(&self) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        maps.contains("raykit-objects")
+    }
+}
+
 /// Bytes that encode as one postcard byte string (a copy) instead of one serde call per byte,
 /// so that streaming many megabytes stays fast in debug builds.
 #[derive(Debug, Clone, PartialEq)]
@@ -353,6 +378,11 @@ fn big(mib: usize) -> raykit::Result<()> {
     let (n, sum, node) = raykit::get(&digest_on_beta::remote(&r))?;
     println!("digest {} {}", n == len as u64, sum == expected_sum);
     println!("node {node}");
+    let digester = Digester::remote();
+    let (n, sum, actor_node) = raykit::get(&digester.digest(&r))?;
+    println!("actor digest {} {}", n == len as u64, sum == expected_sum);
+    println!("actor node {actor_node}");
+    println!("actor arena {}", raykit::get(&digester.mapped())?);
     println!("millis {}", start.elapsed().as_millis());
     // Whether this program mapped the head node's shared-memory arena (its large put went
     // there instead of over the connection).

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::actor::ActorId;
-use crate::cluster::wire::{ActorAssignment, ActorCallAssignment, FrameReader, TaskId};
+use crate::cluster::wire::{ActorAssignment, ActorCallAssignment, FrameReader};
 
 /// What the head asks of a hosted actor, in order.
 pub(super) enum Command {
@@ -24,7 +24,9 @@ pub(super) enum Command {
 pub(super) type Host = mpsc::UnboundedSender<Command>;
 
 /// The calls sent to the worker and not answered yet: their function and output objects.
-type InFlight = Arc<Mutex<HashMap<TaskId, (String, Vec<ObjectId>)>>>;
+/// The calls sent to an actor's worker and not answered yet: the method, the outputs, and the
+/// arguments it reads from the arena (kept until it answers).
+type InFlight = Arc<Mutex<HashMap<TaskId, (String, Vec<ObjectId>, Option<SharedArgs>)>>>;
 
 impl Executor {
     /// Starts hosting an actor: a worker process of its own runs `new`; the head hears how
@@ -95,6 +97,7 @@ impl Executor {
             result,
         });
         let Ok(worker) = worker else { return };
+        let shares = worker.shares_memory();
         let (pid, conn) = worker.into_parts();
         let (reader, mut writer) = conn.split();
         let in_flight = InFlight::default();
@@ -114,9 +117,14 @@ impl Executor {
                         .await
                     {
                         Ok(args) => {
-                            in_flight
-                                .lock()
-                                .insert(task.task_id, (task.function.clone(), task.outputs));
+                            let shared = self.share_args(shares, task.task_id, &args);
+                            let named = shared.as_ref().map(|s| s.message.clone());
+                            // Recorded before sending (the answer may come at once), with
+                            // what keeps shared arguments unchanged until it does.
+                            in_flight.lock().insert(
+                                task.task_id,
+                                (task.function.clone(), task.outputs, shared),
+                            );
                             let method = task
                                 .function
                                 .rsplit("::")
@@ -128,7 +136,17 @@ impl Executor {
                                 method,
                                 args: Vec::new(),
                             };
-                            match writer.send_with_values(&run, &args).await {
+                            let sent = match named {
+                                Some(named) => {
+                                    drop(args);
+                                    match writer.feed(&named).await {
+                                        Ok(()) => writer.send_with_values(&run, &[&[][..]]).await,
+                                        Err(e) => Err(e),
+                                    }
+                                }
+                                None => writer.send_with_values(&run, &args).await,
+                            };
+                            match sent {
                                 Ok(()) => continue,
                                 // The reader sees the process end and reports it.
                                 Err(_) => break,
@@ -182,7 +200,7 @@ impl Executor {
             args: Vec::new(),
             max_concurrency: a.actor.max_concurrency,
         };
-        let answer = worker.request_with_values(&host, args).await;
+        let answer = self.request(&mut worker, TaskId(0), &host, args).await;
         let failed = match answer {
             Ok(Message::ActorHosted { result: Ok(()), .. }) => return Ok(worker),
             Ok(Message::ActorHosted { result: Err(e), .. }) => e,
@@ -238,7 +256,8 @@ impl Executor {
         let end = loop {
             match reader.recv_values().await {
                 Ok(Message::TaskResult { task_id, result }) => {
-                    let Some((function, outputs)) = in_flight.lock().remove(&task_id) else {
+                    let Some((function, outputs, _shared)) = in_flight.lock().remove(&task_id)
+                    else {
                         tracing::warn!(actor = %actor_id, task = %task_id, "an answer to a call never sent; ignored");
                         continue;
                     };

@@ -29,6 +29,15 @@ type WriteStream = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 /// buffers would).
 const LINK_BUFFER: usize = 4 << 20;
 
+/// A fetched value: in a buffer of its own, or in the one the caller placed it in.
+#[derive(Debug)]
+pub enum Fetched<B> {
+    /// A new buffer.
+    Bytes(Vec<u8>),
+    /// The caller's buffer, filled.
+    Placed(B),
+}
+
 /// One authenticated (or authenticating) connection carrying [`Message`]s: over TCP, or over
 /// an in-process pipe between the head and the node of the same daemon.
 pub struct Connection {
@@ -649,12 +658,35 @@ impl Connection {
     /// or the peer's error. Each frame must arrive within `timeout`. An error of kind
     /// [`ErrorKind::Network`] or [`ErrorKind::Protocol`] leaves the connection unusable.
     pub async fn fetch_object(&mut self, id: ObjectId, timeout: Duration) -> Result<Vec<u8>> {
+        match self
+            .fetch_object_into(id, timeout, |_| None::<Vec<u8>>)
+            .await?
+        {
+            Fetched::Bytes(bytes) | Fetched::Placed(bytes) => Ok(bytes),
+        }
+    }
+
+    /// [`fetch_object`](Self::fetch_object), writing a value that comes in pieces into the
+    /// buffer `place(total)` returns (a block of the node's arena, say) instead of a new one,
+    /// when it returns one of exactly `total` bytes.
+    pub async fn fetch_object_into<B: AsMut<[u8]>>(
+        &mut self,
+        id: ObjectId,
+        timeout: Duration,
+        place: impl FnOnce(u64) -> Option<B>,
+    ) -> Result<Fetched<B>> {
         self.send(&Message::FetchObject { id }).await?;
+        let mut place = Some(place);
         let mut assembler: Option<ChunkAssembler> = None;
+        // The placed buffer and how much of it is filled.
+        let mut placed: Option<(B, u64)> = None;
+        let peer = self.peer_addr();
+        let protocol = |m: String| Err(Error::new(ErrorKind::Protocol, format!("{peer} {m}")));
         loop {
+            let started = assembler.is_some() || placed.is_some();
             match self.recv_timeout(timeout).await? {
-                Message::ObjectData { id: got, bytes } if got == id && assembler.is_none() => {
-                    return Ok(bytes)
+                Message::ObjectData { id: got, bytes } if got == id && !started => {
+                    return Ok(Fetched::Bytes(bytes))
                 }
                 Message::ObjectChunk {
                     id: got,
@@ -662,33 +694,49 @@ impl Connection {
                     total,
                     bytes,
                 } => {
-                    let a = match assembler.as_mut() {
-                        Some(a) => a,
-                        None => assembler.insert(ChunkAssembler::new(got, total)?),
-                    };
-                    if a.id() != id {
-                        return Err(Error::new(
-                            ErrorKind::Protocol,
-                            format!("{} sent object {got} for a fetch of {id}", self.peer_addr()),
-                        ));
+                    if got != id {
+                        return protocol(format!("sent object {got} for a fetch of {id}"));
                     }
-                    if a.add(got, offset, total, &bytes)? {
-                        drop(bytes);
-                        return Ok(assembler
-                            .take()
-                            .map(ChunkAssembler::finish)
-                            .unwrap_or_default());
+                    if !started {
+                        match place.take().and_then(|p| p(total)) {
+                            Some(mut b) => {
+                                if b.as_mut().len() as u64 == total {
+                                    placed = Some((b, 0));
+                                } else {
+                                    assembler = Some(ChunkAssembler::new(got, total)?);
+                                }
+                            }
+                            None => assembler = Some(ChunkAssembler::new(got, total)?),
+                        }
+                    }
+                    if let Some((buf, filled)) = placed.as_mut() {
+                        let size = buf.as_mut().len() as u64;
+                        let end = offset.checked_add(bytes.len() as u64);
+                        if total != size || offset != *filled || end.is_none_or(|e| e > size) {
+                            return protocol(format!(
+                                "sent a piece of object {id} at {offset} (of {total}) out of order: expected {filled} of {size}"
+                            ));
+                        }
+                        buf.as_mut()[offset as usize..][..bytes.len()].copy_from_slice(&bytes);
+                        *filled += bytes.len() as u64;
+                        if *filled == size {
+                            if let Some((b, _)) = placed.take() {
+                                return Ok(Fetched::Placed(b));
+                            }
+                        }
+                    } else if let Some(a) = assembler.as_mut() {
+                        if a.add(got, offset, total, &bytes)? {
+                            drop(bytes);
+                            let bytes = assembler.take().map(ChunkAssembler::finish);
+                            return Ok(Fetched::Bytes(bytes.unwrap_or_default()));
+                        }
                     }
                 }
-                Message::Failed { error } if assembler.is_none() => return Err(error),
+                Message::Failed { error } if !started => return Err(error),
                 other => {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "{} answered FetchObject with a {} message",
-                            self.peer_addr(),
-                            other.name()
-                        ),
+                    return protocol(format!(
+                        "answered FetchObject with a {} message",
+                        other.name()
                     ))
                 }
             }
