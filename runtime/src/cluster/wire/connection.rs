@@ -1,7 +1,9 @@
 //! A TCP connection cut into length-delimited frames, its read and write halves, and the
 //! versioned, token-checked handshake.
 
-use super::values::{encode_with_values, push_varint, ValuePieces, ValueSlots};
+use super::values::{
+    encode_with_values, object_chunk_header, push_varint, ChunkView, ValuePieces, ValueSlots,
+};
 use super::*;
 
 /// Compares two tokens in time that depends only on their lengths, not on where they differ.
@@ -94,17 +96,28 @@ impl FrameReader {
     /// The next message. Cancel-safe: a message is never half-read when the future is dropped.
     /// The peer closing the connection is an error of kind [`ErrorKind::Network`].
     pub async fn recv(&mut self) -> Result<Message> {
+        let frame = self.recv_frame().await?;
+        self.decode(&frame)
+    }
+
+    /// Decodes a frame of this connection as a message.
+    fn decode(&self, frame: &[u8]) -> Result<Message> {
+        Message::decode(frame).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("from {}: {}", self.peer, e.message()),
+            )
+        })
+    }
+
+    /// The next frame, not decoded yet. Cancel-safe.
+    async fn recv_frame(&mut self) -> Result<bytes::BytesMut> {
         // Frames already buffered come back without touching the socket, so without this a
         // connection that floods its daemon would keep the daemon's thread to itself and starve
         // the others (heartbeats included). Nothing is read before it: cancel-safe.
         tokio::task::consume_budget().await;
         match self.frames.next().await {
-            Some(Ok(frame)) => Message::decode(&frame).map_err(|e| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    format!("from {}: {}", self.peer, e.message()),
-                )
-            }),
+            Some(Ok(frame)) => Ok(frame),
             Some(Err(e)) if is_too_large(&e) => Err(Error::new(
                 ErrorKind::Protocol,
                 format!(
@@ -117,6 +130,17 @@ impl FrameReader {
             None => Err(Error::new(
                 ErrorKind::Network,
                 format!("{} closed the connection", self.peer),
+            )),
+        }
+    }
+
+    /// [`recv_frame`](Self::recv_frame), giving up after `timeout`.
+    async fn recv_frame_timeout(&mut self, timeout: Duration) -> Result<bytes::BytesMut> {
+        match tokio::time::timeout(timeout, self.recv_frame()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Network,
+                format!("{} did not answer within {timeout:?}", self.peer),
             )),
         }
     }
@@ -227,16 +251,42 @@ impl FrameWriter {
         self.flush().await
     }
 
-    /// Queues `bytes` as [`Message::ObjectChunk`]s (flushing as the codec's buffer fills).
+    /// Writes `bytes` as [`Message::ObjectChunk`]s, after what is queued. Each piece goes from
+    /// `bytes` to the connection as it is (see [`write_frame`](Self::write_frame)).
     pub async fn feed_object_chunks(&mut self, id: ObjectId, bytes: &[u8]) -> Result<()> {
         let total = bytes.len() as u64;
-        let mut offset = 0usize;
+        let mut offset = 0u64;
         for piece in bytes.chunks(OBJECT_CHUNK) {
-            let payload = encode_object_chunk(id, offset as u64, total, piece)?;
-            self.feed_encoded("ObjectChunk", payload).await?;
-            offset += piece.len();
+            let header = object_chunk_header(id, offset, total, piece.len())?;
+            self.write_frame("ObjectChunk", &header, piece).await?;
+            offset += piece.len() as u64;
         }
         Ok(())
+    }
+
+    /// Writes one frame, `header` then `body`, straight to the connection after what the
+    /// codec holds: a large piece is not copied into the codec's buffer first (on the way out
+    /// of a node, a value is then copied once, by the kernel).
+    async fn write_frame(&mut self, name: &str, header: &[u8], body: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let peer = self.peer;
+        let failed = |e: io::Error| network(format!("sending a {name} message to {peer}"), e);
+        let len = u32::try_from(header.len() + body.len()).map_err(|_| {
+            Error::new(
+                ErrorKind::System,
+                format!("a {name} message too large for one frame"),
+            )
+        })?;
+        SinkExt::<Bytes>::flush(&mut self.frames)
+            .await
+            .map_err(failed)?;
+        // The codec's framing: a 4-byte big-endian length, then the payload.
+        let mut prefix = Vec::with_capacity(4 + header.len());
+        prefix.extend_from_slice(&len.to_be_bytes());
+        prefix.extend_from_slice(header);
+        let stream = self.frames.get_mut();
+        stream.write_all(&prefix).await.map_err(failed)?;
+        stream.write_all(body).await.map_err(failed)
     }
 
     /// Queues `shell` with the list `values` in its value slots: the arguments of a
@@ -684,60 +734,62 @@ impl Connection {
         let protocol = |m: String| Err(Error::new(ErrorKind::Protocol, format!("{peer} {m}")));
         loop {
             let started = assembler.is_some() || placed.is_some();
-            match self.recv_timeout(timeout).await? {
-                Message::ObjectData { id: got, bytes } if got == id && !started => {
-                    return Ok(Fetched::Bytes(bytes))
-                }
-                Message::ObjectChunk {
-                    id: got,
-                    offset,
-                    total,
-                    bytes,
-                } => {
-                    if got != id {
-                        return protocol(format!("sent object {got} for a fetch of {id}"));
+            let frame = self.reader.recv_frame_timeout(timeout).await?;
+            // Pieces are read in place, copied once into where the value goes.
+            let Some(chunk) = ChunkView::parse(&frame) else {
+                match self.reader.decode(&frame)? {
+                    Message::ObjectData { id: got, bytes } if got == id && !started => {
+                        return Ok(Fetched::Bytes(bytes))
                     }
-                    if !started {
-                        match place.take().and_then(|p| p(total)) {
-                            Some(mut b) => {
-                                if b.as_mut().len() as u64 == total {
-                                    placed = Some((b, 0));
-                                } else {
-                                    assembler = Some(ChunkAssembler::new(got, total)?);
-                                }
-                            }
-                            None => assembler = Some(ChunkAssembler::new(got, total)?),
-                        }
-                    }
-                    if let Some((buf, filled)) = placed.as_mut() {
-                        let size = buf.as_mut().len() as u64;
-                        let end = offset.checked_add(bytes.len() as u64);
-                        if total != size || offset != *filled || end.is_none_or(|e| e > size) {
-                            return protocol(format!(
-                                "sent a piece of object {id} at {offset} (of {total}) out of order: expected {filled} of {size}"
-                            ));
-                        }
-                        buf.as_mut()[offset as usize..][..bytes.len()].copy_from_slice(&bytes);
-                        *filled += bytes.len() as u64;
-                        if *filled == size {
-                            if let Some((b, _)) = placed.take() {
-                                return Ok(Fetched::Placed(b));
-                            }
-                        }
-                    } else if let Some(a) = assembler.as_mut() {
-                        if a.add(got, offset, total, &bytes)? {
-                            drop(bytes);
-                            let bytes = assembler.take().map(ChunkAssembler::finish);
-                            return Ok(Fetched::Bytes(bytes.unwrap_or_default()));
-                        }
+                    Message::Failed { error } if !started => return Err(error),
+                    other => {
+                        return protocol(format!(
+                            "answered FetchObject with a {} message",
+                            other.name()
+                        ))
                     }
                 }
-                Message::Failed { error } if !started => return Err(error),
-                other => {
+            };
+            let ChunkView {
+                id: got,
+                offset,
+                total,
+                bytes,
+            } = chunk;
+            if got != id {
+                return protocol(format!("sent object {got} for a fetch of {id}"));
+            }
+            if !started {
+                match place.take().and_then(|p| p(total)) {
+                    Some(mut b) => {
+                        if b.as_mut().len() as u64 == total {
+                            placed = Some((b, 0));
+                        } else {
+                            assembler = Some(ChunkAssembler::new(got, total)?);
+                        }
+                    }
+                    None => assembler = Some(ChunkAssembler::new(got, total)?),
+                }
+            }
+            if let Some((buf, filled)) = placed.as_mut() {
+                let size = buf.as_mut().len() as u64;
+                let end = offset.checked_add(bytes.len() as u64);
+                if total != size || offset != *filled || end.is_none_or(|e| e > size) {
                     return protocol(format!(
-                        "answered FetchObject with a {} message",
-                        other.name()
-                    ))
+                        "sent a piece of object {id} at {offset} (of {total}) out of order: expected {filled} of {size}"
+                    ));
+                }
+                buf.as_mut()[offset as usize..][..bytes.len()].copy_from_slice(bytes);
+                *filled += bytes.len() as u64;
+                if *filled == size {
+                    if let Some((b, _)) = placed.take() {
+                        return Ok(Fetched::Placed(b));
+                    }
+                }
+            } else if let Some(a) = assembler.as_mut() {
+                if a.add(got, offset, total, bytes)? {
+                    let bytes = assembler.take().map(ChunkAssembler::finish);
+                    return Ok(Fetched::Bytes(bytes.unwrap_or_default()));
                 }
             }
         }

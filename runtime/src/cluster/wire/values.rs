@@ -179,6 +179,56 @@ pub fn encode_object_chunk(id: ObjectId, offset: u64, total: u64, piece: &[u8]) 
     Ok(out)
 }
 
+/// What comes before the piece in the encoding of [`Message::ObjectChunk`]: the variant, the
+/// fields, and the piece's length.
+pub(super) fn object_chunk_header(
+    id: ObjectId,
+    offset: u64,
+    total: u64,
+    piece: usize,
+) -> Result<Vec<u8>> {
+    let mut out = Message::ObjectChunk {
+        id,
+        offset,
+        total,
+        bytes: Vec::new(),
+    }
+    .encode()?;
+    out.pop();
+    push_varint(&mut out, piece as u64);
+    Ok(out)
+}
+
+/// A [`Message::ObjectChunk`] read in place from its frame: the piece borrows the frame
+/// instead of being copied out of it.
+#[derive(Debug, Deserialize)]
+pub(super) struct ChunkView<'a> {
+    pub(super) id: ObjectId,
+    pub(super) offset: u64,
+    pub(super) total: u64,
+    #[serde(borrow)]
+    pub(super) bytes: &'a [u8],
+}
+
+impl<'a> ChunkView<'a> {
+    /// The chunk in `frame`, `None` when the frame holds another message (or a malformed
+    /// one: decoding it as a message then says what is wrong).
+    pub(super) fn parse(frame: &'a [u8]) -> Option<ChunkView<'a>> {
+        static TAG: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+        let tag = (*TAG.get_or_init(|| {
+            let probe = object_chunk_header(ObjectId::next(), 0, 0, 0).ok()?;
+            postcard::take_from_bytes::<u32>(&probe)
+                .ok()
+                .map(|(t, _)| t)
+        }))?;
+        let (got, rest) = postcard::take_from_bytes::<u32>(frame).ok()?;
+        if got != tag {
+            return None;
+        }
+        postcard::from_bytes(rest).ok()
+    }
+}
+
 pub(super) fn push_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let byte = (v & 0x7f) as u8;
