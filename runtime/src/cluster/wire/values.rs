@@ -163,18 +163,7 @@ pub fn encode_object_data(id: ObjectId, bytes: &[u8]) -> Result<Vec<u8>> {
 /// The encoding of [`Message::ObjectChunk`] built from a borrowed piece of a stored value, so
 /// that sending a large object copies each piece once, never the whole value.
 pub fn encode_object_chunk(id: ObjectId, offset: u64, total: u64, piece: &[u8]) -> Result<Vec<u8>> {
-    // As in `encode_object_data`: the message with an empty piece ends in its length, a
-    // one-byte varint 0.
-    let mut out = Message::ObjectChunk {
-        id,
-        offset,
-        total,
-        bytes: Vec::new(),
-    }
-    .encode()?;
-    out.pop();
-    out.reserve(piece.len() + 10);
-    push_varint(&mut out, piece.len() as u64);
+    let mut out = object_chunk_header(id, offset, total, piece.len())?;
     out.extend_from_slice(piece);
     Ok(out)
 }
@@ -187,6 +176,8 @@ pub(super) fn object_chunk_header(
     total: u64,
     piece: usize,
 ) -> Result<Vec<u8>> {
+    // As in `encode_object_data`: the message with an empty piece ends in its length, a
+    // one-byte varint 0.
     let mut out = Message::ObjectChunk {
         id,
         offset,
