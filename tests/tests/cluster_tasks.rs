@@ -123,6 +123,10 @@ fn a_256_mib_value_is_put_got_and_passed_to_the_other_node() {
     assert_eq!(line(&out, "actor digest "), "true true", "{out}");
     assert_eq!(line(&out, "actor node "), other, "{out}");
     assert_eq!(line(&out, "actor arena "), "true", "{out}");
+    // A large result written by a worker into its node's shared memory comes back whole, to
+    // the driver and to a task on the other node.
+    assert_eq!(line(&out, "made "), "true", "{out}");
+    assert_eq!(line(&out, "made digest "), "true true", "{out}");
     eprintln!(
         "256 MiB through shared memory: {} ms",
         line(&out, "millis ")

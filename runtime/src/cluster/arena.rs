@@ -416,11 +416,27 @@ impl ArenaView {
     /// # Safety
     /// The node must keep these bytes unchanged while the slice lives.
     pub unsafe fn block(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds; the caller rules out writers.
+        Ok(unsafe { self.mapping.slice(offset, len as usize) })
+    }
+
+    /// The `len` bytes at `offset`, to write a value into, or a protocol error when the range
+    /// is not inside the arena.
+    ///
+    /// # Safety
+    /// The node must have allocated this range to this process, not sealed yet: nothing else
+    /// reads or writes it meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn block_mut(&self, offset: u64, len: usize) -> Result<&mut [u8]> {
+        self.check(offset, len as u64)?;
+        // SAFETY: in bounds; the caller owns the range.
+        Ok(unsafe { self.mapping.slice_mut(offset, len) })
+    }
+
+    fn check(&self, offset: u64, len: u64) -> Result<()> {
         match offset.checked_add(len) {
-            Some(end) if end <= self.mapping.len as u64 => {
-                // SAFETY: in bounds; the caller rules out writers.
-                Ok(unsafe { self.mapping.slice(offset, len as usize) })
-            }
+            Some(end) if end <= self.mapping.len as u64 => Ok(()),
             _ => Err(Error::new(
                 ErrorKind::Protocol,
                 format!(
@@ -429,17 +445,6 @@ impl ArenaView {
                 ),
             )),
         }
-    }
-
-    /// The `len` bytes at `offset`, to write a value into.
-    ///
-    /// # Safety
-    /// The node must have allocated this range to this process, not sealed yet: nothing else
-    /// reads or writes it meanwhile.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn block_mut(&self, offset: u64, len: usize) -> &mut [u8] {
-        // SAFETY: the caller owns the range.
-        unsafe { self.mapping.slice_mut(offset, len) }
     }
 }
 
@@ -516,7 +521,7 @@ mod tests {
         let view = ArenaView::attach(arena.location()).unwrap();
         let block = arena.alloc(3 * PAGE + 5).unwrap();
         // SAFETY: the block was just allocated for this write and is not read meanwhile.
-        let dst = unsafe { view.block_mut(block.offset(), block.len() as usize) };
+        let dst = unsafe { view.block_mut(block.offset(), block.len() as usize) }.unwrap();
         for (i, b) in dst.iter_mut().enumerate() {
             *b = (i % 251) as u8;
         }

@@ -239,6 +239,10 @@ impl Executor {
         };
         let answer = self.request(&mut worker, task.task_id, &run, args).await;
         drop(run);
+        let (answer, shared) = match answer {
+            Ok((answer, shared)) => (Ok(answer), shared),
+            Err(e) => (Err(e), Vec::new()),
+        };
         let result = match answer {
             Ok(Message::TaskResult { task_id, result }) if task_id == task.task_id => {
                 self.workers.checkin(worker);
@@ -305,7 +309,7 @@ impl Executor {
                 };
             }
         };
-        self.store_outputs(&task.function, &task.outputs, result)
+        self.store_outputs(&task.function, &task.outputs, result, shared)
     }
 
     /// The arguments `args` of `task_id` as a worker that `shares` this node's arena reads
@@ -342,6 +346,7 @@ impl Executor {
         Some(SharedArgs {
             message: Message::SharedValue {
                 task_id,
+                index: 0,
                 offset,
                 len: len as u64,
             },
@@ -350,22 +355,23 @@ impl Executor {
     }
 
     /// Sends `shell` with `args` to `worker` (from the arena when it can read them there) and
-    /// waits for the answer.
+    /// waits for the answer, with the arena blocks the worker wrote large outputs into.
     async fn request(
         &self,
         worker: &mut Worker,
         task_id: TaskId,
         shell: &Message,
         args: Vec<ArgBytes>,
-    ) -> Result<Message> {
+    ) -> Result<(Message, Vec<(u32, Block)>)> {
+        let arena = self.store.arena();
         match self.share_args(worker.shares_memory(), task_id, &args) {
             Some(shared) => {
                 drop(args);
-                let answer = worker.request_shared(&shared.message, shell).await;
+                let answer = worker.request_shared(&shared.message, shell, arena).await;
                 drop(shared);
                 answer
             }
-            None => worker.request_with_values(shell, args).await,
+            None => worker.request_with_values(shell, args, arena).await,
         }
     }
 
@@ -403,19 +409,35 @@ impl Executor {
     }
 
     /// Stores a call's encoded outputs as the objects `ids` (each buffer moves into the store as
-    /// it is), or reports its error.
+    /// it is, and the outputs the worker wrote into the arena, `shared` by slot, stay there),
+    /// or reports its error.
     fn store_outputs(
         &self,
         function: &str,
         ids: &[ObjectId],
         result: Result<Vec<Vec<u8>>>,
+        mut shared: Vec<(u32, Block)>,
     ) -> TaskOutcome {
         match result {
             Ok(outputs) if outputs.len() == ids.len() => {
                 let stored = ids
                     .iter()
                     .zip(outputs)
-                    .map(|(id, bytes)| {
+                    .enumerate()
+                    .map(|(index, (id, bytes))| {
+                        let block = shared
+                            .iter()
+                            .position(|(i, _)| *i as usize == index)
+                            .map(|at| shared.swap_remove(at).1);
+                        if let Some(block) = block {
+                            let size = block.len();
+                            self.store.put_block(*id, block);
+                            return StoredObject {
+                                id: *id,
+                                size,
+                                inline: None,
+                            };
+                        }
                         let size = bytes.len() as u64;
                         let inline = (bytes.len() < INLINE_MAX).then(|| bytes.clone());
                         self.store.put(*id, bytes);

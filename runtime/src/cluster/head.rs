@@ -1025,7 +1025,9 @@ mod tests {
             other => panic!("expected a block, got {other:?}"),
         };
         // SAFETY: the head allocated this block for this put; nothing reads it before the seal.
-        unsafe { view.block_mut(offset, value.len()) }.copy_from_slice(&value);
+        unsafe { view.block_mut(offset, value.len()) }
+            .unwrap()
+            .copy_from_slice(&value);
         conn.send(&Message::SealObject { id: obj }).await.unwrap();
         match conn.recv_timeout(timeout).await.unwrap() {
             Message::ObjectReady { id, inline, .. } => {

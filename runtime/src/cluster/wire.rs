@@ -633,18 +633,42 @@ pub enum Message {
         /// The object.
         id: ObjectId,
     },
-    /// Node → worker (one that mapped the node's arena): the arguments of the next
-    /// [`Message::RunTask`], [`Message::RunActorCall`] or [`Message::HostActor`] (as one
-    /// value, the argument tuple) are the `len` bytes at `offset` of the node's arena, instead
-    /// of coming in [`Message::ValueChunk`]s. The message carries one empty argument slot. The
-    /// node keeps the bytes unchanged until the worker answers that message.
+    /// A value in the node's arena, instead of [`Message::ValueChunk`]s, for the slot `index`
+    /// of the message that follows, which leaves that slot empty:
+    /// - node → worker (one that mapped the arena): the arguments of a [`Message::RunTask`],
+    ///   [`Message::RunActorCall`] or [`Message::HostActor`], as one value (the tuple, slot 0);
+    ///   the node keeps the bytes unchanged until the worker answers that message;
+    /// - worker → node: an output of a [`Message::TaskResult`], written into the block the node
+    ///   allocated for it ([`Message::ValueAllocated`]).
     SharedValue {
         /// The task or call of the message that follows (0 before a [`Message::HostActor`]).
         task_id: TaskId,
+        /// The slot it fills.
+        index: u32,
         /// Where the value starts in the arena.
         offset: u64,
         /// Its size in bytes.
         len: u64,
+    },
+    /// Worker → node, while it runs a task: reserve `len` bytes of the node's arena for output
+    /// `index` of `task_id`. Answered by [`Message::ValueAllocated`].
+    AllocValue {
+        /// The task.
+        task_id: TaskId,
+        /// The output.
+        index: u32,
+        /// Its encoded size.
+        len: u64,
+    },
+    /// Node → worker: where to write output `index` of `task_id`, or `None` (no room: send it
+    /// in pieces).
+    ValueAllocated {
+        /// The task.
+        task_id: TaskId,
+        /// The output.
+        index: u32,
+        /// The block's offset in the arena.
+        offset: Option<u64>,
     },
 }
 
@@ -857,6 +881,8 @@ impl Message {
             Message::ObjectAllocated { .. } => "ObjectAllocated",
             Message::SealObject { .. } => "SealObject",
             Message::SharedValue { .. } => "SharedValue",
+            Message::AllocValue { .. } => "AllocValue",
+            Message::ValueAllocated { .. } => "ValueAllocated",
         }
     }
 

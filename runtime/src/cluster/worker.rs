@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use super::arena::{ArenaLocation, ArenaView};
+use super::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
 use super::wire::{Connection, JobId, Message, Role, TaskId};
 use crate::actor::ActorId;
 use crate::error::{Error, ErrorKind, Result};
@@ -132,6 +132,7 @@ fn serve(node: &str) -> Result<()> {
         let msg = match rt.block_on(conn.recv_values()) {
             Ok(Message::SharedValue {
                 task_id,
+                index: 0,
                 offset,
                 len,
             }) => {
@@ -187,9 +188,69 @@ fn serve(node: &str) -> Result<()> {
         };
         let result = run_task(task_id, &function, signature_hash, &args);
         drop(args);
-        let (answer, outputs) = with_values_apart(Message::TaskResult { task_id, result });
-        rt.block_on(conn.send_with_values(&answer, &outputs))?;
+        let (answer, mut outputs) = with_values_apart(Message::TaskResult { task_id, result });
+        rt.block_on(async {
+            share_outputs(&mut conn, task_id, &mut outputs).await?;
+            conn.send_with_values(&answer, &outputs).await
+        })?;
     }
+}
+
+/// Writes the large outputs of `task_id` into blocks of the node's arena, each asked for with
+/// [`Message::AllocValue`], and names them with [`Message::SharedValue`]s (their slots in
+/// `outputs` become empty). Outputs the node finds no room for stay, to go in pieces.
+async fn share_outputs(
+    conn: &mut Connection,
+    task_id: TaskId,
+    outputs: &mut [Vec<u8>],
+) -> Result<()> {
+    let Some(view) = node_arena() else {
+        return Ok(());
+    };
+    for (index, output) in outputs.iter_mut().enumerate() {
+        if output.len() < ARENA_MIN_VALUE {
+            continue;
+        }
+        let index = u32::try_from(index)
+            .map_err(|_| Error::new(ErrorKind::System, "a task with too many outputs"))?;
+        let len = output.len() as u64;
+        conn.send(&Message::AllocValue {
+            task_id,
+            index,
+            len,
+        })
+        .await?;
+        let offset = match conn.recv().await? {
+            Message::ValueAllocated {
+                task_id: t,
+                index: i,
+                offset,
+            } if t == task_id && i == index => offset,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the node answered AllocValue with a {} message",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        let Some(offset) = offset else { continue };
+        // SAFETY: the node allocated this block for this output alone and reads it only after
+        // the SharedValue below.
+        let block = unsafe { view.block_mut(offset, output.len()) }?;
+        block.copy_from_slice(output);
+        conn.feed(&Message::SharedValue {
+            task_id,
+            index,
+            offset,
+            len,
+        })
+        .await?;
+        *output = Vec::new();
+    }
+    Ok(())
 }
 
 /// `msg` with its values taken out, to send with
@@ -314,6 +375,7 @@ fn serve_actor(
         match rt.block_on(reader.recv_values()) {
             Ok(Message::SharedValue {
                 task_id,
+                index: 0,
                 offset,
                 len,
             }) => shared = Some((task_id, offset, len)),

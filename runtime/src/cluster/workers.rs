@@ -13,12 +13,13 @@ use std::fmt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::arena::ArenaLocation;
+use super::arena::{Arena, ArenaLocation, Block};
 use super::wire::{Connection, JobId, Message};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -94,23 +95,78 @@ impl Worker {
     /// `values` are dropped once sent, so a long task does not keep them alive here. An error
     /// of kind [`ErrorKind::Network`] means the process is gone; any other leaves the
     /// connection unusable (discard the worker).
+    ///
+    /// Large outputs the worker writes into `arena` come back as blocks, by output slot (their
+    /// slots in the answer are empty).
     pub async fn request_with_values<V: AsRef<[u8]>>(
         &mut self,
         shell: &Message,
         values: Vec<V>,
-    ) -> Result<Message> {
+        arena: Option<&Arc<Arena>>,
+    ) -> Result<(Message, Vec<(u32, Block)>)> {
         self.conn.send_with_values(shell, &values).await?;
         drop(values);
-        self.conn.recv_values().await
+        self.answer(arena).await
     }
 
     /// [`request_with_values`](Self::request_with_values) for arguments already in the
     /// node's arena: `shared` (a [`Message::SharedValue`]) goes first and `shell` carries one
     /// empty argument slot. The caller keeps the arena bytes until this returns.
-    pub async fn request_shared(&mut self, shared: &Message, shell: &Message) -> Result<Message> {
+    pub async fn request_shared(
+        &mut self,
+        shared: &Message,
+        shell: &Message,
+        arena: Option<&Arc<Arena>>,
+    ) -> Result<(Message, Vec<(u32, Block)>)> {
         self.conn.feed(shared).await?;
         self.conn.send_with_values(shell, &[&[][..]]).await?;
-        self.conn.recv_values().await
+        self.answer(arena).await
+    }
+
+    /// Reads the worker's answer to a request. On the way, gives it blocks of `arena` for its
+    /// large outputs ([`Message::AllocValue`]); returns the answer with the blocks its
+    /// [`Message::SharedValue`]s filled, by output slot.
+    async fn answer(&mut self, arena: Option<&Arc<Arena>>) -> Result<(Message, Vec<(u32, Block)>)> {
+        let mut given: HashMap<u32, Block> = HashMap::new();
+        let mut filled = Vec::new();
+        loop {
+            match self.conn.recv_values().await? {
+                Message::AllocValue {
+                    task_id,
+                    index,
+                    len,
+                } => {
+                    let block = arena.and_then(|a| a.alloc(len));
+                    let offset = block.as_ref().map(Block::offset);
+                    if let Some(block) = block {
+                        given.insert(index, block);
+                    }
+                    let answer = Message::ValueAllocated {
+                        task_id,
+                        index,
+                        offset,
+                    };
+                    self.conn.send(&answer).await?;
+                }
+                Message::SharedValue {
+                    index, offset, len, ..
+                } => match given.remove(&index) {
+                    Some(block) if block.offset() == offset && block.len() == len => {
+                        filled.push((index, block));
+                    }
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "worker process {} named output #{index} at {offset}+{len}, not the block it was given",
+                                self.pid
+                            ),
+                        ))
+                    }
+                },
+                answer => return Ok((answer, filled)),
+            }
+        }
     }
 }
 

@@ -95,6 +95,22 @@ fn digest_on_beta(bytes: Vec<u8>) -> (u64, u64, String) {
     (bytes.len() as u64, sum, raykit::node_id().to_string())
 }
 
+/// A big value made on the node pinned by `beta` (its worker writes it into that node's
+/// shared memory).
+#[raykit::remote(resources(beta = 1))]
+fn make_on_beta(len: u64) -> Vec<u8> {
+    pattern(len as usize)
+}
+
+/// The length and byte sum of a big value, on the head's node (fetched from where it was made).
+#[raykit::remote(resources(alpha = 1))]
+fn digest_on_alpha(bytes: Vec<u8>) -> (u64, u64) {
+    (
+        bytes.len() as u64,
+        bytes.iter().map(|b| u64::from(*b)).sum(),
+    )
+}
+
 /// Digests big values on the node pinned by `beta`: an actor's arguments take the same way
 /// to its worker as a task's.
 #[derive(raykit::Actor)]
@@ -383,6 +399,14 @@ fn big(mib: usize) -> raykit::Result<()> {
     println!("actor digest {} {}", n == len as u64, sum == expected_sum);
     println!("actor node {actor_node}");
     println!("actor arena {}", raykit::get(&digester.mapped())?);
+    // A big result, made on the other node: got here and passed to a task on the head's node.
+    let made = make_on_beta::remote(len as u64 / 4);
+    let back = raykit::get(&made)?;
+    println!("made {}", back == pattern(len / 4));
+    drop(back);
+    let (n, sum) = raykit::get(&digest_on_alpha::remote(&made))?;
+    let quarter: u64 = pattern(len / 4).iter().map(|b| u64::from(*b)).sum();
+    println!("made digest {} {}", n == len as u64 / 4, sum == quarter);
     println!("millis {}", start.elapsed().as_millis());
     // Whether this program mapped the head node's shared-memory arena (its large put went
     // there instead of over the connection).

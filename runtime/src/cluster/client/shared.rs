@@ -69,10 +69,11 @@ impl Client {
         };
         // SAFETY: the head allocated these `len` bytes to this put alone, and nothing reads
         // them before the seal below.
-        let block = unsafe { view.block_mut(offset, len) };
-        let encoded = postcard::to_slice(value, block)
-            .map(|written| written.len())
-            .map_err(|e| Error::serialization(std::any::type_name::<T>(), e));
+        let encoded = unsafe { view.block_mut(offset, len) }.and_then(|block| {
+            postcard::to_slice(value, block)
+                .map(|written| written.len())
+                .map_err(|e| Error::serialization(std::any::type_name::<T>(), e))
+        });
         // Sealed even when encoding failed, so the head does not keep the block: the slot then
         // fails, and its drop releases the object.
         self.await_object(slot);

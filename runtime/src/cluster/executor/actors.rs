@@ -200,7 +200,11 @@ impl Executor {
             args: Vec::new(),
             max_concurrency: a.actor.max_concurrency,
         };
-        let answer = self.request(&mut worker, TaskId(0), &host, args).await;
+        // `new` has no outputs: no blocks come back.
+        let answer = self
+            .request(&mut worker, TaskId(0), &host, args)
+            .await
+            .map(|(answer, _)| answer);
         let failed = match answer {
             Ok(Message::ActorHosted { result: Ok(()), .. }) => return Ok(worker),
             Ok(Message::ActorHosted { result: Err(e), .. }) => e,
@@ -261,7 +265,7 @@ impl Executor {
                         tracing::warn!(actor = %actor_id, task = %task_id, "an answer to a call never sent; ignored");
                         continue;
                     };
-                    let outcome = self.store_outputs(&function, &outputs, result);
+                    let outcome = self.store_outputs(&function, &outputs, result, Vec::new());
                     {
                         let mut stats = self.stats.lock();
                         match &outcome {
