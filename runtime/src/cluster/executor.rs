@@ -70,12 +70,7 @@ enum ArgBytes {
 /// or a block the arguments were copied into).
 pub(crate) struct SharedArgs {
     message: Message,
-    _hold: Hold,
-}
-
-enum Hold {
-    Stored(#[allow(dead_code)] Arc<Value>),
-    Copied(#[allow(dead_code)] Block),
+    _bytes: Arc<Value>,
 }
 
 impl AsRef<[u8]> for ArgBytes {
@@ -325,13 +320,8 @@ impl Executor {
         if len < ARENA_MIN_VALUE {
             return None;
         }
-        let (offset, hold) = match args {
-            [ArgBytes::Stored(value)] if matches!(**value, Value::Shared(_)) => {
-                let Value::Shared(block) = &**value else {
-                    return None;
-                };
-                (block.offset(), Hold::Stored(value.clone()))
-            }
+        let bytes = match args {
+            [ArgBytes::Stored(value)] if matches!(**value, Value::Shared(_)) => value.clone(),
             _ => {
                 let mut block = arena.alloc(len as u64)?;
                 let mut rest = block.bytes_mut();
@@ -340,17 +330,20 @@ impl Executor {
                     head.copy_from_slice(arg.as_ref());
                     rest = tail;
                 }
-                (block.offset(), Hold::Copied(block))
+                Arc::new(Value::Shared(block))
             }
+        };
+        let Value::Shared(block) = &*bytes else {
+            return None;
         };
         Some(SharedArgs {
             message: Message::SharedValue {
                 task_id,
                 index: 0,
-                offset,
+                offset: block.offset(),
                 len: len as u64,
             },
-            _hold: hold,
+            _bytes: bytes,
         })
     }
 
