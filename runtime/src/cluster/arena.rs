@@ -359,6 +359,63 @@ impl Drop for Block {
     }
 }
 
+/// How long a block lent to a writer that left without sealing it stays allocated: the
+/// writer's process may still be copying into it (its connection is gone, not necessarily the
+/// process), and a block handed to someone else meanwhile would get two writers.
+pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Blocks lent to another process to write into, by what it writes (an object, an output
+/// slot). Dropped with blocks still in it (the writer left before sealing them), it frees them
+/// only after [`ORPHAN_GRACE`].
+#[derive(Debug)]
+pub struct Lent<K> {
+    blocks: std::collections::HashMap<K, Block>,
+}
+
+impl<K> Default for Lent<K> {
+    fn default() -> Self {
+        Lent {
+            blocks: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Lent<K> {
+    /// Lends `block` for `key`; a block already lent for it is returned.
+    pub fn lend(&mut self, key: K, block: Block) -> Option<Block> {
+        self.blocks.insert(key, block)
+    }
+
+    /// Whether a block is lent for `key`.
+    pub fn is_lent(&self, key: &K) -> bool {
+        self.blocks.contains_key(key)
+    }
+
+    /// The block lent for `key`, now written.
+    pub fn take(&mut self, key: &K) -> Option<Block> {
+        self.blocks.remove(key)
+    }
+}
+
+impl<K> Drop for Lent<K> {
+    fn drop(&mut self) {
+        if self.blocks.is_empty() {
+            return;
+        }
+        let orphans: Vec<Block> = self.blocks.drain().map(|(_, b)| b).collect();
+        let later = async move {
+            tokio::time::sleep(ORPHAN_GRACE).await;
+            drop(orphans);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(later)),
+            // No runtime to wait on (a test, a runtime shutting down): keep them for good
+            // rather than risk two writers.
+            Err(_) => std::mem::forget(later),
+        }
+    }
+}
+
 /// Another process's view of a node's arena: a mapping of the same file, to write the blocks
 /// the node allocates for this process.
 pub struct ArenaView {
@@ -534,6 +591,26 @@ mod tests {
         drop(block);
         assert_eq!(arena.free_bytes(), 64 * PAGE);
         assert!(arena.alloc(65 * PAGE).is_none(), "larger than the arena");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lent_block_is_freed_when_taken_back_not_when_its_writer_leaves() {
+        let arena = Arena::create(16 * PAGE).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut lent = Lent::default();
+            assert!(lent.lend(1, arena.alloc(PAGE).unwrap()).is_none());
+            assert!(lent.lend(2, arena.alloc(PAGE).unwrap()).is_none());
+            drop(lent.take(&1));
+            assert_eq!(arena.free_bytes(), 15 * PAGE);
+            // The writer of block 2 left without sealing it: it stays allocated for now.
+            drop(lent);
+            assert_eq!(arena.free_bytes(), 15 * PAGE);
+        });
     }
 
     #[cfg(target_os = "linux")]

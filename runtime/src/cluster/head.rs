@@ -6,7 +6,7 @@
 //! results between nodes (those go node to node). Values a driver puts are stored on the head's
 //! own node, like any node's objects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::arena::Block;
+use super::arena::{Block, Lent};
 use super::exe::ExeHasher;
 use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
@@ -663,8 +663,9 @@ impl Head {
         let mut upload = ExeWriter::new(&self.exe_dir, exe_hash);
         // A large put arriving in pieces.
         let mut put: Option<ChunkAssembler> = None;
-        // Arena blocks the driver is writing puts into, by object: freed if it leaves first.
-        let mut writing: HashMap<ObjectId, Block> = HashMap::new();
+        // Arena blocks the driver is writing puts into, by object (kept a while if it leaves
+        // first: it may still be writing).
+        let mut writing: Lent<ObjectId> = Lent::default();
         loop {
             let msg = tokio::select! {
                 m = reader.recv() => m,
@@ -788,15 +789,19 @@ impl Head {
                     }
                 }
                 Message::AllocObject { id, len } => {
-                    let block = self.store.arena().and_then(|a| a.alloc(len));
+                    // A second block for an object still being written gets none: the first
+                    // stays lent to its writer.
+                    let block = match writing.is_lent(&id) {
+                        true => None,
+                        false => self.store.arena().and_then(|a| a.alloc(len)),
+                    };
                     let offset = block.as_ref().map(Block::offset);
-                    if let Some(old) = block.and_then(|b| writing.insert(id, b)) {
-                        tracing::warn!(%peer, %id, "a second block for one object; the first is freed");
-                        drop(old);
+                    if let Some(block) = block {
+                        writing.lend(id, block);
                     }
                     let _ = outbox.send(Message::ObjectAllocated { id, offset });
                 }
-                Message::SealObject { id } => match writing.remove(&id) {
+                Message::SealObject { id } => match writing.take(&id) {
                     Some(block) => {
                         self.store.put_block(id, block);
                         self.tables.lock().sched.put(conn_id, id, None);

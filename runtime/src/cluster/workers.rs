@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::arena::{Arena, ArenaLocation, Block};
+use super::arena::{Arena, ArenaLocation, Block, Lent};
 use super::wire::{Connection, JobId, Message};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -127,7 +127,8 @@ impl Worker {
     /// large outputs ([`Message::AllocValue`]); returns the answer with the blocks its
     /// [`Message::SharedValue`]s filled, by output slot.
     async fn answer(&mut self, arena: Option<&Arc<Arena>>) -> Result<(Message, Vec<(u32, Block)>)> {
-        let mut given: HashMap<u32, Block> = HashMap::new();
+        // Kept a while if the answer breaks off: the worker may still be writing.
+        let mut given: Lent<u32> = Lent::default();
         let mut filled = Vec::new();
         loop {
             match self.conn.recv_values().await? {
@@ -136,10 +137,14 @@ impl Worker {
                     index,
                     len,
                 } => {
-                    let block = arena.and_then(|a| a.alloc(len));
+                    // A second block for one output gets none: the first stays lent.
+                    let block = match given.is_lent(&index) {
+                        true => None,
+                        false => arena.and_then(|a| a.alloc(len)),
+                    };
                     let offset = block.as_ref().map(Block::offset);
                     if let Some(block) = block {
-                        given.insert(index, block);
+                        given.lend(index, block);
                     }
                     let answer = Message::ValueAllocated {
                         task_id,
@@ -150,7 +155,7 @@ impl Worker {
                 }
                 Message::SharedValue {
                     index, offset, len, ..
-                } => match given.remove(&index) {
+                } => match given.take(&index) {
                     Some(block) if block.offset() == offset && block.len() == len => {
                         filled.push((index, block));
                     }
