@@ -791,9 +791,10 @@ impl Head {
                 Message::AllocObject { id, len } => {
                     // A second block for an object still being written gets none: the first
                     // stays lent to its writer.
-                    let block = match writing.is_lent(&id) {
-                        true => None,
-                        false => self.store.arena().and_then(|a| a.alloc(len)),
+                    let block = if writing.is_lent(&id) {
+                        None
+                    } else {
+                        self.store.arena().and_then(|a| a.alloc(len))
                     };
                     let offset = block.as_ref().map(Block::offset);
                     if let Some(block) = block {

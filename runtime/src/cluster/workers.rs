@@ -138,9 +138,10 @@ impl Worker {
                     len,
                 } => {
                     // A second block for one output gets none: the first stays lent.
-                    let block = match given.is_lent(&index) {
-                        true => None,
-                        false => arena.and_then(|a| a.alloc(len)),
+                    let block = if given.is_lent(&index) {
+                        None
+                    } else {
+                        arena.and_then(|a| a.alloc(len))
                     };
                     let offset = block.as_ref().map(Block::offset);
                     if let Some(block) = block {
