@@ -912,7 +912,9 @@ pub use values::{encode_object_chunk, encode_object_data, ChunkAssembler, MAX_OB
 
 #[cfg(test)]
 mod tests {
-    use super::values::{encode_with_values, ValueSlots};
+    use super::values::{
+        encode_with_values, object_chunk_header, FrameStart, PieceHeader, ValueSlots,
+    };
     use super::*;
 
     #[test]
@@ -1074,18 +1076,58 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_chunk_header_reads_from_the_start_of_its_frame() {
+        let id = ObjectId::next();
+        let piece = bytes(1000, 9);
+        let header = object_chunk_header(id, 4096, 1 << 30, piece.len()).unwrap();
+        let mut frame = header.clone();
+        frame.extend_from_slice(&piece);
+        assert_eq!(
+            frame,
+            encode_object_chunk(id, 4096, 1 << 30, &piece).unwrap()
+        );
+        let expected = PieceHeader {
+            id,
+            offset: 4096,
+            total: 1 << 30,
+            len: 1000,
+            header_len: header.len(),
+        };
+        for end in [header.len(), header.len() + 1, frame.len()] {
+            assert_eq!(
+                PieceHeader::parse(&frame[..end]),
+                FrameStart::Piece(expected)
+            );
+        }
+        for end in 0..header.len() {
+            assert_eq!(
+                PieceHeader::parse(&frame[..end]),
+                FrameStart::NeedMore,
+                "{end}"
+            );
+        }
+        let other = Message::FetchObject { id }.encode().unwrap();
+        assert_eq!(PieceHeader::parse(&other), FrameStart::Other);
+    }
+
     #[tokio::test]
     async fn a_value_fetched_in_pieces_fills_the_placed_buffer_and_disorder_is_refused() {
         let (mut fetcher, mut holder) = connected_pair().await;
         let id = ObjectId::next();
         let value = bytes(2 * OBJECT_CHUNK + 999, 7);
-        let sent = value.clone();
+        let small = bytes(1000, 2);
+        let (sent, sent_small) = (value.clone(), small.clone());
         let serving = tokio::spawn(async move {
-            assert!(matches!(
-                holder.recv().await.unwrap(),
-                Message::FetchObject { .. }
-            ));
-            holder.send_object(id, &sent).await.unwrap();
+            // A value in one frame longer than what is read to tell a piece from a message,
+            // then one in pieces on the same connection.
+            for v in [&sent_small, &sent] {
+                assert!(matches!(
+                    holder.recv().await.unwrap(),
+                    Message::FetchObject { .. }
+                ));
+                holder.send_object(id, v).await.unwrap();
+            }
             // The second time, a piece that does not start where the last one ended.
             assert!(matches!(
                 holder.recv().await.unwrap(),
@@ -1101,6 +1143,10 @@ mod tests {
         });
         let place = |total: u64| Some(vec![0u8; total as usize]);
         let timeout = Duration::from_secs(10);
+        match fetcher.fetch_object_into(id, timeout, place).await.unwrap() {
+            Fetched::Bytes(buf) => assert!(buf == small),
+            Fetched::Placed(_) => panic!("a value in one frame needs no placed buffer"),
+        }
         match fetcher.fetch_object_into(id, timeout, place).await.unwrap() {
             Fetched::Placed(buf) => assert!(buf == value),
             Fetched::Bytes(_) => panic!("the value did not go into the placed buffer"),

@@ -201,22 +201,79 @@ pub(super) struct ChunkView<'a> {
     pub(super) bytes: &'a [u8],
 }
 
+/// The variant tag that starts an encoded [`Message::ObjectChunk`].
+fn object_chunk_tag() -> Option<u32> {
+    static TAG: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *TAG.get_or_init(|| {
+        let probe = object_chunk_header(ObjectId::next(), 0, 0, 0).ok()?;
+        postcard::take_from_bytes::<u32>(&probe)
+            .ok()
+            .map(|(t, _)| t)
+    })
+}
+
 impl<'a> ChunkView<'a> {
     /// The chunk in `frame`, `None` when the frame holds another message (or a malformed
     /// one: decoding it as a message then says what is wrong).
     pub(super) fn parse(frame: &'a [u8]) -> Option<ChunkView<'a>> {
-        static TAG: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-        let tag = (*TAG.get_or_init(|| {
-            let probe = object_chunk_header(ObjectId::next(), 0, 0, 0).ok()?;
-            postcard::take_from_bytes::<u32>(&probe)
-                .ok()
-                .map(|(t, _)| t)
-        }))?;
         let (got, rest) = postcard::take_from_bytes::<u32>(frame).ok()?;
-        if got != tag {
+        if got != object_chunk_tag()? {
             return None;
         }
         postcard::from_bytes(rest).ok()
+    }
+}
+
+/// The most bytes the fields of a [`Message::ObjectChunk`] take before its piece: the tag, the
+/// id, the offset, the total and the piece's length, each a varint.
+pub(super) const CHUNK_HEADER_MAX: usize = 5 + 19 + 3 * 10;
+
+/// The fields of a [`Message::ObjectChunk`] read from the start of its frame, before its piece
+/// arrives, so that the piece can be read from the stream straight to where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PieceHeader {
+    pub(super) id: ObjectId,
+    pub(super) offset: u64,
+    pub(super) total: u64,
+    /// The piece's length.
+    pub(super) len: u64,
+    /// How many bytes of the frame come before the piece.
+    pub(super) header_len: usize,
+}
+
+/// What the first bytes of a frame say.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum FrameStart {
+    /// An object chunk's header.
+    Piece(PieceHeader),
+    /// Not enough bytes yet to tell.
+    NeedMore,
+    /// Another message (or a malformed one).
+    Other,
+}
+
+impl PieceHeader {
+    /// Reads the header of an object chunk from `start`, the first bytes of a frame.
+    pub(super) fn parse(start: &[u8]) -> FrameStart {
+        let unexpected_end = |e: &postcard::Error| *e == postcard::Error::DeserializeUnexpectedEnd;
+        let rest = match postcard::take_from_bytes::<u32>(start) {
+            Ok((tag, rest)) if Some(tag) == object_chunk_tag() => rest,
+            Ok(_) => return FrameStart::Other,
+            Err(e) if unexpected_end(&e) => return FrameStart::NeedMore,
+            Err(_) => return FrameStart::Other,
+        };
+        // A byte slice is encoded as its length (a varint, as a u64 is) and the bytes.
+        match postcard::take_from_bytes::<(ObjectId, u64, u64, u64)>(rest) {
+            Ok(((id, offset, total, len), piece)) => FrameStart::Piece(PieceHeader {
+                id,
+                offset,
+                total,
+                len,
+                header_len: start.len() - piece.len(),
+            }),
+            Err(e) if unexpected_end(&e) => FrameStart::NeedMore,
+            Err(_) => FrameStart::Other,
+        }
     }
 }
 
