@@ -89,6 +89,27 @@ impl fmt::Debug for FrameWriter {
     }
 }
 
+/// Serializes into the end of a connection's write buffer.
+struct InBuffer<'a>(&'a mut bytes::BytesMut);
+
+impl postcard::ser_flavors::Flavor for InBuffer<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.extend_from_slice(&[data]);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 fn network(what: String, e: io::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {e}"))
 }
@@ -317,13 +338,41 @@ impl FrameWriter {
     }
 
     /// Queues one message without flushing, so that many small messages share one write.
+    /// The message is encoded straight into the write buffer, framed as the codec frames a
+    /// payload: no buffer of its own to allocate, grow, copy and free.
     pub async fn feed(&mut self, msg: &Message) -> Result<()> {
-        let payload = msg.encode()?;
-        let peer = self.peer;
-        self.frames
-            .feed(Bytes::from(payload))
-            .await
-            .map_err(|e| network(format!("sending a {} message to {peer}", msg.name()), e))
+        if self.frames.write_buffer().len() >= self.frames.backpressure_boundary() {
+            self.flush().await?;
+        }
+        let max = self.frames.encoder().max_frame_length();
+        let buf = self.frames.write_buffer_mut();
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        let encoded = postcard::serialize_with_flavor(msg, InBuffer(buf))
+            .map_err(|e| Error::serialization(&format!("encoding a {} message", msg.name()), e));
+        let len = buf.len() - start - 4;
+        match encoded {
+            Ok(()) if len <= max => {
+                // The codec's framing: a 4-byte big-endian length, then the payload.
+                let prefix = (len as u32).to_be_bytes();
+                buf[start..start + 4].copy_from_slice(&prefix);
+                Ok(())
+            }
+            Ok(()) => {
+                buf.truncate(start);
+                Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "a {} message of {len} bytes is larger than a frame",
+                        msg.name()
+                    ),
+                ))
+            }
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
     }
 
     /// Sends one already encoded message (see [`encode_object_data`]) and flushes; `name`
