@@ -54,7 +54,7 @@ pub(crate) struct Client {
     handle: tokio::runtime::Handle,
     outbox: mpsc::UnboundedSender<Outgoing>,
     /// Objects this program waits for, by id: filled when the head says where they are.
-    awaited: Mutex<HashMap<ObjectId, Weak<Slot>>>,
+    awaited: Mutex<super::IdMap<ObjectId, Weak<Slot>>>,
     /// One connection per node that objects are fetched from.
     peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     lost: AtomicBool,
@@ -164,7 +164,7 @@ impl Client {
             io: Some(io),
             handle: handle.clone(),
             outbox,
-            awaited: Mutex::new(HashMap::new()),
+            awaited: Mutex::new(super::IdMap::default()),
             peers: Mutex::new(HashMap::new()),
             lost: AtomicBool::new(false),
             task_prefix: crate::runtime::process_prefix(),

@@ -168,27 +168,34 @@ impl Executor {
     }
 
     /// Runs an assigned task in the background and reports its end to the head.
-    pub fn execute(self: &Arc<Self>, assignment: TaskAssignment) {
+    pub fn execute(self: &Arc<Self>, mut assignment: TaskAssignment) {
         let this = self.clone();
         tokio::spawn(async move {
             let task_id = assignment.task.task_id;
             let function = assignment.task.function.clone();
-            let resources = assignment.task.resources.clone();
+            // Running the task needs only its name, arguments and outputs.
+            let resources = std::mem::take(&mut assignment.task.resources);
+            let count = |stats: &mut Stats, sign: f64| {
+                for (r, a) in &resources {
+                    match stats.in_use.get_mut(r) {
+                        Some(used) => *used += sign * a,
+                        None => {
+                            stats.in_use.insert(r.clone(), sign * a);
+                        }
+                    }
+                }
+            };
             {
                 let mut stats = this.stats.lock();
                 stats.counts.running += 1;
-                for (r, a) in &resources {
-                    *stats.in_use.entry(r.clone()).or_insert(0.0) += a;
-                }
+                count(&mut stats, 1.0);
             }
             tracing::debug!(task = %task_id, %function, attempt = assignment.attempt, "task started");
             let outcome = this.run(assignment).await;
             {
                 let mut stats = this.stats.lock();
                 stats.counts.running = stats.counts.running.saturating_sub(1);
-                for (r, a) in &resources {
-                    *stats.in_use.entry(r.clone()).or_insert(0.0) -= a;
-                }
+                count(&mut stats, -1.0);
                 match &outcome {
                     TaskOutcome::Stored(_) => stats.counts.finished += 1,
                     TaskOutcome::Failed { .. } => stats.counts.failed += 1,

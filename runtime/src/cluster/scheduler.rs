@@ -23,6 +23,8 @@
 //! waits. The messages go to the node's registration connection or to a driver's connection.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use super::{IdMap, IdSet};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -64,7 +66,7 @@ struct NodeSlot {
     total: BTreeMap<String, i64>,
     available: BTreeMap<String, i64>,
     outbox: Option<Outbox>,
-    running: HashSet<TaskId>,
+    running: IdSet<TaskId>,
 }
 
 impl NodeSlot {
@@ -211,18 +213,18 @@ pub struct Scheduler {
     head_node: NodeId,
     store: Arc<ObjectStore>,
     nodes: Vec<NodeSlot>,
-    objects: HashMap<ObjectId, ObjectEntry>,
-    tasks: HashMap<TaskId, TaskEntry>,
-    waiting_on: HashMap<ObjectId, Vec<TaskId>>,
+    objects: IdMap<ObjectId, ObjectEntry>,
+    tasks: IdMap<TaskId, TaskEntry>,
+    waiting_on: IdMap<ObjectId, Vec<TaskId>>,
     /// Tasks whose arguments are ready, by demand, each group in arrival order.
     queue: Vec<(BTreeMap<String, i64>, VecDeque<TaskId>)>,
-    conns: HashMap<ConnId, Outbox>,
+    conns: IdMap<ConnId, Outbox>,
     /// The job each connection works for.
-    conn_jobs: HashMap<ConnId, JobId>,
+    conn_jobs: IdMap<ConnId, JobId>,
     next_conn: ConnId,
     finished: u64,
     failed: u64,
-    actors: HashMap<crate::actor::ActorId, ActorEntry>,
+    actors: IdMap<crate::actor::ActorId, ActorEntry>,
     actor_names: HashMap<String, crate::actor::ActorId>,
 }
 
@@ -248,16 +250,16 @@ impl Scheduler {
             head_node,
             store,
             nodes: Vec::new(),
-            objects: HashMap::new(),
-            tasks: HashMap::new(),
-            waiting_on: HashMap::new(),
+            objects: IdMap::default(),
+            tasks: IdMap::default(),
+            waiting_on: IdMap::default(),
             queue: Vec::new(),
-            conns: HashMap::new(),
-            conn_jobs: HashMap::new(),
+            conns: IdMap::default(),
+            conn_jobs: IdMap::default(),
             next_conn: 1,
             finished: 0,
             failed: 0,
-            actors: HashMap::new(),
+            actors: IdMap::default(),
             actor_names: HashMap::new(),
         }
     }
@@ -288,7 +290,7 @@ impl Scheduler {
                 available: total.clone(),
                 total,
                 outbox: Some(outbox),
-                running: HashSet::new(),
+                running: IdSet::default(),
             };
             // The head's own node comes first: placement is first fit in this order.
             if node_id == self.head_node {

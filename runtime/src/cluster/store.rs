@@ -6,7 +6,6 @@
 //! under the lock. Large values may live in the node's shared-memory [`Arena`], written there
 //! by the process that made them.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ impl Deref for Value {
 /// The encoded values held by one node.
 #[derive(Default)]
 pub struct ObjectStore {
-    objects: Mutex<HashMap<ObjectId, Arc<Value>>>,
+    objects: Mutex<super::IdMap<ObjectId, Arc<Value>>>,
     arena: Option<Arc<Arena>>,
 }
 
