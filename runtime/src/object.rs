@@ -60,9 +60,11 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
-    fn fire(self) {
+    /// The object settled (`failed`: with an error).
+    fn fire(self, failed: bool) {
         match self {
             Waiter::Dependent(d) => d.dependency_ready(),
+            Waiter::Latch(l) if failed && l.trips => l.open(),
             Waiter::Latch(l) => l.count_down(),
             Waiter::Waker(w) => w.wake(),
         }
@@ -79,6 +81,8 @@ pub(crate) trait Dependent: Send + Sync {
 pub(crate) struct Latch {
     remaining: AtomicUsize,
     thread: Thread,
+    /// Opens at once when one of its objects fails.
+    trips: bool,
 }
 
 impl Latch {
@@ -86,7 +90,23 @@ impl Latch {
         Arc::new(Latch {
             remaining: AtomicUsize::new(count),
             thread: std::thread::current(),
+            trips: false,
         })
+    }
+
+    /// A latch that also opens when one of its objects fails.
+    fn tripping(count: usize) -> Arc<Self> {
+        Arc::new(Latch {
+            remaining: AtomicUsize::new(count),
+            thread: std::thread::current(),
+            trips: true,
+        })
+    }
+
+    fn open(&self) {
+        if self.remaining.swap(0, Ordering::AcqRel) > 0 {
+            self.thread.unpark();
+        }
     }
 
     pub(crate) fn count_down(&self) {
@@ -196,10 +216,11 @@ impl Slot {
     }
 
     fn settle(&self, new: State) {
+        let failed = matches!(new, State::Failed(_));
         let old = std::mem::replace(&mut *self.state.lock(), new);
         match old {
             State::Pending(waiters) | State::Fetching(waiters) => {
-                waiters.into_iter().for_each(Waiter::fire)
+                waiters.into_iter().for_each(|w| w.fire(failed))
             }
             State::Remote(_) => {}
             _ => tracing::error!(object = %self.id, "object written twice; second write ignored"),
@@ -224,7 +245,7 @@ impl Slot {
             let waiters = std::mem::take(waiters);
             *state = State::Remote(location.into());
             drop(state);
-            waiters.into_iter().for_each(Waiter::fire);
+            waiters.into_iter().for_each(|w| w.fire(false));
         }
     }
 
@@ -236,7 +257,7 @@ impl Slot {
                 let waiters = std::mem::take(waiters);
                 *state = State::Bytes(Arc::new(bytes));
                 drop(state);
-                waiters.into_iter().for_each(Waiter::fire);
+                waiters.into_iter().for_each(|w| w.fire(false));
             }
             State::Remote(_) => *state = State::Bytes(Arc::new(bytes)),
             _ => {}
@@ -617,7 +638,34 @@ pub fn get<T: 'static>(r: &ObjectRef<T>) -> Result<T> {
 
 /// [`get`] for many refs: the values in the order of `refs`, or the first error.
 pub fn get_all<T: 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    // One park for the whole list (until every ref is ready, or one fails) instead of one per
+    // pending ref: the results come in order either way, and the thread that readies the
+    // objects wakes this one once instead of for each.
+    if refs.len() > 1 {
+        wait_for_all(refs);
+    }
     refs.iter().map(get).collect()
+}
+
+/// Parks until every ref of `refs` is ready or one of them failed.
+fn wait_for_all<T>(refs: &[ObjectRef<T>]) {
+    let latch = Latch::tripping(refs.len());
+    let mut registered = Vec::with_capacity(refs.len());
+    for r in refs {
+        match r.slot.add_waiter(Waiter::Latch(latch.clone())) {
+            Ok(()) => registered.push(&r.slot),
+            Err(_) if matches!(*r.slot.state.lock(), State::Failed(_)) => latch.open(),
+            Err(_) => latch.count_down(),
+        }
+    }
+    if !latch.is_open() {
+        crate::scheduler::blocking(|| {
+            latch.wait(None);
+        });
+    }
+    for slot in registered {
+        slot.remove_latch(&latch);
+    }
 }
 
 /// Waits until `num_returns` of `refs` are ready or `timeout` passes (`None`: no limit).

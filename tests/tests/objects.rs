@@ -363,3 +363,41 @@ fn values_that_are_not_clone() {
         assert_eq!(futures::executor::block_on(p).unwrap().n, 1);
     });
 }
+
+/// Fails once the gate called `name` opens.
+#[raykit::remote(num_cpus = 0)]
+fn fail_after_gate(name: String) -> i64 {
+    gate(&name).wait();
+    panic!("failed on purpose")
+}
+
+#[test]
+fn get_all_waits_for_every_ref_but_returns_an_error_without_the_rest() {
+    init();
+    within(60, || {
+        // Every ref ready: values in order, whatever order they were made in.
+        let late = after_gate::remote("objects-get-all-late".to_string(), 1);
+        let early = add::remote(1, 1);
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            gate("objects-get-all-late").open();
+        });
+        assert_eq!(raykit::get_all(&[late, early.clone()]).unwrap(), vec![1, 2]);
+
+        // A ref that fails while a later one is still pending: its error, at once.
+        let failing = fail_after_gate::remote("objects-get-all-fail".to_string());
+        let stuck = after_gate::remote("objects-get-all-stuck".to_string(), 7);
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            gate("objects-get-all-fail").open();
+        });
+        let err = raykit::get_all(&[early.clone(), failing.clone(), stuck.clone()]).unwrap_err();
+        assert!(err.to_string().contains("failed on purpose"), "{err}");
+        assert!(!stuck.is_ready());
+        // Already failed: the same error without waiting.
+        let err = raykit::get_all(&[failing, stuck.clone()]).unwrap_err();
+        assert!(err.to_string().contains("failed on purpose"), "{err}");
+        gate("objects-get-all-stuck").open();
+        assert_eq!(raykit::get_all(&[early, stuck]).unwrap(), vec![2, 7]);
+    });
+}
