@@ -438,6 +438,25 @@ impl Scheduler {
         }
     }
 
+    /// [`release`](Self::release) from a thread that can run one more sync task itself: the
+    /// first sync task granted comes back instead of going to another thread.
+    fn release_keeping_one(self: &Arc<Self>, demand: &Demand) -> Option<Job> {
+        self.resources.release(demand);
+        if self.waiting_len.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let mut granted = self.take_grantable(&mut self.waiting.lock());
+        let mine = granted
+            .iter()
+            .position(|g| matches!(g, Grant::Run(job) if !job.is_async))
+            .map(|i| granted.remove(i));
+        self.fire(granted);
+        match mine {
+            Some(Grant::Run(job)) => Some(job),
+            _ => None,
+        }
+    }
+
     /// Takes the resources of every waiting entry they now suffice for, in queue order.
     ///
     /// The pass looks past entries that do not fit, however many there are (a task that can
@@ -607,7 +626,18 @@ fn worker_loop(sched: Arc<Scheduler>, first: Job) {
     }
 }
 
+/// Runs `job` on this thread, then, while what its end frees goes to a waiting sync task, that
+/// task too: the CPU stays on the thread that freed it, instead of the next task being handed
+/// to another thread (a channel send and a wake-up, or a new thread) while this one goes idle.
 fn run_job(sched: &Arc<Scheduler>, job: Job) {
+    let mut next = Some(job);
+    while let Some(job) = next.take() {
+        next = run_one(sched, job);
+    }
+}
+
+/// Runs one job; returns a waiting sync task granted what it freed, for this thread to run.
+fn run_one(sched: &Arc<Scheduler>, job: Job) -> Option<Job> {
     let Job {
         demand,
         body,
@@ -617,7 +647,7 @@ fn run_job(sched: &Arc<Scheduler>, job: Job) {
     if sched.shut_down.load(Ordering::Acquire) {
         crate::task::discard_with(shutdown_error(), || drop(body));
         sched.release(&demand);
-        return;
+        return None;
     }
     let mut demand = demand;
     {
@@ -635,9 +665,10 @@ fn run_job(sched: &Arc<Scheduler>, job: Job) {
             }
         }
     }
-    if !keep_resources {
-        sched.release(&demand);
+    if keep_resources {
+        return None;
     }
+    sched.release_keeping_one(&demand)
 }
 
 /// What the thread running a task knows about it, so a blocking call can lend its CPU.
