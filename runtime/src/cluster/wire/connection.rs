@@ -110,6 +110,13 @@ impl postcard::ser_flavors::Flavor for InBuffer<'_> {
     }
 }
 
+/// The payload length of the frame at the start of `buffered` (the codec's 4-byte big-endian
+/// prefix), once the prefix is there.
+fn frame_len(buffered: &[u8]) -> Option<usize> {
+    let prefix: [u8; 4] = buffered.get(..4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
+}
+
 fn network(what: String, e: io::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {e}"))
 }
@@ -221,9 +228,7 @@ impl FrameReader {
         loop {
             let buffered = self.frames.read_buffer();
             let mut want = 4 + CHUNK_HEADER_MAX;
-            if let Some(prefix) = buffered.get(..4) {
-                let frame =
-                    u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+            if let Some(frame) = frame_len(buffered) {
                 let start = &buffered[4..buffered.len().min(4 + frame)];
                 match PieceHeader::parse(start) {
                     FrameStart::Piece(h) if h.header_len as u64 + h.len == frame as u64 => {
@@ -280,11 +285,7 @@ impl FrameReader {
     async fn next_frame(&mut self, deadline: tokio::time::Instant) -> Result<bytes::BytesMut> {
         let max = self.frames.decoder().max_frame_length();
         let buffered = self.frames.read_buffer();
-        let whole = buffered.get(..4).is_some_and(|prefix| {
-            let frame = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-            buffered.len() - 4 >= frame as usize
-        });
-        if !whole {
+        if frame_len(buffered).is_none_or(|frame| buffered.len() - 4 < frame) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             return self.recv_frame_timeout(left).await;
         }
