@@ -46,6 +46,12 @@ fn a_burst_spreads_over_both_nodes() {
     assert_eq!(line(&out, "nodes "), "2", "{out}");
     assert!(out.contains(&format!("node {head}")), "{out}");
     assert!(out.contains(&format!("node {other}")), "{out}");
+    // 13 inner tasks block on their children while the 4 CPUs are full and the nodes hold
+    // tasks sent ahead: blocked tasks lend their CPUs, held ones included.
+    let out = c.drive("tree", &["tree", "3", "3"]);
+    assert_eq!(line(&out, "tree "), "27", "{out}");
+    let st = c.wait_for_status(STEP, |s| s.contains("0 waiting, 0 running"));
+    assert!(st.contains("jobs: 0"), "{st}");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! A stored value is never copied to reach a worker: arguments go out as slices of the store's
 //! buffers (large ones in pieces), and outputs come back into the buffers the store then keeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct Executor {
     exes: Mutex<std::collections::HashSet<String>>,
     /// The actors this node hosts, by id and start: where their calls go.
     actors: Mutex<HashMap<(crate::actor::ActorId, u32), actors::Host>>,
+    /// Tasks the head sent ahead ([`Message::HoldTask`]), in the order it sent them.
+    held: Mutex<VecDeque<TaskAssignment>>,
 }
 
 /// An encoded argument on its way to a worker: as it came with the task, or shared with the
@@ -122,6 +124,7 @@ impl Executor {
             stats: Mutex::new(Stats::default()),
             exes: Mutex::new(std::collections::HashSet::new()),
             actors: Mutex::new(HashMap::new()),
+            held: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -167,47 +170,94 @@ impl Executor {
         tracing::debug!(asked = ids.len(), removed, "objects deleted");
     }
 
-    /// Runs an assigned task in the background and reports its end to the head.
-    pub fn execute(self: &Arc<Self>, mut assignment: TaskAssignment) {
+    /// Keeps a task the head sent ahead, to start in place of the next task of the same
+    /// resources that ends here, or when the head says [`Executor::start_held`].
+    pub fn hold(&self, assignment: TaskAssignment) {
+        tracing::debug!(task = %assignment.task.task_id, "task held");
+        self.held.lock().push_back(assignment);
+    }
+
+    /// Starts the held task `task_id` now; one already started in place of another is not
+    /// started again.
+    pub fn start_held(self: &Arc<Self>, task_id: TaskId) {
+        let assignment = {
+            let mut held = self.held.lock();
+            let at = held.iter().position(|a| a.task.task_id == task_id);
+            at.and_then(|at| held.remove(at))
+        };
+        match assignment {
+            Some(assignment) => self.execute(assignment),
+            None => tracing::debug!(task = %task_id, "a held task already started"),
+        }
+    }
+
+    /// The first held task that needs exactly `resources`: what a task that needed them
+    /// leaves free.
+    fn take_held(&self, resources: &BTreeMap<String, f64>) -> Option<TaskAssignment> {
+        let mut held = self.held.lock();
+        let at = held.iter().position(|a| a.task.resources == *resources)?;
+        held.remove(at)
+    }
+
+    /// Runs an assigned task in the background and reports its end to the head; then, in the
+    /// same background task, the held tasks that take its place.
+    pub fn execute(self: &Arc<Self>, assignment: TaskAssignment) {
         let this = self.clone();
         tokio::spawn(async move {
-            let task_id = assignment.task.task_id;
-            let function = assignment.task.function.clone();
-            // Running the task needs only its name, arguments and outputs.
-            let resources = std::mem::take(&mut assignment.task.resources);
-            let count = |stats: &mut Stats, sign: f64| {
-                for (r, a) in &resources {
-                    match stats.in_use.get_mut(r) {
-                        Some(used) => *used += sign * a,
-                        None => {
-                            stats.in_use.insert(r.clone(), sign * a);
-                        }
+            let mut next = Some(assignment);
+            while let Some(assignment) = next.take() {
+                let (task_id, resources, outcome) = this.execute_one(assignment).await;
+                // The worker and the CPU go to the next task at once; the head learns it with
+                // this report and sends another task to hold.
+                next = this.take_held(&resources);
+                let _ = this.to_head.send(Message::TaskFinished {
+                    task_id,
+                    outcome,
+                    next: next.as_ref().map(|a| a.task.task_id),
+                });
+            }
+        });
+    }
+
+    /// Runs one task, counted in the node's load meanwhile: its id, resources and outcome.
+    async fn execute_one(
+        &self,
+        mut assignment: TaskAssignment,
+    ) -> (TaskId, BTreeMap<String, f64>, TaskOutcome) {
+        let task_id = assignment.task.task_id;
+        let function = assignment.task.function.clone();
+        // Running the task needs only its name, arguments and outputs.
+        let resources = std::mem::take(&mut assignment.task.resources);
+        let count = |stats: &mut Stats, sign: f64| {
+            for (r, a) in &resources {
+                match stats.in_use.get_mut(r) {
+                    Some(used) => *used += sign * a,
+                    None => {
+                        stats.in_use.insert(r.clone(), sign * a);
                     }
                 }
-            };
-            {
-                let mut stats = this.stats.lock();
-                stats.counts.running += 1;
-                count(&mut stats, 1.0);
             }
-            tracing::debug!(task = %task_id, %function, attempt = assignment.attempt, "task started");
-            let outcome = this.run(assignment).await;
-            {
-                let mut stats = this.stats.lock();
-                stats.counts.running = stats.counts.running.saturating_sub(1);
-                count(&mut stats, -1.0);
-                match &outcome {
-                    TaskOutcome::Stored(_) => stats.counts.finished += 1,
-                    TaskOutcome::Failed { .. } => stats.counts.failed += 1,
-                }
+        };
+        {
+            let mut stats = self.stats.lock();
+            stats.counts.running += 1;
+            count(&mut stats, 1.0);
+        }
+        tracing::debug!(task = %task_id, %function, attempt = assignment.attempt, "task started");
+        let outcome = self.run(assignment).await;
+        {
+            let mut stats = self.stats.lock();
+            stats.counts.running = stats.counts.running.saturating_sub(1);
+            count(&mut stats, -1.0);
+            match &outcome {
+                TaskOutcome::Stored(_) => stats.counts.finished += 1,
+                TaskOutcome::Failed { .. } => stats.counts.failed += 1,
             }
-            if let TaskOutcome::Failed { error, retryable } = &outcome {
-                tracing::info!(task = %task_id, %function, retryable, "task failed: {error}");
-            }
-            let _ = this
-                .to_head
-                .send(Message::TaskFinished { task_id, outcome });
-        });
+        }
+        if let TaskOutcome::Failed { error, retryable } = &outcome {
+            tracing::info!(task = %task_id, %function, retryable, "task failed: {error}");
+        }
+        (task_id, resources, outcome)
     }
 
     async fn run(&self, a: TaskAssignment) -> TaskOutcome {

@@ -498,11 +498,15 @@ impl Head {
                         return;
                     }
                 }
-                Ok(Message::TaskFinished { task_id, outcome }) => {
+                Ok(Message::TaskFinished {
+                    task_id,
+                    outcome,
+                    next,
+                }) => {
                     self.tables
                         .lock()
                         .sched
-                        .task_finished(node_id, task_id, outcome);
+                        .task_finished(node_id, task_id, outcome, next);
                 }
                 Ok(Message::ActorStarted {
                     actor_id,

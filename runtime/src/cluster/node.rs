@@ -235,6 +235,14 @@ impl Node {
                         Some(executor) => executor.execute(assignment),
                         None => tracing::warn!("this node runs no tasks; ignoring ExecuteTask"),
                     },
+                    Message::HoldTask(assignment) => match &self.executor {
+                        Some(executor) => executor.hold(assignment),
+                        None => tracing::warn!("this node runs no tasks; ignoring HoldTask"),
+                    },
+                    Message::StartTask { task_id } => match &self.executor {
+                        Some(executor) => executor.start_held(task_id),
+                        None => tracing::warn!("this node runs no tasks; ignoring StartTask"),
+                    },
                     Message::DeleteObjects { ids } => {
                         if let Some(executor) = &self.executor {
                             executor.delete_objects(&ids);

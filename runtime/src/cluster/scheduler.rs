@@ -67,13 +67,33 @@ struct NodeSlot {
     available: BTreeMap<String, i64>,
     outbox: Option<Outbox>,
     running: IdSet<TaskId>,
+    /// Tasks sent to the node to start when a running one ends ([`Message::HoldTask`]), in
+    /// the order sent.
+    held: VecDeque<TaskId>,
 }
 
 impl NodeSlot {
+    /// How many tasks the node may hold: two per CPU it declares (at least two). Enough for
+    /// each of its workers to go from one task to the next without a round trip to the head,
+    /// with the head's top-ups for several tasks sharing a write; more would keep work waiting
+    /// behind busy CPUs while another node frees up.
+    fn hold_limit(&self) -> usize {
+        let cpus = self.total.get("CPU").copied().unwrap_or(0) / UNIT as i64;
+        2 * cpus.max(1) as usize
+    }
+
     fn fits(&self, demand: &BTreeMap<String, i64>) -> bool {
         demand
             .iter()
             .all(|(r, amount)| self.available.get(r).copied().unwrap_or(0) >= *amount)
+    }
+
+    /// Whether a task of `demand` can go to this node now: to run, or to be held.
+    fn takes(&self, demand: &BTreeMap<String, i64>) -> bool {
+        self.alive
+            && self.outbox.is_some()
+            && (self.fits(demand)
+                || (self.held.len() < self.hold_limit() && self.could_ever_fit(demand)))
     }
 
     fn could_ever_fit(&self, demand: &BTreeMap<String, i64>) -> bool {
@@ -149,6 +169,13 @@ enum TaskState {
         node: NodeId,
         blocked: u32,
     },
+    /// Held by a node, to start when a task there ends or when the head says so. The node may
+    /// have started it already (the head learns it with the ended task), so its threads may be
+    /// `blocked` too.
+    Held {
+        node: NodeId,
+        blocked: u32,
+    },
     Finished,
     Failed,
 }
@@ -176,7 +203,10 @@ impl TaskEntry {
     fn live(&self) -> bool {
         matches!(
             self.state,
-            TaskState::Waiting | TaskState::Queued | TaskState::Running { .. }
+            TaskState::Waiting
+                | TaskState::Queued
+                | TaskState::Running { .. }
+                | TaskState::Held { .. }
         )
     }
 
@@ -200,7 +230,7 @@ impl TaskEntry {
 /// What became of a queued task [`Scheduler::dispatch`] looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
-    /// It runs on a node now.
+    /// It runs on a node now, or a node holds it.
     Started,
     /// It left the queue: failed, or back to waiting for an argument.
     Gone,
@@ -291,6 +321,7 @@ impl Scheduler {
                 total,
                 outbox: Some(outbox),
                 running: IdSet::default(),
+                held: VecDeque::new(),
             };
             // The head's own node comes first: placement is first fit in this order.
             if node_id == self.head_node {
@@ -316,7 +347,8 @@ impl Scheduler {
         n.outbox = None;
         n.available = n.total.keys().map(|r| (r.clone(), 0)).collect();
         let address = n.address.clone();
-        let running: Vec<TaskId> = n.running.drain().collect();
+        // A held task may have started there already: it counts as running.
+        let running: Vec<TaskId> = n.running.drain().chain(n.held.drain(..)).collect();
         let head_address = self.head_address();
 
         // Objects held there.
@@ -420,7 +452,7 @@ impl Scheduler {
                 continue; // counted as actors
             }
             match t.state {
-                TaskState::Waiting | TaskState::Queued => c.waiting += 1,
+                TaskState::Waiting | TaskState::Queued | TaskState::Held { .. } => c.waiting += 1,
                 TaskState::Running { .. } => c.running += 1,
                 TaskState::Finished | TaskState::Failed => {}
             }
@@ -902,10 +934,14 @@ impl Scheduler {
 
     /// Why no alive node could ever run a task needing `demand`, if none could.
     fn infeasible(&self, function: &str, demand: &BTreeMap<String, i64>) -> Option<Error> {
-        let alive: Vec<&NodeSlot> = self.nodes.iter().filter(|n| n.alive).collect();
-        if alive.iter().any(|n| n.could_ever_fit(demand)) {
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.alive && n.could_ever_fit(demand))
+        {
             return None;
         }
+        let alive: Vec<&NodeSlot> = self.nodes.iter().filter(|n| n.alive).collect();
         let mut short = Vec::new();
         for (r, amount) in demand {
             let most = alive
@@ -943,8 +979,13 @@ impl Scheduler {
         Some(Error::new(ErrorKind::ResourceUnavailable, message))
     }
 
-    /// Starts every queued task that fits somewhere, in queue order.
+    /// Starts every queued task that fits somewhere, in queue order: first the tasks nodes
+    /// hold (they left the head's queue earlier), then the head's queue, holding there what
+    /// finds no room.
     fn dispatch(&mut self) {
+        for index in 0..self.nodes.len() {
+            self.start_held(index);
+        }
         // One group per distinct demand, each in arrival order: when the first task of a group
         // finds no room, none of the group would, so a long queue behind full nodes costs one
         // look per group, not one per task.
@@ -984,6 +1025,14 @@ impl Scheduler {
         };
         if t.state != TaskState::Queued {
             return Start::Gone;
+        }
+        // A full cluster is the common answer under load: found before looking at arguments.
+        if t.actor.is_none() && !self.nodes.iter().any(|n| n.takes(&t.demand)) {
+            if let Some(error) = self.infeasible(&t.task.function, &t.demand) {
+                self.fail_task(task_id, error);
+                return Start::Gone;
+            }
+            return Start::NoRoom;
         }
         // Its arguments may have been lost since it was queued.
         let mut arg_locations = Vec::with_capacity(t.task.args.len());
@@ -1026,12 +1075,13 @@ impl Scheduler {
             .iter_mut()
             .find(|n| n.alive && n.outbox.is_some() && n.fits(&t.demand))
         else {
-            return match self.infeasible(&t.task.function, &t.demand) {
-                Some(error) => {
-                    self.fail_task(task_id, error);
-                    Start::Gone
-                }
-                None => Start::NoRoom,
+            if let Some(error) = self.infeasible(&t.task.function, &t.demand) {
+                self.fail_task(task_id, error);
+                return Start::Gone;
+            }
+            return match self.hold(task_id, arg_locations) {
+                true => Start::Started,
+                false => Start::NoRoom,
             };
         };
         let Some(t) = self.tasks.get_mut(&task_id) else {
@@ -1059,14 +1109,125 @@ impl Scheduler {
         Start::Started
     }
 
-    /// A node reports how a task it ran ended.
-    pub fn task_finished(&mut self, node_id: NodeId, task_id: TaskId, outcome: TaskOutcome) {
+    /// Sends the queued task `task_id`, for which no node has room, to the alive node that
+    /// could run it and holds the fewest tasks, unless every such node holds its limit.
+    fn hold(&mut self, task_id: TaskId, arg_locations: Vec<Option<String>>) -> bool {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return false;
+        };
+        let Some(node) = self
+            .nodes
+            .iter_mut()
+            .filter(|n| n.takes(&t.demand))
+            .min_by_key(|n| n.held.len())
+        else {
+            return false;
+        };
+        node.held.push_back(task_id);
+        t.state = TaskState::Held {
+            node: node.node_id,
+            blocked: 0,
+        };
+        let attempt = t.attempts;
+        t.attempts += 1;
+        tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task held");
+        let assignment = TaskAssignment {
+            task: t.task.clone(),
+            exe_hash: t.exe_hash.clone(),
+            arg_locations,
+            attempt,
+        };
+        if let Some(outbox) = &node.outbox {
+            // A closed outbox means the node's connection ended: its death re-runs the task.
+            let _ = outbox.send(Message::HoldTask(assignment));
+        }
+        true
+    }
+
+    /// Starts the tasks node `index` holds while they fit there, in the order it got them.
+    fn start_held(&mut self, index: usize) {
+        let n = &mut self.nodes[index];
+        while let Some(&task_id) = n.held.front() {
+            let Some(t) = self.tasks.get_mut(&task_id) else {
+                n.held.pop_front();
+                continue;
+            };
+            if !n.fits(&t.demand) {
+                return;
+            }
+            n.held.pop_front();
+            if let TaskState::Held { blocked, .. } = t.state {
+                Self::run_held(n, task_id, t, blocked);
+                if let Some(outbox) = &n.outbox {
+                    let _ = outbox.send(Message::StartTask { task_id });
+                }
+            }
+        }
+    }
+
+    /// The held task `task_id` runs on `n` now: its resources count there (less the CPU it
+    /// lends while `blocked`).
+    fn run_held(n: &mut NodeSlot, task_id: TaskId, t: &mut TaskEntry, blocked: u32) {
+        n.adjust(&t.demand, -1);
+        if blocked > 0 {
+            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
+            *n.available.entry("CPU".into()).or_insert(0) += cpu;
+        }
+        n.running.insert(task_id);
+        t.state = TaskState::Running {
+            node: n.node_id,
+            blocked,
+        };
+    }
+
+    /// The node started its held task `task_id` in place of one that ended there: it runs
+    /// now, with the resources the ended task gives back. A task the head already told the
+    /// node to start (or no longer knows) is not counted twice.
+    fn handed_off(&mut self, node_id: NodeId, task_id: TaskId) {
+        let Some(n) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.node_id == node_id && n.alive)
+        else {
+            return;
+        };
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let TaskState::Held { node, blocked } = t.state else {
+            return;
+        };
+        if node != node_id {
+            return;
+        }
+        if let Some(at) = n.held.iter().position(|id| *id == task_id) {
+            n.held.remove(at);
+        }
+        Self::run_held(n, task_id, t, blocked);
+    }
+
+    /// A node reports how a task it ran ended, and which held task it started in its place.
+    pub fn task_finished(
+        &mut self,
+        node_id: NodeId,
+        task_id: TaskId,
+        outcome: TaskOutcome,
+        next: Option<TaskId>,
+    ) {
+        if let Some(next) = next {
+            // Counted before the ended task gives its resources back, so nothing else is
+            // placed on them meanwhile.
+            self.handed_off(node_id, next);
+        }
         let running_on = self.tasks.get(&task_id).and_then(|t| match t.state {
             TaskState::Running { node, .. } => Some(node),
             _ => None,
         });
         if running_on != Some(node_id) {
             tracing::debug!(task = %task_id, "a task finished that does not run on that node; ignored");
+            if next.is_some() {
+                self.dispatch();
+            }
             // Its outputs are on that node for nothing unless the head counts them there.
             if let TaskOutcome::Stored(objects) = &outcome {
                 let stale: Vec<ObjectId> = objects
@@ -1147,8 +1308,18 @@ impl Scheduler {
         let Some(t) = self.tasks.get_mut(&task_id) else {
             return false;
         };
-        let TaskState::Running { node, blocked } = &mut t.state else {
-            return false;
+        let (node, blocked) = match &mut t.state {
+            TaskState::Running { node, blocked } => (node, blocked),
+            // Not counted on its node yet: it lends from the start when it is.
+            TaskState::Held { blocked, .. } => {
+                *blocked = if block {
+                    *blocked + 1
+                } else {
+                    blocked.saturating_sub(1)
+                };
+                return false;
+            }
+            _ => return false,
         };
         let cpu = t.demand.get("CPU").copied().unwrap_or(0);
         let node = *node;

@@ -44,7 +44,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -385,6 +385,9 @@ pub enum Message {
         task_id: TaskId,
         /// Its outputs or its error.
         outcome: TaskOutcome,
+        /// The held task ([`Message::HoldTask`]) the node started in its place, with the
+        /// resources it gave back (protocol version 7).
+        next: Option<TaskId>,
     },
     /// Worker → node: the first message of a worker process after the handshake.
     WorkerReady {
@@ -670,6 +673,19 @@ pub enum Message {
         /// The block's offset in the arena.
         offset: Option<u64>,
     },
+
+    // ---- Tasks held by nodes (protocol version 7) ----
+    /// Head → node: a task to start in place of the next task of the same resources that ends
+    /// on this node, reported in that task's [`Message::TaskFinished`] as `next`; or when the
+    /// head says [`Message::StartTask`]. The head sends one only when no node has room, so a
+    /// node goes from one task to the next without waiting for the head.
+    HoldTask(TaskAssignment),
+    /// Head → node: start the held task `task_id` now (the head counted its resources); a task
+    /// already started in place of another is not started again.
+    StartTask {
+        /// The held task.
+        task_id: TaskId,
+    },
 }
 
 /// An actor as its creator describes it.
@@ -883,6 +899,8 @@ impl Message {
             Message::SharedValue { .. } => "SharedValue",
             Message::AllocValue { .. } => "AllocValue",
             Message::ValueAllocated { .. } => "ValueAllocated",
+            Message::HoldTask(_) => "HoldTask",
+            Message::StartTask { .. } => "StartTask",
         }
     }
 

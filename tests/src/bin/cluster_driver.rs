@@ -46,6 +46,22 @@ fn nested_sum(n: u64) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// Counts the leaves of a tree `depth` levels deep, `fanout` children per task: every inner
+/// task blocks in `get_all` on its children, so the tree needs more CPUs than a small cluster
+/// has unless blocked tasks lend theirs.
+#[raykit::remote]
+fn tree_leaves(depth: u32, fanout: u64) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let children: Vec<ObjectRef<u64>> = (0..fanout)
+        .map(|_| tree_leaves::remote(depth - 1, fanout))
+        .collect();
+    raykit::get_all(&children)
+        .map(|v| v.into_iter().sum())
+        .unwrap_or(0)
+}
+
 /// The node running the task, after `ms` milliseconds of work.
 #[raykit::remote]
 fn where_am_i(ms: u64) -> String {
@@ -340,6 +356,11 @@ fn spread(n: usize) -> raykit::Result<()> {
     Ok(())
 }
 
+fn tree(depth: u32, fanout: u64) -> raykit::Result<()> {
+    println!("tree {}", raykit::get(&tree_leaves::remote(depth, fanout))?);
+    Ok(())
+}
+
 fn chain() -> raykit::Result<()> {
     let mut link = link_alpha::remote((1, Vec::new()), 2);
     for k in 0..3 {
@@ -428,6 +449,7 @@ fn main() -> ExitCode {
         Some("frozen") => frozen(num(1, 30_000)),
         Some("crash") => crash(args.get(1).map(PathBuf::from).unwrap_or_default()),
         Some("chain") => chain(),
+        Some("tree") => tree(num(1, 3) as u32, num(2, 3)),
         Some("panics") => panics(),
         Some("impossible") => impossible(),
         Some("survive") => survive(num(1, 6), num(2, 2000)),

@@ -68,6 +68,7 @@ impl Executor {
                 error,
                 retryable: false,
             },
+            next: None,
         });
     }
 
@@ -160,6 +161,7 @@ impl Executor {
                     let _ = self.to_head.send(Message::TaskFinished {
                         task_id: task.task_id,
                         outcome,
+                        next: None,
                     });
                 }
                 Command::Stop { kill } => {
@@ -273,9 +275,11 @@ impl Executor {
                             TaskOutcome::Failed { .. } => stats.counts.failed += 1,
                         }
                     }
-                    let _ = self
-                        .to_head
-                        .send(Message::TaskFinished { task_id, outcome });
+                    let _ = self.to_head.send(Message::TaskFinished {
+                        task_id,
+                        outcome,
+                        next: None,
+                    });
                 }
                 // It could not read a call it was sent (see `worker::serve_actor`).
                 Ok(Message::Failed { error }) => {

@@ -37,10 +37,22 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<Message> {
     out
 }
 
+/// The tasks a node was told to start now.
 fn executed(msgs: &[Message]) -> Vec<TaskId> {
     msgs.iter()
         .filter_map(|m| match m {
             Message::ExecuteTask(a) => Some(a.task.task_id),
+            Message::StartTask { task_id } => Some(*task_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tasks a node was sent to hold.
+fn held(msgs: &[Message]) -> Vec<TaskId> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::HoldTask(a) => Some(a.task.task_id),
             _ => None,
         })
         .collect()
@@ -72,7 +84,7 @@ fn first_fit_spreads_a_burst_and_queues_the_rest() {
     assert_eq!(on_head, vec![TaskId(0), TaskId(1)]);
     assert_eq!(on_other, vec![TaskId(2), TaskId(3)]);
     assert_eq!(s.counts().waiting, 1);
-    s.task_finished(head, TaskId(0), stored(oid(100)));
+    s.task_finished(head, TaskId(0), stored(oid(100)), None);
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
     let ready = drain(&mut drx);
     assert!(
@@ -102,6 +114,7 @@ fn refs_wait_failures_propagate_and_impossible_tasks_fail_at_once() {
             error: Error::new(ErrorKind::TaskPanicked, "boom"),
             retryable: false,
         },
+        None,
     );
     let msgs = drain(&mut drx);
     assert_eq!(msgs.len(), 2);
@@ -145,8 +158,9 @@ fn a_dead_node_reruns_its_tasks_and_rebuilds_lost_objects() {
             size: 1 << 20,
             inline: None,
         }]),
+        None,
     );
-    s.task_finished(head, TaskId(1), stored(oid(1)));
+    s.task_finished(head, TaskId(1), stored(oid(1)), None);
     s.submit(
         d,
         task(3, vec![WireArg::Ref(oid(2))], vec![oid(3)]),
@@ -160,10 +174,10 @@ fn a_dead_node_reruns_its_tasks_and_rebuilds_lost_objects() {
         task(4, vec![WireArg::Ref(oid(2))], vec![oid(4)]),
         "x".into(),
     );
-    s.task_finished(head, TaskId(3), stored(oid(3)));
+    s.task_finished(head, TaskId(3), stored(oid(3)), None);
     // Task 2 runs again on the head, then task 4.
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
-    s.task_finished(head, TaskId(2), stored(oid(2)));
+    s.task_finished(head, TaskId(2), stored(oid(2)), None);
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(4)]);
 }
 
@@ -194,10 +208,10 @@ fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_with_thei
     // Released while still being made and needed by task 2: kept.
     s.release(d, &[oid(1)]);
     assert_eq!(executed(&drain(&mut orx)), vec![TaskId(1)]);
-    s.task_finished(other, TaskId(1), big(oid(1)));
+    s.task_finished(other, TaskId(1), big(oid(1)), None);
     assert!(s.objects.contains_key(&oid(1)));
     assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
-    s.task_finished(other, TaskId(2), big(oid(2)));
+    s.task_finished(other, TaskId(2), big(oid(2)), None);
     // Task 2 ended: its argument goes, with its lineage.
     assert!(!s.objects.contains_key(&oid(1)));
     assert!(!s.tasks.contains_key(&TaskId(1)));
@@ -242,8 +256,137 @@ fn a_blocked_task_lends_its_cpu() {
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
     s.task_blocked(TaskId(1));
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
-    s.task_finished(head, TaskId(2), stored(oid(2)));
+    s.task_finished(head, TaskId(2), stored(oid(2)), None);
     s.task_unblocked(TaskId(1));
-    s.task_finished(head, TaskId(1), stored(oid(1)));
+    s.task_finished(head, TaskId(1), stored(oid(1)), None);
+    assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+}
+
+#[test]
+fn a_full_cluster_sends_tasks_ahead_and_the_node_starts_them_in_place_of_ended_ones() {
+    let head = nid();
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    for i in 1..=6 {
+        s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
+    }
+    let sent = drain(&mut hrx);
+    assert_eq!(executed(&sent), vec![TaskId(1)]);
+    // Two held per CPU; the rest wait at the head.
+    assert_eq!(held(&sent), vec![TaskId(2), TaskId(3)]);
+    assert_eq!(s.counts().waiting, 5);
+    // The node went on with task 2 by itself: the head counts it and tops the node up.
+    s.task_finished(head, TaskId(1), stored(oid(1)), Some(TaskId(2)));
+    let sent = drain(&mut hrx);
+    assert!(executed(&sent).is_empty());
+    assert_eq!(held(&sent), vec![TaskId(4)]);
+    assert_eq!(s.available(head).unwrap()["CPU"], 0.0);
+    assert_eq!(s.counts().running, 1);
+    // A task that ends with nothing started in its place frees its CPU for the oldest held.
+    s.task_finished(head, TaskId(2), stored(oid(2)), None);
+    let sent = drain(&mut hrx);
+    assert_eq!(executed(&sent), vec![TaskId(3)]);
+    assert_eq!(held(&sent), vec![TaskId(5)]);
+    s.task_finished(head, TaskId(3), stored(oid(3)), Some(TaskId(4)));
+    s.task_finished(head, TaskId(4), stored(oid(4)), Some(TaskId(5)));
+    assert_eq!(held(&drain(&mut hrx)), vec![TaskId(6)]);
+    s.task_finished(head, TaskId(5), stored(oid(5)), Some(TaskId(6)));
+    s.task_finished(head, TaskId(6), stored(oid(6)), None);
+    assert!(drain(&mut hrx).is_empty());
+    assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+    let c = s.counts();
+    assert_eq!((c.waiting, c.running, c.finished), (0, 0, 6));
+}
+
+#[test]
+fn a_held_task_the_head_started_is_not_counted_again_when_the_node_reports_it() {
+    let head = nid();
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
+    s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
+    assert_eq!(held(&drain(&mut hrx)), vec![TaskId(2)]);
+    // Task 1 blocks: its CPU goes to the held task, which the head starts ...
+    s.task_blocked(TaskId(1));
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(2)]);
+    s.task_unblocked(TaskId(1));
+    // ... while the node, which had not read that yet, started it in place of task 1.
+    s.task_finished(head, TaskId(1), stored(oid(1)), Some(TaskId(2)));
+    assert_eq!(s.available(head).unwrap()["CPU"], 0.0);
+    s.task_finished(head, TaskId(2), stored(oid(2)), None);
+    assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+}
+
+#[test]
+fn a_held_task_that_blocks_before_the_head_hears_it_started_lends_its_cpu_when_it_does() {
+    let head = nid();
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    for i in 1..=3 {
+        s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
+    }
+    assert_eq!(held(&drain(&mut hrx)), vec![TaskId(2), TaskId(3)]);
+    // The worker's report overtakes the node's: task 2 blocks (waiting for task 3, say).
+    s.task_blocked(TaskId(2));
+    assert!(executed(&drain(&mut hrx)).is_empty());
+    s.task_finished(head, TaskId(1), stored(oid(1)), Some(TaskId(2)));
+    // Task 2 runs blocked, so its CPU is lent at once: task 3 starts.
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(3)]);
+    s.task_finished(head, TaskId(3), stored(oid(3)), None);
+    s.task_unblocked(TaskId(2));
+    s.task_finished(head, TaskId(2), stored(oid(2)), None);
+    assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
+}
+
+#[test]
+fn the_tasks_a_dead_node_held_run_elsewhere() {
+    let (head, other) = (nid(), nid());
+    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
+    let (htx, mut hrx) = mpsc::unbounded_channel();
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
+    s.add_node(other, "o:1".into(), &cpus(1.0), otx);
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    for i in 1..=6 {
+        s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
+    }
+    let (to_head, to_other) = (drain(&mut hrx), drain(&mut orx));
+    assert_eq!(executed(&to_head), vec![TaskId(1)]);
+    assert_eq!(executed(&to_other), vec![TaskId(2)]);
+    // Held by the node holding fewest, the head's first on ties.
+    assert_eq!(held(&to_head), vec![TaskId(3), TaskId(5)]);
+    assert_eq!(held(&to_other), vec![TaskId(4), TaskId(6)]);
+    s.node_lost(other, "killed");
+    // The head's node runs everything now, in its own order after what it holds.
+    let mut ran = Vec::new();
+    let mut running = TaskId(1);
+    let mut holding: VecDeque<TaskId> = VecDeque::from([TaskId(3), TaskId(5)]);
+    loop {
+        let next = holding.pop_front();
+        s.task_finished(head, running, stored(oid(running.0)), next);
+        ran.push(running);
+        let sent = drain(&mut hrx);
+        holding.extend(held(&sent));
+        let started = executed(&sent);
+        match (next, started.as_slice()) {
+            (Some(n), []) => running = n,
+            (None, [n]) => running = *n,
+            (None, []) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ran.sort_unstable_by_key(|t| t.0);
+    assert_eq!(ran, (1..=6).map(TaskId).collect::<Vec<_>>());
+    assert!(drain(&mut orx).is_empty());
     assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
 }
