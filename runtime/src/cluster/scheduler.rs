@@ -336,11 +336,7 @@ impl Scheduler {
     /// A node died: its running tasks run again elsewhere (or fail when out of retries), and
     /// the objects only it held are lost (small ones survive: the head knows their bytes).
     pub fn node_lost(&mut self, node_id: NodeId, reason: &str) {
-        let Some(n) = self
-            .nodes
-            .iter_mut()
-            .find(|n| n.node_id == node_id && n.alive)
-        else {
+        let Some(n) = alive_node(&mut self.nodes, node_id) else {
             return;
         };
         n.alive = false;
@@ -1093,20 +1089,35 @@ impl Scheduler {
             node: node.node_id,
             blocked: 0,
         };
+        Self::send_task(node, task_id, t, arg_locations, false);
+        Start::Started
+    }
+
+    /// Sends `t` to `node` to run now, or to hold (`hold`), as its next attempt.
+    fn send_task(
+        node: &NodeSlot,
+        task_id: TaskId,
+        t: &mut TaskEntry,
+        arg_locations: Vec<Option<String>>,
+        hold: bool,
+    ) {
         let attempt = t.attempts;
         t.attempts += 1;
-        tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task assigned");
+        tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, hold, "task sent");
         let assignment = TaskAssignment {
             task: t.task.clone(),
             exe_hash: t.exe_hash.clone(),
             arg_locations,
             attempt,
         };
+        let message = match hold {
+            true => Message::HoldTask(assignment),
+            false => Message::ExecuteTask(assignment),
+        };
         if let Some(outbox) = &node.outbox {
             // A closed outbox means the node's connection ended: its death re-runs the task.
-            let _ = outbox.send(Message::ExecuteTask(assignment));
+            let _ = outbox.send(message);
         }
-        Start::Started
     }
 
     /// Sends the queued task `task_id`, for which no node has room, to the alive node that
@@ -1128,19 +1139,7 @@ impl Scheduler {
             node: node.node_id,
             blocked: 0,
         };
-        let attempt = t.attempts;
-        t.attempts += 1;
-        tracing::debug!(task = %task_id, function = %t.task.function, node = %node.node_id, attempt, "task held");
-        let assignment = TaskAssignment {
-            task: t.task.clone(),
-            exe_hash: t.exe_hash.clone(),
-            arg_locations,
-            attempt,
-        };
-        if let Some(outbox) = &node.outbox {
-            // A closed outbox means the node's connection ended: its death re-runs the task.
-            let _ = outbox.send(Message::HoldTask(assignment));
-        }
+        Self::send_task(node, task_id, t, arg_locations, true);
         true
     }
 
@@ -1184,11 +1183,7 @@ impl Scheduler {
     /// now, with the resources the ended task gives back. A task the head already told the
     /// node to start (or no longer knows) is not counted twice.
     fn handed_off(&mut self, node_id: NodeId, task_id: TaskId) {
-        let Some(n) = self
-            .nodes
-            .iter_mut()
-            .find(|n| n.node_id == node_id && n.alive)
-        else {
+        let Some(n) = alive_node(&mut self.nodes, node_id) else {
             return;
         };
         let Some(t) = self.tasks.get_mut(&task_id) else {
@@ -1344,7 +1339,7 @@ impl Scheduler {
 
     /// Gives `cpu` units of `node`'s CPU to others (a negative amount takes them back).
     fn lend_cpu(&mut self, node: NodeId, cpu: i64) {
-        if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node && n.alive) {
+        if let Some(n) = alive_node(&mut self.nodes, node) {
             *n.available.entry("CPU".into()).or_insert(0) += cpu;
         }
     }
@@ -1479,6 +1474,11 @@ impl Scheduler {
 }
 
 /// A task's resource demand in units, zero amounts left out.
+/// The alive node `node_id` among `nodes`.
+fn alive_node(nodes: &mut [NodeSlot], node_id: NodeId) -> Option<&mut NodeSlot> {
+    nodes.iter_mut().find(|n| n.node_id == node_id && n.alive)
+}
+
 fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
     let mut out = BTreeMap::new();
     for (r, amount) in &task.resources {

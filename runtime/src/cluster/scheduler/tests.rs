@@ -58,6 +58,35 @@ fn held(msgs: &[Message]) -> Vec<TaskId> {
         .collect()
 }
 
+/// A scheduler with no node yet, and one driver connection.
+fn scheduler_with_driver() -> (Scheduler, ConnId) {
+    let mut s = Scheduler::new(nid(), Arc::new(ObjectStore::new()));
+    // The driver's end is dropped: these tests read what nodes are sent.
+    let (dtx, _) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    (s, d)
+}
+
+/// Adds a node of one CPU at `address` (the head's own node when it is the first): its id and
+/// what it is sent.
+fn one_cpu_node(s: &mut Scheduler, address: &str) -> (NodeId, mpsc::UnboundedReceiver<Message>) {
+    let id = if s.nodes.is_empty() {
+        s.head_node
+    } else {
+        nid()
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    s.add_node(id, address.into(), &cpus(1.0), tx);
+    (id, rx)
+}
+
+/// A scheduler with its head's node of one CPU and one driver connection.
+fn one_cpu_cluster() -> (Scheduler, NodeId, mpsc::UnboundedReceiver<Message>, ConnId) {
+    let (mut s, d) = scheduler_with_driver();
+    let (head, hrx) = one_cpu_node(&mut s, "h:1");
+    (s, head, hrx, d)
+}
+
 fn stored(id: ObjectId) -> TaskOutcome {
     TaskOutcome::Stored(vec![StoredObject {
         id,
@@ -137,14 +166,9 @@ fn refs_wait_failures_propagate_and_impossible_tasks_fail_at_once() {
 
 #[test]
 fn a_dead_node_reruns_its_tasks_and_rebuilds_lost_objects() {
-    let (head, other) = (nid(), nid());
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    let (otx, mut orx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    s.add_node(other, "o:1".into(), &cpus(1.0), otx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, d) = scheduler_with_driver();
+    let (head, mut hrx) = one_cpu_node(&mut s, "h:1");
+    let (other, mut orx) = one_cpu_node(&mut s, "o:1");
     s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
     s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
@@ -245,12 +269,7 @@ fn released_objects_are_freed_once_no_task_needs_them_and_escaped_ones_with_thei
 
 #[test]
 fn a_blocked_task_lends_its_cpu() {
-    let head = nid();
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, head, mut hrx, d) = one_cpu_cluster();
     s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
     s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
     assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
@@ -264,12 +283,7 @@ fn a_blocked_task_lends_its_cpu() {
 
 #[test]
 fn a_full_cluster_sends_tasks_ahead_and_the_node_starts_them_in_place_of_ended_ones() {
-    let head = nid();
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, head, mut hrx, d) = one_cpu_cluster();
     for i in 1..=6 {
         s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
     }
@@ -303,12 +317,7 @@ fn a_full_cluster_sends_tasks_ahead_and_the_node_starts_them_in_place_of_ended_o
 
 #[test]
 fn a_held_task_the_head_started_is_not_counted_again_when_the_node_reports_it() {
-    let head = nid();
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, head, mut hrx, d) = one_cpu_cluster();
     s.submit(d, task(1, vec![], vec![oid(1)]), "x".into());
     s.submit(d, task(2, vec![], vec![oid(2)]), "x".into());
     assert_eq!(held(&drain(&mut hrx)), vec![TaskId(2)]);
@@ -325,12 +334,7 @@ fn a_held_task_the_head_started_is_not_counted_again_when_the_node_reports_it() 
 
 #[test]
 fn a_held_task_that_blocks_before_the_head_hears_it_started_lends_its_cpu_when_it_does() {
-    let head = nid();
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, head, mut hrx, d) = one_cpu_cluster();
     for i in 1..=3 {
         s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
     }
@@ -349,14 +353,9 @@ fn a_held_task_that_blocks_before_the_head_hears_it_started_lends_its_cpu_when_i
 
 #[test]
 fn the_tasks_a_dead_node_held_run_elsewhere() {
-    let (head, other) = (nid(), nid());
-    let mut s = Scheduler::new(head, Arc::new(ObjectStore::new()));
-    let (htx, mut hrx) = mpsc::unbounded_channel();
-    let (otx, mut orx) = mpsc::unbounded_channel();
-    s.add_node(head, "h:1".into(), &cpus(1.0), htx);
-    s.add_node(other, "o:1".into(), &cpus(1.0), otx);
-    let (dtx, _drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
+    let (mut s, d) = scheduler_with_driver();
+    let (head, mut hrx) = one_cpu_node(&mut s, "h:1");
+    let (other, mut orx) = one_cpu_node(&mut s, "o:1");
     for i in 1..=6 {
         s.submit(d, task(i, vec![], vec![oid(i)]), "x".into());
     }
