@@ -1,9 +1,10 @@
 //! The node's side of membership: join the head with the node's resources, send a heartbeat
 //! every [`HEARTBEAT_INTERVAL`], rejoin after a lost connection, leave on shutdown.
 //!
-//! The registration connection also carries the node's work: the head's `ExecuteTask`s go to
-//! the node's [`Executor`], whose `TaskFinished` reports go back the same way. This module must
-//! not decide membership: the head does.
+//! The registration connection also carries the node's work: the head's `ExecuteTask`s (and
+//! the tasks it sends ahead, `HoldTask` and `StartTask`) go to the node's [`Executor`], whose
+//! `TaskFinished` reports go back the same way. This module must not decide membership: the
+//! head does.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
