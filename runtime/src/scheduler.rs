@@ -597,17 +597,19 @@ impl Pool {
 }
 
 fn worker_loop(sched: Arc<Scheduler>, first: Job) {
-    run_job(&sched, first);
+    let mut counted = run_job(&sched, first);
     let pool = &sched.pool;
     'outer: loop {
         if sched.shut_down.load(Ordering::Acquire) {
             break;
         }
-        pool.idle.fetch_add(1, Ordering::AcqRel);
+        if !counted {
+            pool.idle.fetch_add(1, Ordering::AcqRel);
+        }
         loop {
             match pool.rx.recv_timeout(IDLE_TIMEOUT) {
                 Ok(Some(job)) => {
-                    run_job(&sched, job);
+                    counted = run_job(&sched, job);
                     continue 'outer;
                 }
                 Ok(None) | Err(RecvTimeoutError::Disconnected) => break 'outer,
@@ -629,15 +631,41 @@ fn worker_loop(sched: Arc<Scheduler>, first: Job) {
 /// Runs `job` on this thread, then, while what its end frees goes to a waiting sync task, that
 /// task too: the CPU stays on the thread that freed it, instead of the next task being handed
 /// to another thread (a channel send and a wake-up, or a new thread) while this one goes idle.
-fn run_job(sched: &Arc<Scheduler>, job: Job) {
-    let mut next = Some(job);
-    while let Some(job) = next.take() {
-        next = run_one(sched, job);
+///
+/// Returns whether the thread already counts among the idle ones (or a job was handed to it
+/// meanwhile): it then waits for work without counting itself again.
+fn run_job(sched: &Arc<Scheduler>, job: Job) -> bool {
+    // A submitter claimed this thread while it kept a task of its own: the claimed job waits
+    // on the channel for it (or for another idle thread: idle threads are interchangeable).
+    let mut owed = false;
+    let mut job = job;
+    loop {
+        match run_one(sched, job, owed) {
+            After::Run(next, claimed) => {
+                owed |= claimed;
+                job = next;
+            }
+            After::Idle => return true,
+            After::Done => return owed,
+        }
     }
 }
 
-/// Runs one job; returns a waiting sync task granted what it freed, for this thread to run.
-fn run_one(sched: &Arc<Scheduler>, job: Job) -> Option<Job> {
+/// What a pool thread does after a job.
+enum After {
+    /// Runs the waiting task its release granted; `true`: a submitter claimed the thread
+    /// meanwhile.
+    Run(Job, bool),
+    /// Waits for work, already counted idle.
+    Idle,
+    /// Waits for work, not counted idle yet.
+    Done,
+}
+
+/// Runs one job, then gives its resources back. A thread that gives a CPU back counts itself
+/// idle first: a submitter that takes that CPU then finds this thread instead of starting a
+/// new one (which on a small machine grew the pool to dozens of threads spinning for work).
+fn run_one(sched: &Arc<Scheduler>, job: Job, owed: bool) -> After {
     let Job {
         demand,
         body,
@@ -647,7 +675,7 @@ fn run_one(sched: &Arc<Scheduler>, job: Job) -> Option<Job> {
     if sched.shut_down.load(Ordering::Acquire) {
         crate::task::discard_with(shutdown_error(), || drop(body));
         sched.release(&demand);
-        return None;
+        return After::Done;
     }
     let mut demand = demand;
     {
@@ -666,9 +694,23 @@ fn run_one(sched: &Arc<Scheduler>, job: Job) -> Option<Job> {
         }
     }
     if keep_resources {
-        return None;
+        return After::Done;
     }
-    sched.release_keeping_one(&demand)
+    let pool = &sched.pool;
+    if !owed {
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+    }
+    match sched.release_keeping_one(&demand) {
+        None => After::Idle,
+        Some(next) if owed => After::Run(next, false),
+        Some(next) => {
+            let unclaimed = pool
+                .idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            After::Run(next, !unclaimed)
+        }
+    }
 }
 
 /// What the thread running a task knows about it, so a blocking call can lend its CPU.
