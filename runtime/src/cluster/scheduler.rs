@@ -102,6 +102,11 @@ impl NodeSlot {
             .all(|(r, amount)| self.total.get(r).copied().unwrap_or(0) >= *amount)
     }
 
+    /// Gives `cpu` units of CPU to others (a negative amount takes them back).
+    fn lend_cpu(&mut self, cpu: i64) {
+        *self.available.entry("CPU".into()).or_insert(0) += cpu;
+    }
+
     fn adjust(&mut self, demand: &BTreeMap<String, i64>, sign: i64) {
         for (r, amount) in demand {
             *self.available.entry(r.clone()).or_insert(0) += sign * amount;
@@ -1071,10 +1076,7 @@ impl Scheduler {
             .iter_mut()
             .find(|n| n.alive && n.outbox.is_some() && n.fits(&t.demand))
         else {
-            if let Some(error) = self.infeasible(&t.task.function, &t.demand) {
-                self.fail_task(task_id, error);
-                return Start::Gone;
-            }
+            // Some node takes it (checked above), to hold since none has room.
             return match self.hold(task_id, arg_locations) {
                 true => Start::Started,
                 false => Start::NoRoom,
@@ -1169,8 +1171,7 @@ impl Scheduler {
     fn run_held(n: &mut NodeSlot, task_id: TaskId, t: &mut TaskEntry, blocked: u32) {
         n.adjust(&t.demand, -1);
         if blocked > 0 {
-            let cpu = t.demand.get("CPU").copied().unwrap_or(0);
-            *n.available.entry("CPU".into()).or_insert(0) += cpu;
+            n.lend_cpu(t.demand.get("CPU").copied().unwrap_or(0));
         }
         n.running.insert(task_id);
         t.state = TaskState::Running {
@@ -1340,7 +1341,7 @@ impl Scheduler {
     /// Gives `cpu` units of `node`'s CPU to others (a negative amount takes them back).
     fn lend_cpu(&mut self, node: NodeId, cpu: i64) {
         if let Some(n) = alive_node(&mut self.nodes, node) {
-            *n.available.entry("CPU".into()).or_insert(0) += cpu;
+            n.lend_cpu(cpu);
         }
     }
 }
@@ -1473,12 +1474,12 @@ impl Scheduler {
     }
 }
 
-/// A task's resource demand in units, zero amounts left out.
 /// The alive node `node_id` among `nodes`.
 fn alive_node(nodes: &mut [NodeSlot], node_id: NodeId) -> Option<&mut NodeSlot> {
     nodes.iter_mut().find(|n| n.node_id == node_id && n.alive)
 }
 
+/// A task's resource demand in units, zero amounts left out.
 fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
     let mut out = BTreeMap::new();
     for (r, amount) in &task.resources {
