@@ -44,6 +44,8 @@ pub enum ErrorKind {
     Protocol,
     /// A connection to a cluster process could not be made or was lost.
     Network,
+    /// The work was stopped before it finished: its job ended (the driver exited or died).
+    Cancelled,
 }
 
 /// The error of a remote call. `Display` says what failed; [`source`](std::error::Error::source)
@@ -110,7 +112,42 @@ impl Error {
     pub(crate) fn serialization(what: &str, err: impl fmt::Display) -> Self {
         Error::new(ErrorKind::Serialization, format!("{what}: {err}"))
     }
+
+    /// The error of a call of `function` that cannot run because its argument `arg` (a name
+    /// in backticks, or `#N`) failed with `cause`. It names the call, the argument and the
+    /// original failure once, and its `source()` is that original (not the calls in between):
+    /// however long a chain of dependent calls, every error of it stays the same small size.
+    pub(crate) fn dependency_failed(function: &str, arg: &str, cause: &Error) -> Self {
+        let original = cause.original();
+        let mut message = format!("`{function}` could not run: its argument {arg} failed: ");
+        let text = original.message();
+        match text.char_indices().nth(ORIGINAL_IN_MESSAGE) {
+            Some((cut, _)) => {
+                message.push_str(&text[..cut]);
+                message.push_str("...");
+            }
+            None => message.push_str(text),
+        }
+        Error::with_source(ErrorKind::DependencyFailed, message, original.clone())
+    }
+
+    /// The failure a dependency error goes back to: the first error of the chain that is not
+    /// a [`ErrorKind::DependencyFailed`] (itself when it is none).
+    fn original(&self) -> &Error {
+        let mut e = self;
+        while e.0.kind == ErrorKind::DependencyFailed {
+            match &e.0.source {
+                Some(s) => e = s,
+                None => break,
+            }
+        }
+        e
+    }
 }
+
+/// How many characters of the original failure's message a dependency error repeats (the
+/// original itself, whole, is its source).
+const ORIGINAL_IN_MESSAGE: usize = 512;
 
 /// The text of a panic payload (`panic!("...")` gives `&str` or `String`).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

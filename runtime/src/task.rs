@@ -176,10 +176,10 @@ impl<T: 'static> Arg<T> {
                 slot.block_until_ready();
                 match slot.take::<T>() {
                     Some(Ok(v)) => Ok(v),
-                    Some(Err(e)) => Err(Error::with_source(
-                        ErrorKind::DependencyFailed,
-                        format!("`{function}` could not run: its argument `{param}` failed: {e}"),
-                        e,
+                    Some(Err(e)) => Err(Error::dependency_failed(
+                        function,
+                        &format!("`{param}`"),
+                        &e,
                     )),
                     None => unreachable!("argument read before it was ready"),
                 }
