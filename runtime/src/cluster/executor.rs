@@ -23,7 +23,7 @@ use super::arena::{Block, ARENA_MIN_VALUE};
 use super::head::ExeWriter;
 use super::store::{ObjectStore, Value};
 use super::wire::{
-    ActorCounts, Connection, Fetched, Message, NodeLoad, Role, StoredObject, TaskAssignment,
+    ActorCounts, Connection, Fetched, JobId, Message, NodeLoad, Role, StoredObject, TaskAssignment,
     TaskCounts, TaskId, TaskOutcome, WireArg, INLINE_MAX,
 };
 use super::workers::{Worker, WorkerEnv, WorkerPool};
@@ -168,6 +168,20 @@ impl Executor {
     pub fn delete_objects(&self, ids: &[ObjectId]) {
         let removed = ids.iter().filter(|id| self.store.remove(**id)).count();
         tracing::debug!(asked = ids.len(), removed, "objects deleted");
+    }
+
+    /// The job ended: its held tasks are dropped and its worker processes killed (what they
+    /// run ends with them; the head has failed those tasks already), and none of its workers
+    /// start any more.
+    pub fn cancel_job(&self, job: JobId) {
+        let dropped = {
+            let mut held = self.held.lock();
+            let before = held.len();
+            held.retain(|a| a.task.job_id != job);
+            before - held.len()
+        };
+        let killed = self.workers.end_job(job);
+        tracing::info!(%job, killed, dropped, "job cancelled on this node");
     }
 
     /// Keeps a task the head sent ahead, to start in place of the next task of the same

@@ -436,7 +436,10 @@ impl Head {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => self.check_heartbeats(),
+                _ = tick.tick() => {
+                    self.check_heartbeats();
+                    self.tables.lock().sched.expire_unknown(Instant::now());
+                }
                 _ = shutdown.cancelled() => return,
             }
         }

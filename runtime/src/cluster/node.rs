@@ -257,6 +257,11 @@ impl Node {
                         Some(executor) => executor.actor_call(*call),
                         None => tracing::warn!("this node runs no tasks; ignoring ExecuteActorCall"),
                     },
+                    Message::CancelJob { job_id } => {
+                        if let Some(executor) = &self.executor {
+                            executor.cancel_job(job_id);
+                        }
+                    }
                     Message::StopActor { actor_id, incarnation, kill } => {
                         if let Some(executor) = &self.executor {
                             executor.stop_actor(actor_id, incarnation, kill);

@@ -30,8 +30,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod actors;
+mod jobs;
+mod unknown;
 
 use actors::{ActorEntry, ActorPart};
+pub use unknown::UNKNOWN_GRACE;
 
 use super::store::ObjectStore;
 use super::wire::{
@@ -201,6 +204,10 @@ struct TaskEntry {
     pinned: bool,
     /// The actor it creates or calls, if it is not a plain task.
     actor: Option<ActorPart>,
+    /// For an actor call: when it was last sent to the actor's node (in the order of
+    /// [`Scheduler::sends`]), so that the calls an actor's death finds unanswered can be told
+    /// apart: the first ones may have run, the later ones had not started.
+    sent: u64,
 }
 
 impl TaskEntry {
@@ -257,10 +264,17 @@ pub struct Scheduler {
     /// The job each connection works for.
     conn_jobs: IdMap<ConnId, JobId>,
     next_conn: ConnId,
+    /// How many actor calls were sent to nodes so far.
+    sends: u64,
     finished: u64,
     failed: u64,
     actors: IdMap<crate::actor::ActorId, ActorEntry>,
     actor_names: HashMap<String, crate::actor::ActorId>,
+    /// Jobs whose driver left: their work is cancelled and nothing new of theirs runs.
+    ended_jobs: HashSet<JobId>,
+    /// Ids that tasks or watchers named before anyone made or put them, with when: those
+    /// still unknown after [`UNKNOWN_GRACE`] fail (see [`Scheduler::expire_unknown`]).
+    unknown: VecDeque<(std::time::Instant, ObjectId)>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -292,10 +306,13 @@ impl Scheduler {
             conns: IdMap::default(),
             conn_jobs: IdMap::default(),
             next_conn: 1,
+            sends: 0,
             finished: 0,
             failed: 0,
             actors: IdMap::default(),
             actor_names: HashMap::new(),
+            ended_jobs: HashSet::new(),
+            unknown: VecDeque::new(),
         }
     }
 
@@ -516,10 +533,11 @@ impl Scheduler {
 
     /// `conn` wants to hear when `id` is ready or failed: now if known, else later.
     pub fn watch(&mut self, conn: ConnId, id: ObjectId) {
-        let entry = self
-            .objects
-            .entry(id)
-            .or_insert_with(|| ObjectEntry::pending(None));
+        let job = self.conn_jobs.get(&conn).copied();
+        let entry = self.entry_or_unknown(id);
+        if entry.job.is_none() {
+            entry.job = job;
+        }
         match &entry.state {
             ObjState::Ready {
                 address, inline, ..
@@ -686,6 +704,11 @@ impl Scheduler {
             tracing::warn!(task = %task_id, function = %old.task.function, "task submitted twice; ignored");
             return;
         }
+        if self.has_ended(task.job_id) {
+            let error = self.job_ended_error(task.job_id);
+            self.reject(conn, task, error);
+            return;
+        }
         let demand = match demand(&task) {
             Ok(d) => d,
             Err(error) => {
@@ -737,6 +760,7 @@ impl Scheduler {
                 retries: 0,
                 demand,
                 pinned: false,
+                sent: 0,
                 actor,
             },
         );
@@ -790,12 +814,7 @@ impl Scheduler {
             .collect();
         let mut missing = 0;
         for id in refs {
-            let state = self
-                .objects
-                .entry(id)
-                .or_insert_with(|| ObjectEntry::pending(None))
-                .state
-                .clone();
+            let state = self.entry_or_unknown(id).state.clone();
             match state {
                 ObjState::Ready { .. } => {}
                 ObjState::Failed(e) => {
@@ -1507,14 +1526,7 @@ fn dependency_error(task: &TaskSubmission, id: ObjectId, cause: &Error) -> Error
         .iter()
         .position(|a| matches!(a, WireArg::Ref(r) if *r == id))
         .map_or(0, |i| i + 1);
-    Error::with_source(
-        ErrorKind::DependencyFailed,
-        format!(
-            "`{}` could not run: its argument #{index} failed: {cause}",
-            task.function
-        ),
-        cause.clone(),
-    )
+    Error::dependency_failed(&task.function, &format!("#{index}"), cause)
 }
 
 #[cfg(test)]

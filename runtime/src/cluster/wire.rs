@@ -44,7 +44,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
@@ -686,6 +686,23 @@ pub enum Message {
         /// The held task.
         task_id: TaskId,
     },
+
+    // ---- Jobs that end, objects that cannot be reached (protocol version 8) ----
+    /// Head → node: the job ended (its driver left or died): kill its worker processes (the
+    /// tasks and actors they run), drop its held tasks, and start no more of its workers.
+    CancelJob {
+        /// The job.
+        job_id: JobId,
+    },
+    /// Node or driver → head: the object could not be fetched from `location` in bounded time
+    /// (the node there did not answer). The head counts it lost there and rebuilds it from its
+    /// lineage when it can.
+    ObjectUnreachable {
+        /// The object.
+        id: ObjectId,
+        /// Where it was said to be.
+        location: String,
+    },
 }
 
 /// An actor as its creator describes it.
@@ -901,6 +918,8 @@ impl Message {
             Message::ValueAllocated { .. } => "ValueAllocated",
             Message::HoldTask(_) => "HoldTask",
             Message::StartTask { .. } => "StartTask",
+            Message::CancelJob { .. } => "CancelJob",
+            Message::ObjectUnreachable { .. } => "ObjectUnreachable",
         }
     }
 

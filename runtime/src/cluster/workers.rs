@@ -238,6 +238,10 @@ struct PoolInner {
     /// with whether they mapped the arena.
     early: HashMap<u32, (Connection, bool, Instant)>,
     children: HashMap<u32, Child>,
+    /// The job of each process in `children`.
+    jobs: HashMap<u32, JobId>,
+    /// Jobs that ended: none of their workers may run any more.
+    ended: std::collections::HashSet<JobId>,
     closed: bool,
 }
 
@@ -307,6 +311,9 @@ impl WorkerPool {
                 if inner.closed {
                     return Err(Error::new(ErrorKind::Shutdown, "the node is stopping"));
                 }
+                if inner.ended.contains(&job) {
+                    return Err(job_ended(job));
+                }
                 inner.idle.get_mut(&job).and_then(Vec::pop).map(|(w, _)| w)
             };
             let Some(worker) = candidate else { break };
@@ -325,6 +332,7 @@ impl WorkerPool {
             Some(Ok(None)) => true,
             Some(_) => {
                 inner.children.remove(&pid);
+                inner.jobs.remove(&pid);
                 false
             }
             None => false,
@@ -380,6 +388,7 @@ impl WorkerPool {
         {
             let mut inner = self.inner.lock();
             inner.children.insert(pid, child);
+            inner.jobs.insert(pid, job);
             match inner.early.remove(&pid) {
                 Some((conn, shared, _)) => {
                     let _ = tx.send((conn, shared));
@@ -388,10 +397,14 @@ impl WorkerPool {
                     inner.starting.insert(pid, tx);
                 }
             }
-            if inner.closed {
+            if inner.closed || inner.ended.contains(&job) {
+                let error = match inner.closed {
+                    true => Error::new(ErrorKind::Shutdown, "the node is stopping"),
+                    false => job_ended(job),
+                };
                 drop(inner);
                 self.kill(pid);
-                return Err(Error::new(ErrorKind::Shutdown, "the node is stopping"));
+                return Err(error);
             }
         }
         tracing::info!(pid, job = %job, exe = %exe.display(), "worker process started");
@@ -418,8 +431,11 @@ impl WorkerPool {
                 }
             };
             if let Some(status) = exited {
-                self.inner.lock().starting.remove(&pid);
-                self.inner.lock().children.remove(&pid);
+                let mut inner = self.inner.lock();
+                inner.starting.remove(&pid);
+                inner.children.remove(&pid);
+                inner.jobs.remove(&pid);
+                drop(inner);
                 return Err(Error::new(
                     ErrorKind::System,
                     format!(
@@ -508,7 +524,11 @@ impl WorkerPool {
 
     /// Kills the worker process `pid` (one this pool started) and reaps it in the background.
     pub fn kill(&self, pid: u32) {
-        let child = self.inner.lock().children.remove(&pid);
+        let child = {
+            let mut inner = self.inner.lock();
+            inner.jobs.remove(&pid);
+            inner.children.remove(&pid)
+        };
         if let Some(mut child) = child {
             let _ = child.kill();
             // Reap it without blocking the caller.
@@ -516,6 +536,26 @@ impl WorkerPool {
                 let _ = child.wait();
             });
         }
+    }
+
+    /// The job ended: kills every worker process of it (idle or running a task or an actor)
+    /// and starts none for it from now on. Returns how many it killed.
+    pub fn end_job(&self, job: JobId) -> usize {
+        let pids: Vec<u32> = {
+            let mut inner = self.inner.lock();
+            inner.ended.insert(job);
+            inner.idle.remove(&job);
+            inner
+                .jobs
+                .iter()
+                .filter(|(_, j)| **j == job)
+                .map(|(pid, _)| *pid)
+                .collect()
+        };
+        for pid in &pids {
+            self.kill(*pid);
+        }
+        pids.len()
     }
 
     /// How many worker processes run.
@@ -531,6 +571,7 @@ impl WorkerPool {
             inner.idle.clear();
             inner.starting.clear();
             inner.early.clear();
+            inner.jobs.clear();
             inner.children.drain().map(|(_, c)| c).collect()
         };
         if !children.is_empty() {
@@ -547,6 +588,11 @@ impl Drop for WorkerPool {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+/// Why no worker of `job` starts any more.
+fn job_ended(job: JobId) -> Error {
+    Error::new(ErrorKind::Cancelled, format!("cancelled: {job} ended"))
 }
 
 /// Where a node caches executables: `<home>/node-<id>/exe`.

@@ -42,8 +42,10 @@ impl Executor {
         });
     }
 
-    /// Queues a call for an actor this node hosts. A call for an actor not hosted here (any
-    /// more) fails at once: the actor died.
+    /// Queues a call for an actor this node hosts. For an actor not hosted here (any more) the
+    /// head hears that it exited: when the head still counts that start of the actor alive
+    /// here, it restarts it (or buries it) and sends the call again (or fails it); when it
+    /// already knows, the call was counted with the others the actor had.
     pub fn actor_call(&self, call: ActorCallAssignment) {
         let key = (call.actor_id, call.incarnation);
         let host = self.actors.lock().get(&key).cloned();
@@ -55,20 +57,11 @@ impl Executor {
             },
             None => call,
         };
-        let error = Error::new(
-            ErrorKind::ActorDied,
-            format!(
-                "actor {} is not running on this node any more (its process ended)",
-                call.actor_id
-            ),
-        );
-        let _ = self.to_head.send(Message::TaskFinished {
-            task_id: call.task.task_id,
-            outcome: TaskOutcome::Failed {
-                error,
-                retryable: false,
-            },
-            next: None,
+        tracing::debug!(actor = %call.actor_id, task = %call.task.task_id, "a call for an actor not hosted here");
+        let _ = self.to_head.send(Message::ActorExited {
+            actor_id: call.actor_id,
+            incarnation: call.incarnation,
+            reason: "it is not running on this node any more".to_owned(),
         });
     }
 

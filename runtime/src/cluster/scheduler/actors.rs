@@ -112,6 +112,12 @@ impl Scheduler {
                 e,
             )
         };
+        if self.has_ended(entry.creation.job_id) {
+            let error = self.job_ended_error(entry.creation.job_id);
+            entry.state = ActorState::Dead(cannot(&entry, error));
+            self.actors.insert(actor_id, entry);
+            return;
+        }
         if let Some(name) = entry.creation.name.clone() {
             let taken = self
                 .actor_names
@@ -276,9 +282,7 @@ impl Scheduler {
                 missing.dedup();
                 let mut waiting = 0;
                 for (id, lost) in missing {
-                    self.objects
-                        .entry(id)
-                        .or_insert_with(|| ObjectEntry::pending(None));
+                    self.entry_or_unknown(id);
                     if lost {
                         if let Err(e) = self.rebuild(id) {
                             let error = self
@@ -317,6 +321,8 @@ impl Scheduler {
             };
             t.state = TaskState::Running { node, blocked: 0 };
             t.attempts += 1;
+            self.sends += 1;
+            t.sent = self.sends;
             let assignment = ActorCallAssignment {
                 actor_id,
                 incarnation,
@@ -332,6 +338,11 @@ impl Scheduler {
         let task_id = task.task_id;
         if self.tasks.contains_key(&task_id) {
             tracing::warn!(task = %task_id, "actor call submitted twice; ignored");
+            return;
+        }
+        if self.has_ended(task.job_id) {
+            let error = self.job_ended_error(task.job_id);
+            self.reject(conn, task, error);
             return;
         }
         let call = Some(ActorPart::Call(actor_id));
@@ -443,12 +454,49 @@ impl Scheduler {
         ));
         tracing::warn!(actor = %actor_id, class = %a.display, restart = a.restarts, "actor died ({reason}): restarting it");
         let create = a.creation.create.task_id;
-        self.fail_running_calls(actor_id, &error);
+        let may_run = a.creation.max_concurrency.max(1) as usize;
+        self.requeue_unstarted_calls(actor_id, may_run, &error);
         self.give_back(create);
         if let Some(t) = self.tasks.get_mut(&create) {
             t.state = TaskState::Waiting;
         }
         self.resolve(create);
+    }
+
+    /// The actor's process or node died with calls sent to it unanswered. Its node hands calls
+    /// to the actor's process in the order they were sent, and the process runs at most
+    /// `may_run` at once, in that order: so only the first `may_run` of them can have started.
+    /// Those fail with `error` (they are not run twice); the others go back to the front of
+    /// the actor's queue, in order, for the actor's next start.
+    fn requeue_unstarted_calls(&mut self, actor_id: ActorId, may_run: usize, error: &Error) {
+        let mut sent: Vec<(u64, TaskId)> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.actor == Some(ActorPart::Call(actor_id))
+                    && matches!(t.state, TaskState::Running { .. })
+            })
+            .map(|(id, t)| (t.sent, *id))
+            .collect();
+        sent.sort_unstable();
+        let later = sent.split_off(may_run.min(sent.len()));
+        for (_, call) in sent {
+            self.fail_task(call, error.clone());
+        }
+        for (_, call) in &later {
+            if let Some(t) = self.tasks.get_mut(call) {
+                t.state = TaskState::Waiting;
+                t.missing = 0;
+            }
+        }
+        if !later.is_empty() {
+            tracing::info!(actor = %actor_id, calls = later.len(), "calls not started go to the actor's next start");
+        }
+        if let Some(a) = self.actors.get_mut(&actor_id) {
+            for (_, call) in later.into_iter().rev() {
+                a.queue.push_front(call);
+            }
+        }
     }
 
     /// The calls the actor was running fail with `error`.
@@ -597,22 +645,8 @@ impl Scheduler {
         }
     }
 
-    /// The job ended (its driver left): its actors die, and its objects are freed once no
-    /// running task needs them, escaped ids too (nothing outside the job can hold them).
-    pub fn job_ended(&mut self, job: JobId) {
-        let objects: Vec<ObjectId> = self
-            .objects
-            .iter()
-            .filter(|(_, o)| o.job == Some(job))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in objects {
-            if let Some(o) = self.objects.get_mut(&id) {
-                o.released = true;
-                o.escaped = false;
-            }
-            self.try_free(id);
-        }
+    /// The job ended: its live actors die.
+    pub(super) fn end_actors_of(&mut self, job: JobId) {
         let ids: Vec<ActorId> = self
             .actors
             .iter()
@@ -628,7 +662,6 @@ impl Scheduler {
                 self.actor_dead(id, error);
             }
         }
-        self.dispatch();
     }
 
     /// The live actor named `name`, with its class's stable name.

@@ -389,3 +389,5 @@ fn the_tasks_a_dead_node_held_run_elsewhere() {
     assert!(drain(&mut orx).is_empty());
     assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
 }
+
+mod lifetime;

@@ -1,0 +1,114 @@
+//! Work that ends without finishing: the tasks of a job whose driver left, and tasks waiting
+//! for ids nobody made.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+#[test]
+fn a_job_that_ends_cancels_its_running_held_and_queued_tasks_and_frees_their_cpus() {
+    let (mut s, node, mut nrx, _) = one_cpu_cluster();
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    // One CPU: the first runs, two are held by the node, the rest wait at the head.
+    for i in 0..5 {
+        s.submit(d, task(i, vec![], vec![oid(100 + i)]), "x".into());
+    }
+    let sent = drain(&mut nrx);
+    assert_eq!(executed(&sent), vec![TaskId(0)]);
+    assert_eq!(held(&sent), vec![TaskId(1), TaskId(2)]);
+    assert_eq!(s.counts().running, 1);
+    assert_eq!(s.counts().waiting, 4);
+
+    s.job_ended(JobId(1));
+    let sent = drain(&mut nrx);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::CancelJob { job_id } if *job_id == JobId(1))),
+        "{sent:?}"
+    );
+    assert_eq!(s.counts().running, 0);
+    assert_eq!(s.counts().waiting, 0);
+    assert_eq!(s.available(node).unwrap()["CPU"], 1.0);
+    let failed: Vec<ErrorKind> = drain(&mut drx)
+        .iter()
+        .filter_map(|m| match m {
+            Message::ObjectFailed { error, .. } => Some(error.kind()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![ErrorKind::Cancelled; 5]);
+    // Nothing of the job is kept.
+    assert_eq!(s.tables(), (0, 0));
+
+    // The killed task's report comes late: ignored, the CPU stays free.
+    s.task_finished(
+        node,
+        TaskId(0),
+        TaskOutcome::Failed {
+            error: Error::new(ErrorKind::System, "worker killed"),
+            retryable: true,
+        },
+        None,
+    );
+    assert_eq!(s.available(node).unwrap()["CPU"], 1.0);
+    // Another job's task runs at once; the ended job's late submissions are refused.
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let e = s.add_conn(etx, JobId(2));
+    let mut other = task(10, vec![], vec![oid(110)]);
+    other.job_id = JobId(2);
+    s.submit(e, other, "x".into());
+    assert_eq!(executed(&drain(&mut nrx)), vec![TaskId(10)]);
+    s.submit(d, task(11, vec![], vec![oid(111)]), "x".into());
+    let refused = drain(&mut drx);
+    assert!(
+        matches!(&refused[..], [Message::ObjectFailed { error, .. }] if error.kind() == ErrorKind::Cancelled),
+        "{refused:?}"
+    );
+    assert!(executed(&drain(&mut nrx)).is_empty());
+}
+
+#[test]
+fn an_argument_nobody_made_fails_its_task_after_a_grace_period() {
+    let (mut s, _node, mut nrx, _) = one_cpu_cluster();
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    // A task on an id nobody made, and one on an id whose producer comes a moment later.
+    s.submit(
+        d,
+        task(1, vec![WireArg::Ref(oid(999))], vec![oid(101)]),
+        "x".into(),
+    );
+    s.submit(
+        d,
+        task(2, vec![WireArg::Ref(oid(500))], vec![oid(102)]),
+        "x".into(),
+    );
+    s.watch(d, oid(998));
+    s.submit(d, task(3, vec![], vec![oid(500)]), "x".into());
+    let now = Instant::now();
+    s.expire_unknown(now);
+    assert!(drain(&mut drx).is_empty());
+    s.expire_unknown(now + UNKNOWN_GRACE + Duration::from_secs(1));
+    let mut failed: Vec<(ObjectId, ErrorKind)> = drain(&mut drx)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::ObjectFailed { id, error } => {
+                assert!(error.message().contains("unknown"), "{error}");
+                Some((id, error.kind()))
+            }
+            _ => None,
+        })
+        .collect();
+    failed.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        failed,
+        vec![
+            (oid(101), ErrorKind::DependencyFailed),
+            (oid(998), ErrorKind::ObjectLost),
+        ]
+    );
+    // The task whose argument was made later still runs.
+    s.task_finished(_node, TaskId(3), stored(oid(500)), None);
+    assert!(executed(&drain(&mut nrx)).contains(&TaskId(2)));
+}
