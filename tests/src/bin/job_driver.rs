@@ -1,0 +1,192 @@
+//! A driver program for the multi-process tests of jobs, errors and actor restarts
+//! (`tests/tests/cluster_jobs.rs`): one scenario per subcommand, written against the public
+//! API only. It runs embedded, or on a cluster when `RAYKIT_ADDRESS` is set; the test reads
+//! what it prints.
+//!
+//! The head of the test cluster declares the custom resource `alpha` and the other node
+//! `beta`, so a scenario can pin a task or an actor to either node.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use raykit::{ActorOptions, ObjectRef};
+
+#[raykit::remote]
+fn boom(x: u64) -> u64 {
+    panic!("boom at {x}")
+}
+
+#[raykit::remote]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Marks its start with a file of its own in `dir`, then sleeps `ms` milliseconds.
+#[raykit::remote]
+fn sleepy(dir: String, i: u64, ms: u64) -> u64 {
+    let _ = std::fs::write(Path::new(&dir).join(format!("started-{i}")), b"");
+    std::thread::sleep(Duration::from_millis(ms));
+    i
+}
+
+/// A chain of `n` dependents after a panic: prints the largest error message of the chain,
+/// the deepest `source()` chain and the root cause of the last link.
+fn chain(n: u64) -> raykit::Result<()> {
+    let first = boom::remote(7);
+    let mut last = add::remote(&first, 1);
+    let mut longest = 0;
+    let mut deepest = 0;
+    let mut check = |r: &ObjectRef<u64>| -> Option<raykit::Error> {
+        let e = raykit::get(r).err()?;
+        longest = longest.max(e.to_string().len());
+        let mut depth = 0;
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cur {
+            depth += 1;
+            cur = c.source();
+        }
+        deepest = deepest.max(depth);
+        Some(e)
+    };
+    for i in 0..n {
+        last = add::remote(&last, i);
+        if i % 100 == 0 {
+            check(&last);
+        }
+    }
+    let e = check(&last);
+    println!("longest {longest}");
+    println!("deepest {deepest}");
+    match e {
+        Some(e) => {
+            println!("kind {:?}", e.kind());
+            println!("root {}", e.root_cause());
+        }
+        None => println!("kind none"),
+    }
+    Ok(())
+}
+
+/// Submits `n` tasks of `ms` milliseconds each that mark their start in `dir`, prints
+/// `submitted` once one has started, and waits (for the test to kill this driver).
+fn flood(n: u64, ms: u64, dir: PathBuf) -> raykit::Result<()> {
+    let d = dir.to_string_lossy().into_owned();
+    let refs: Vec<ObjectRef<u64>> = (0..n).map(|i| sleepy::remote(d.clone(), i, ms)).collect();
+    while std::fs::read_dir(&dir).map_or(0, |d| d.count()) == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("submitted");
+    std::thread::sleep(Duration::from_secs(600));
+    drop(refs);
+    Ok(())
+}
+
+/// `n` small tasks: prints their sum.
+fn small(n: u64) -> raykit::Result<()> {
+    let refs: Vec<ObjectRef<u64>> = (0..n).map(|i| add::remote(i, 1)).collect();
+    println!("sum {}", raykit::get_all(&refs)?.iter().sum::<u64>());
+    Ok(())
+}
+
+/// A ref to an object that never existed (an id forged from bytes), passed to a task and read
+/// directly: both fail with an error, neither hangs.
+fn unknown() -> raykit::Result<()> {
+    let raw = postcard::to_allocvec(&0x5eed_0000_0000_0000_0000_0000_0000_0001u128)
+        .map_err(|e| raykit::Error::new(raykit::ErrorKind::Serialization, e.to_string()))?;
+    let forged: ObjectRef<u64> = match postcard::from_bytes(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            // Embedded, a ref to an object this process does not have cannot be made.
+            println!("forged none {e}");
+            return Ok(());
+        }
+    };
+    match raykit::get(&add::remote(&forged, 1)) {
+        Err(e) => println!("task {:?} {}", e.kind(), e.root_cause()),
+        Ok(v) => println!("task none {v}"),
+    }
+    match raykit::get(&forged) {
+        Err(e) => println!("get {:?} {e}", e.kind()),
+        Ok(v) => println!("get none {v}"),
+    }
+    println!("after {}", raykit::get(&add::remote(1, 2))?);
+    Ok(())
+}
+
+/// A counter that can crash its process.
+#[derive(raykit::Actor)]
+#[actor(resources(beta = 1))]
+struct Counter {
+    value: u64,
+}
+
+#[raykit::actor]
+impl Counter {
+    pub fn new(start: u64) -> Self {
+        Counter { value: start }
+    }
+
+    pub fn incr(&mut self, by: u64) -> u64 {
+        self.value += by;
+        self.value
+    }
+
+    /// Ends the actor's process after `ms` milliseconds, as a crash would.
+    pub fn crash_after(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::process::abort()
+    }
+}
+
+/// Calls sent behind a call that crashes the actor's process, without waiting: the crashing
+/// call fails; the others run on the restarted actor (fresh from `new`) when it has a restart
+/// left, and fail as dead when it has none.
+fn restart_behind(restarts: u32) -> raykit::Result<()> {
+    let counter = Counter::options(ActorOptions::new().max_restarts(restarts)).remote(100);
+    println!("first {}", raykit::get(&counter.incr(1))?);
+    let crash = counter.crash_after(300);
+    let behind: Vec<ObjectRef<u64>> = (0..5).map(|_| counter.incr(1)).collect();
+    match raykit::get(&crash) {
+        Err(e) => println!("crash {:?}", e.kind()),
+        Ok(v) => println!("crash none {v}"),
+    }
+    for r in &behind {
+        match raykit::get(r) {
+            Ok(v) => println!("behind {v}"),
+            Err(e) => println!("behind {:?}", e.kind()),
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = raykit::init() {
+        eprintln!("init failed: {e}");
+        return ExitCode::from(2);
+    }
+    let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let result = match args.first().map(String::as_str) {
+        Some("chain") => chain(num(1, 1500)),
+        Some("flood") => flood(
+            num(1, 200),
+            num(2, 5000),
+            PathBuf::from(args.get(3).cloned().unwrap_or_default()),
+        ),
+        Some("small") => small(num(1, 60)),
+        Some("unknown") => unknown(),
+        Some("restart-behind") => restart_behind(num(1, 1) as u32),
+        other => {
+            eprintln!("unknown scenario {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
