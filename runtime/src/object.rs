@@ -249,6 +249,20 @@ impl Slot {
         }
     }
 
+    /// A fetch of the object failed and its location is asked for again: readers wait for it
+    /// as for a pending object (false when the slot is not being fetched).
+    pub(crate) fn unlocate(&self) -> bool {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Fetching(waiters) => {
+                let waiters = std::mem::take(waiters);
+                *state = State::Pending(waiters);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The encoded value arrived: every reader decodes it.
     pub(crate) fn fill_bytes(&self, bytes: Vec<u8>) {
         let mut state = self.state.lock();

@@ -16,9 +16,10 @@ use tokio::sync::mpsc;
 
 use super::arena::ArenaLocation;
 use super::exe;
+use super::peers::PeerPool;
 use super::wire::{
-    Connection, FrameReader, FrameWriter, JobId, Message, Role, TaskId, TaskSubmission, WireArg,
-    EXE_CHUNK, OBJECT_CHUNK,
+    Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId, TaskSubmission,
+    WireArg, EXE_CHUNK, OBJECT_CHUNK,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{directory, DecodeFn, ObjectId, Slot};
@@ -29,9 +30,6 @@ mod actors;
 mod shared;
 
 pub(crate) use actors::{call_actor, create_actor, get_actor, kill_actor, ClusterActor};
-
-/// How long fetching one object from a node may take before it fails.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How often a program that waits for objects asks the head whether it is still there.
 const PING_INTERVAL: Duration = Duration::from_secs(2);
@@ -49,14 +47,15 @@ fn head_timeout() -> Duration {
 pub(crate) struct Client {
     job_id: JobId,
     head_node: NodeId,
-    token: String,
     io: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     outbox: mpsc::UnboundedSender<Outgoing>,
     /// Objects this program waits for, by id: filled when the head says where they are.
     awaited: Mutex<super::IdMap<ObjectId, Weak<Slot>>>,
-    /// One connection per node that objects are fetched from.
-    peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+    /// Connections to the nodes objects are fetched from.
+    peers: PeerPool,
+    /// How many fetches of each object failed because its node did not answer.
+    unreachable: Mutex<super::IdMap<ObjectId, u32>>,
     lost: AtomicBool,
     task_prefix: u64,
     task_counter: AtomicU64,
@@ -160,12 +159,12 @@ impl Client {
         let client = Arc::new(Client {
             job_id,
             head_node,
-            token,
             io: Some(io),
             handle: handle.clone(),
             outbox,
             awaited: Mutex::new(super::IdMap::default()),
-            peers: Mutex::new(HashMap::new()),
+            peers: PeerPool::new(Role::Driver, token, None),
+            unreachable: Mutex::new(super::IdMap::default()),
             lost: AtomicBool::new(false),
             task_prefix: crate::runtime::process_prefix(),
             task_counter: AtomicU64::new(1),
@@ -262,36 +261,53 @@ impl Client {
         TaskId((u128::from(self.task_prefix) << 64) | u128::from(n))
     }
 
-    async fn peer(&self, address: &str) -> Result<Arc<tokio::sync::Mutex<Option<Connection>>>> {
-        let entry = self
+    async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {
+        match self
             .peers
-            .lock()
-            .entry(address.to_owned())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(None)))
-            .clone();
-        Ok(entry)
+            .fetch_into(id, location, |_| None::<Vec<u8>>)
+            .await?
+        {
+            Fetched::Bytes(bytes) | Fetched::Placed(bytes) => Ok(bytes),
+        }
     }
 
-    async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {
-        let peer = self.peer(location).await?;
-        let mut conn = peer.lock().await;
-        if conn.is_none() {
-            let (c, _) = Connection::connect(location, &self.token, Role::Driver).await?;
-            *conn = Some(c);
-        }
-        let Some(c) = conn.as_mut() else {
-            return Err(self.lost_error());
-        };
-        let answer = c.fetch_object(id, FETCH_TIMEOUT).await;
-        if answer
-            .as_ref()
-            .is_err_and(|e| e.kind() != ErrorKind::ObjectLost)
+    /// The node at `location` did not answer a fetch of `slot`'s object. Unless that happened
+    /// [`UNREACHABLE_TRIES`] times already, tells the head (which rebuilds the object elsewhere
+    /// when it can) and waits for where the object is now; returns whether it does.
+    fn refetch(&self, slot: &Arc<Slot>, location: &str) -> bool {
+        let id = slot.id();
         {
-            *conn = None; // reconnect next time
+            let mut failures = self.unreachable.lock();
+            let n = failures.entry(id).or_insert(0);
+            *n += 1;
+            if *n > UNREACHABLE_TRIES {
+                failures.remove(&id);
+                return false;
+            }
         }
-        answer
+        if !slot.unlocate() {
+            return false;
+        }
+        self.await_object(slot);
+        let report = Message::ObjectUnreachable {
+            id,
+            location: location.to_owned(),
+        };
+        if self
+            .send(report)
+            .and(self.send(Message::WatchObject { id }))
+            .is_err()
+        {
+            self.awaited.lock().remove(&id);
+            return false;
+        }
+        true
     }
 }
+
+/// How many times a program asks the head again for an object whose node did not answer,
+/// before the read fails.
+const UNREACHABLE_TRIES: u32 = 3;
 
 /// The client of this process, for the hooks that must not start a runtime (a slot's drop, a
 /// ref's serialization).
@@ -706,7 +722,13 @@ pub(crate) fn fetch_into(slot: Arc<Slot>, location: Arc<str>) {
     let handle = client.handle.clone();
     handle.spawn(async move {
         match client.fetch(slot.id(), &location).await {
-            Ok(bytes) => slot.fill_bytes(bytes),
+            Ok(bytes) => {
+                client.unreachable.lock().remove(&slot.id());
+                slot.fill_bytes(bytes)
+            }
+            Err(e) if e.kind() == ErrorKind::Network && client.refetch(&slot, &location) => {
+                tracing::info!(object = %slot.id(), %location, "its node did not answer: asking the head again: {e}");
+            }
             Err(e) => slot.fail(Error::with_source(
                 ErrorKind::ObjectLost,
                 format!(

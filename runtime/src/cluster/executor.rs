@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::arena::{Block, ARENA_MIN_VALUE};
 use super::head::ExeWriter;
+use super::peers::PeerPool;
 use super::store::{ObjectStore, Value};
 use super::wire::{
     ActorCounts, Connection, Fetched, JobId, Message, NodeLoad, Role, StoredObject, TaskAssignment,
@@ -50,7 +51,8 @@ pub struct Executor {
     to_head: mpsc::UnboundedSender<Message>,
     /// One download of executables at a time, so two tasks never fetch the same one twice.
     exe_fetch: tokio::sync::Mutex<()>,
-    peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+    /// Connections to the nodes arguments are fetched from.
+    peers: PeerPool,
     stats: Mutex<Stats>,
     /// Executables known to be in the cache.
     exes: Mutex<std::collections::HashSet<String>>,
@@ -117,10 +119,10 @@ impl Executor {
             exe_dir,
             head_exes: None,
             declared,
-            workers: WorkerPool::new(env),
             to_head,
             exe_fetch: tokio::sync::Mutex::new(()),
-            peers: Mutex::new(HashMap::new()),
+            peers: PeerPool::new(Role::Node, env.token.clone(), Some(env.node_id)),
+            workers: WorkerPool::new(env),
             stats: Mutex::new(Stats::default()),
             exes: Mutex::new(std::collections::HashSet::new()),
             actors: Mutex::new(HashMap::new()),
@@ -607,43 +609,30 @@ impl Executor {
                 format!("object {id} is not on this node and its location is unknown"),
             ));
         };
-        let peer = {
-            let mut peers = self.peers.lock();
-            peers.entry(location.to_owned()).or_default().clone()
-        };
-        let mut conn = peer.lock().await;
-        // A cached connection may have broken since: one more try on a fresh one.
-        for attempt in 0..2 {
-            if conn.is_none() {
-                let (c, _) = Connection::connect(location, &self.token, Role::Node).await?;
-                *conn = Some(c);
+        // A large value goes straight into a block of this node's arena: memory already
+        // mapped once freed blocks are reused, and a worker can read it there.
+        let arena = self.store.arena();
+        let place = |total: u64| {
+            if total < ARENA_MIN_VALUE as u64 {
+                return None;
             }
-            let Some(c) = conn.as_mut() else { continue };
-            // A large value goes straight into a block of this node's arena: memory already
-            // mapped once freed blocks are reused, and a worker can read it there.
-            let arena = self.store.arena();
-            let place = |total: u64| {
-                if total < ARENA_MIN_VALUE as u64 {
-                    return None;
+            arena.and_then(|a| a.alloc(total))
+        };
+        match self.peers.fetch_into(id, location, place).await {
+            Ok(Fetched::Bytes(bytes)) => Ok(Arc::new(Value::Heap(bytes))),
+            Ok(Fetched::Placed(block)) => Ok(Arc::new(Value::Shared(block))),
+            Err(e) => {
+                if e.kind() == ErrorKind::Network {
+                    // The head hears it before this task's end: it rebuilds the object
+                    // elsewhere when it can, and the retried task reads it from there.
+                    let _ = self.to_head.send(Message::ObjectUnreachable {
+                        id,
+                        location: location.to_owned(),
+                    });
                 }
-                arena.and_then(|a| a.alloc(total))
-            };
-            match c.fetch_object_into(id, FETCH_TIMEOUT, place).await {
-                Ok(Fetched::Bytes(bytes)) => return Ok(Arc::new(Value::Heap(bytes))),
-                Ok(Fetched::Placed(block)) => return Ok(Arc::new(Value::Shared(block))),
-                Err(e) if e.kind() == ErrorKind::ObjectLost => return Err(e),
-                Err(e) => {
-                    *conn = None;
-                    if attempt == 1 || e.kind() != ErrorKind::Network {
-                        return Err(e);
-                    }
-                }
+                Err(e)
             }
         }
-        Err(Error::new(
-            ErrorKind::Network,
-            format!("cannot fetch object {id} from {location}"),
-        ))
     }
 
     /// Kills the node's worker processes.

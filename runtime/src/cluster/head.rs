@@ -521,6 +521,9 @@ impl Head {
                         .sched
                         .actor_started(node_id, actor_id, incarnation, result);
                 }
+                Ok(Message::ObjectUnreachable { id, location }) => {
+                    self.tables.lock().sched.object_unreachable(id, &location);
+                }
                 Ok(Message::ActorExited {
                     actor_id,
                     incarnation,
@@ -837,6 +840,9 @@ impl Head {
                         self.tables.lock().sched.escape(slice);
                         tokio::task::yield_now().await;
                     }
+                }
+                Message::ObjectUnreachable { id, location } => {
+                    self.tables.lock().sched.object_unreachable(id, &location)
                 }
                 Message::TaskBlocked { task_id } => self.tables.lock().sched.task_blocked(task_id),
                 Message::TaskUnblocked { task_id } => {

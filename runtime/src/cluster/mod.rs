@@ -25,6 +25,7 @@ pub mod executor;
 pub mod head;
 #[doc(hidden)]
 pub mod node;
+pub(crate) mod peers;
 #[doc(hidden)]
 pub mod records;
 #[doc(hidden)]

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 mod actors;
 mod jobs;
 mod unknown;
+mod unreachable;
 
 use actors::{ActorEntry, ActorPart};
 pub use unknown::UNKNOWN_GRACE;

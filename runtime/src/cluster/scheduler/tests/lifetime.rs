@@ -112,3 +112,46 @@ fn an_argument_nobody_made_fails_its_task_after_a_grace_period() {
     s.task_finished(_node, TaskId(3), stored(oid(500)), None);
     assert!(executed(&drain(&mut nrx)).contains(&TaskId(2)));
 }
+
+#[test]
+fn an_object_whose_node_does_not_answer_is_rebuilt_and_a_put_one_stays() {
+    let (mut s, _, mut hrx, _) = one_cpu_cluster();
+    let (other, mut orx) = one_cpu_node(&mut s, "o:1");
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    // The head's CPU is busy: the producer runs on the other node.
+    s.submit(d, task(1, vec![], vec![oid(100)]), "x".into());
+    s.submit(d, task(2, vec![], vec![oid(101)]), "x".into());
+    assert_eq!(executed(&drain(&mut hrx)), vec![TaskId(1)]);
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+    s.task_finished(other, TaskId(2), stored(oid(101)), None);
+    // A reader could not fetch it from there: lost there, deleted there, made again.
+    s.object_unreachable(oid(101), "o:1");
+    let sent = drain(&mut orx);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::DeleteObjects { ids } if ids == &vec![oid(101)])),
+        "{sent:?}"
+    );
+    s.submit(
+        d,
+        task(3, vec![WireArg::Ref(oid(101))], vec![oid(102)]),
+        "x".into(),
+    );
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(2)]);
+    // A report naming a place the object is not at (any more) changes nothing.
+    s.task_finished(other, TaskId(2), stored(oid(101)), None);
+    s.object_unreachable(oid(101), "elsewhere:1");
+    assert_eq!(executed(&drain(&mut orx)), vec![TaskId(3)]);
+
+    // A put value cannot be made again: it stays where it is.
+    s.put(d, oid(200), Some(vec![1]));
+    s.object_unreachable(oid(200), "h:1");
+    drain(&mut drx);
+    s.watch(d, oid(200));
+    let answer = drain(&mut drx);
+    assert!(
+        matches!(&answer[..], [Message::ObjectReady { id, .. }] if *id == oid(200)),
+        "{answer:?}"
+    );
+}
