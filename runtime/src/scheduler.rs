@@ -635,28 +635,22 @@ fn worker_loop(sched: Arc<Scheduler>, first: Job) {
 /// Returns whether the thread already counts among the idle ones (or a job was handed to it
 /// meanwhile): it then waits for work without counting itself again.
 fn run_job(sched: &Arc<Scheduler>, job: Job) -> bool {
-    // A submitter claimed this thread while it kept a task of its own: the claimed job waits
-    // on the channel for it (or for another idle thread: idle threads are interchangeable).
-    let mut owed = false;
     let mut job = job;
     loop {
-        match run_one(sched, job, owed) {
-            After::Run(next, claimed) => {
-                owed |= claimed;
-                job = next;
-            }
+        match run_one(sched, job) {
+            After::Run(next) => job = next,
             After::Idle => return true,
-            After::Done => return owed,
+            After::Done => return false,
         }
     }
 }
 
 /// What a pool thread does after a job.
 enum After {
-    /// Runs the waiting task its release granted; `true`: a submitter claimed the thread
-    /// meanwhile.
-    Run(Job, bool),
-    /// Waits for work, already counted idle.
+    /// Runs the waiting task its release granted.
+    Run(Job),
+    /// Waits for work, already counted idle (or claimed by a submitter, whose job is on its
+    /// way).
     Idle,
     /// Waits for work, not counted idle yet.
     Done,
@@ -665,7 +659,7 @@ enum After {
 /// Runs one job, then gives its resources back. A thread that gives a CPU back counts itself
 /// idle first: a submitter that takes that CPU then finds this thread instead of starting a
 /// new one (which on a small machine grew the pool to dozens of threads spinning for work).
-fn run_one(sched: &Arc<Scheduler>, job: Job, owed: bool) -> After {
+fn run_one(sched: &Arc<Scheduler>, job: Job) -> After {
     let Job {
         demand,
         body,
@@ -697,18 +691,22 @@ fn run_one(sched: &Arc<Scheduler>, job: Job, owed: bool) -> After {
         return After::Done;
     }
     let pool = &sched.pool;
-    if !owed {
-        pool.idle.fetch_add(1, Ordering::AcqRel);
-    }
+    pool.idle.fetch_add(1, Ordering::AcqRel);
     match sched.release_keeping_one(&demand) {
         None => After::Idle,
-        Some(next) if owed => After::Run(next, false),
         Some(next) => {
             let unclaimed = pool
                 .idle
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                 .is_ok();
-            After::Run(next, !unclaimed)
+            if unclaimed {
+                return After::Run(next);
+            }
+            // A submitter claimed this thread meanwhile: its job, which holds its resources
+            // already, is on its way here and must not wait behind `next` (which may wait
+            // for it). `next` goes to another thread.
+            pool.execute(sched, next);
+            After::Idle
         }
     }
 }
