@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use raykit::{ActorOptions, ObjectRef};
+use raykit::{ActorOptions, ObjectRef, TaskOptions};
 
 #[raykit::remote]
 fn boom(x: u64) -> u64 {
@@ -28,6 +28,81 @@ fn sleepy(dir: String, i: u64, ms: u64) -> u64 {
     let _ = std::fs::write(Path::new(&dir).join(format!("started-{i}")), b"");
     std::thread::sleep(Duration::from_millis(ms));
     i
+}
+
+/// `x * x` after `ms` milliseconds of work.
+#[raykit::remote]
+fn slow_square(x: u64, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    x * x
+}
+
+/// The sum of a value's bytes, after `ms` milliseconds of work.
+#[raykit::remote]
+fn byte_sum(bytes: Vec<u8>, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    bytes.iter().map(|b| u64::from(*b)).sum()
+}
+
+/// The sum of the squares of `0..n`, computed by `n` child tasks while this one waits.
+#[raykit::remote]
+fn sum_of_squares(n: u64, ms: u64) -> u64 {
+    let children: Vec<ObjectRef<u64>> = (0..n)
+        .map(|i| slow_square::options(patient()).remote(i, ms))
+        .collect();
+    raykit::get_all(&children).map_or(u64::MAX, |v| v.iter().sum())
+}
+
+/// Options that outlast a chaos test's kills: many retries.
+fn patient() -> TaskOptions {
+    TaskOptions::new().max_retries(100)
+}
+
+/// `rounds` rounds of work whose every answer is checked, while the test kills workers, a
+/// node and another driver, and stalls a node: squares, chains of dependent tasks, nested
+/// tasks, and tasks reading a large put value. Prints `ok N` (the answers checked) or the
+/// first wrong one, and fails.
+fn chaos(rounds: u64) -> raykit::Result<()> {
+    let big: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let big_sum: u64 = big.iter().map(|b| u64::from(*b)).sum();
+    let big = raykit::put(big);
+    let mut checked = 0u64;
+    let mut check = |what: &str, got: u64, want: u64| -> raykit::Result<()> {
+        if got != want {
+            println!("wrong {what}: {got} instead of {want}");
+            return Err(raykit::Error::new(
+                raykit::ErrorKind::System,
+                "a wrong answer",
+            ));
+        }
+        checked += 1;
+        Ok(())
+    };
+    for round in 0..rounds {
+        let squares: Vec<ObjectRef<u64>> = (0..16)
+            .map(|i| slow_square::options(patient()).remote(round + i, 30))
+            .collect();
+        let mut link = slow_square::options(patient()).remote(2, 10);
+        for _ in 0..4 {
+            link = slow_square::options(patient()).remote(&link, 10);
+        }
+        let nested = sum_of_squares::options(patient()).remote(6, 20);
+        let sums: Vec<ObjectRef<u64>> = (0..2)
+            .map(|_| byte_sum::options(patient()).remote(&big, 20))
+            .collect();
+        for (i, r) in squares.iter().enumerate() {
+            let x = round + i as u64;
+            check("square", raykit::get(r)?, x * x)?;
+        }
+        // 2 squared five times: 2^32.
+        check("chain", raykit::get(&link)?, 1 << 32)?;
+        check("nested", raykit::get(&nested)?, 55)?;
+        for r in &sums {
+            check("byte sum", raykit::get(r)?, big_sum)?;
+        }
+    }
+    println!("ok {checked}");
+    Ok(())
 }
 
 /// A chain of `n` dependents after a panic: prints the largest error message of the chain,
@@ -177,6 +252,7 @@ fn main() -> ExitCode {
         Some("small") => small(num(1, 60)),
         Some("unknown") => unknown(),
         Some("restart-behind") => restart_behind(num(1, 1) as u32),
+        Some("chaos") => chaos(num(1, 20)),
         other => {
             eprintln!("unknown scenario {other:?}");
             return ExitCode::from(2);
