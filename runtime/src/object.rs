@@ -278,6 +278,14 @@ impl Slot {
         }
     }
 
+    /// The error, when the object failed.
+    fn failure(&self) -> Option<Error> {
+        match &*self.state.lock() {
+            State::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether the value or error is there.
     pub(crate) fn is_ready(&self) -> bool {
         !matches!(*self.state.lock(), State::Pending(_))
@@ -657,6 +665,10 @@ pub fn get_all<T: 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
     // objects wakes this one once instead of for each.
     if refs.len() > 1 {
         wait_for_all(refs);
+        // One failed: that is the answer, whether or not the others are ready.
+        if let Some(error) = refs.iter().find_map(|r| r.slot.failure()) {
+            return Err(error);
+        }
     }
     refs.iter().map(get).collect()
 }

@@ -213,6 +213,30 @@ fn get_all_fails_when_one_fails() {
     });
 }
 
+/// Waits until the test thread meets it at the rendezvous `name`.
+#[raykit::remote]
+fn held_until_met(name: String) -> i64 {
+    raykit_tests::rendezvous(&name).meet(2, Duration::from_secs(300));
+    1
+}
+
+#[test]
+fn get_all_fails_at_once_when_one_fails_while_another_is_still_pending() {
+    init();
+    within(60, || {
+        let name = "errors::get_all_fails_at_once".to_owned();
+        let pending = held_until_met::remote(name.clone());
+        let refs: Vec<ObjectRef<i64>> = vec![pending, boom::remote(12)];
+        // The pending task runs until this thread meets it, after `get_all` returns: waiting
+        // for it would hang until `within` fails the test.
+        let err = raykit::get_all(&refs).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TaskPanicked);
+        assert!(err.to_string().contains("boom at 12"), "{err}");
+        assert!(raykit_tests::rendezvous(&name).meet(2, Duration::from_secs(30)));
+        assert_eq!(raykit::get(&refs[0]).unwrap(), 1);
+    });
+}
+
 #[test]
 fn wait_counts_failed_objects_as_ready() {
     init();
