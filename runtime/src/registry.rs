@@ -79,11 +79,36 @@ impl RemoteFunction {
                 .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p))),
             Invoke::Async(f) => {
                 let fut = AssertUnwindSafe(f(args.to_vec())).catch_unwind();
-                futures::executor::block_on(fut)
-                    .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p)))
+                let done = match async_runtime() {
+                    Ok(rt) => rt.block_on(fut),
+                    Err(e) => return Err(e),
+                };
+                done.unwrap_or_else(|p| Err(Error::task_panicked(name, &*p)))
             }
         }
     }
+}
+
+/// The tokio runtime async functions run in when this process runs them by name (a worker
+/// process of a cluster node), as the embedded runtime runs them in its own: timers, I/O and
+/// `tokio::spawn` work the same in both.
+fn async_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("raykit-async")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::System,
+            format!("cannot start the runtime of async tasks: {e}"),
+        )
+    })
 }
 
 /// Every remote function linked into this binary.

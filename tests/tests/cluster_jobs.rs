@@ -15,6 +15,27 @@ fn cluster(name: &str) -> Cluster {
     Cluster::start(name, CLI, DRIVER)
 }
 
+/// Runs the driver with `args` on the embedded runtime; returns its output.
+fn embedded(args: &[&str]) -> String {
+    let out = std::process::Command::new(DRIVER)
+        .args(args)
+        .env_remove("RAYKIT_ADDRESS")
+        .env(
+            "RAYKIT_HOME",
+            std::env::temp_dir().join("raykit-jobs-embedded"),
+        )
+        .output()
+        .expect("run the driver");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "embedded `{}` failed:\n{text}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// How many processes run an executable from under `home` (the nodes' executable caches):
 /// the cluster's worker processes.
 fn workers_under(home: &Path) -> usize {
@@ -157,4 +178,15 @@ fn calls_behind_a_crash_wait_for_the_restart_or_fail_when_none_is_left() {
         .filter_map(|l| l.strip_prefix("behind "))
         .collect();
     assert_eq!(behind, ["ActorDied"; 5], "{out}");
+}
+
+/// Async tasks run inside a tokio runtime on a cluster's workers as they do embedded: tokio's
+/// timer and `tokio::spawn` work in both (a worker used to run them under a plain executor,
+/// where `tokio::time::sleep` panics for want of a reactor).
+#[test]
+fn async_tasks_use_tokio_on_both_backends() {
+    assert_eq!(line(&embedded(&["tokio"]), "tokio "), "[2, 3, 4, 5]");
+    let mut c = cluster("tokio");
+    let out = c.drive("tokio", &["tokio"]);
+    assert_eq!(line(&out, "tokio "), "[2, 3, 4, 5]", "{out}");
 }

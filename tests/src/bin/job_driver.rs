@@ -105,6 +105,24 @@ fn chaos(rounds: u64) -> raykit::Result<()> {
     Ok(())
 }
 
+/// Sleeps on tokio's timer and joins a task it spawned: async tasks run inside a tokio
+/// runtime, embedded and on a cluster's workers alike.
+#[raykit::remote]
+async fn tokio_inside(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let spawned = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        ms + 1
+    });
+    spawned.await.unwrap_or(0)
+}
+
+fn tokio_async() -> raykit::Result<()> {
+    let refs: Vec<ObjectRef<u64>> = (1..=4).map(tokio_inside::remote).collect();
+    println!("tokio {:?}", raykit::get_all(&refs)?);
+    Ok(())
+}
+
 /// A chain of `n` dependents after a panic: prints the largest error message of the chain,
 /// the deepest `source()` chain and the root cause of the last link.
 fn chain(n: u64) -> raykit::Result<()> {
@@ -253,6 +271,7 @@ fn main() -> ExitCode {
         Some("unknown") => unknown(),
         Some("restart-behind") => restart_behind(num(1, 1) as u32),
         Some("chaos") => chaos(num(1, 20)),
+        Some("tokio") => tokio_async(),
         other => {
             eprintln!("unknown scenario {other:?}");
             return ExitCode::from(2);
