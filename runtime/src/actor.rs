@@ -27,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::{self, Runtime};
 use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler, What};
-use crate::task::{schedule, Returns};
+use crate::task::{schedule, CallOutputs, Returns};
 
 mod host;
 
@@ -224,6 +224,8 @@ struct Call<A> {
     exclusive: bool,
     is_async: bool,
     deps: Vec<Arc<Slot>>,
+    /// Its output objects: failed at once when the actor is killed while the call runs.
+    outputs: CallOutputs,
     run: CallRun<A>,
 }
 
@@ -245,12 +247,31 @@ struct Mailbox<A> {
     queue: VecDeque<Call<A>>,
     running_shared: usize,
     running_exclusive: bool,
+    /// The outputs of the calls running now, by call number: a kill fails them at once.
+    running: Vec<(u64, CallOutputs)>,
+    /// The number of the next call to start.
+    next_call: u64,
     head_waiting: bool,
     handles_gone: bool,
     holds_resources: bool,
 }
 
 impl<A> Mailbox<A> {
+    /// Counts `call` as running: its number, by which its end is known.
+    fn started(&mut self, call: &mut Call<A>) -> u64 {
+        let n = self.next_call;
+        self.next_call += 1;
+        self.running.push((n, std::mem::take(&mut call.outputs)));
+        n
+    }
+
+    /// The call `n` ended.
+    fn ended(&mut self, n: u64) {
+        if let Some(at) = self.running.iter().position(|(m, _)| *m == n) {
+            self.running.swap_remove(at);
+        }
+    }
+
     fn new(status: Status, state: Option<State<A>>) -> Self {
         Mailbox {
             status,
@@ -258,6 +279,8 @@ impl<A> Mailbox<A> {
             queue: VecDeque::new(),
             running_shared: 0,
             running_exclusive: false,
+            running: Vec::new(),
+            next_call: 0,
             head_waiting: false,
             handles_gone: false,
             holds_resources: false,
@@ -338,7 +361,10 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                         if head.exclusive {
                             if mb.running_shared == 0 && !mb.running_exclusive {
                                 mb.running_exclusive = true;
-                                start.extend(mb.queue.pop_front());
+                                if let Some(mut call) = mb.queue.pop_front() {
+                                    let n = mb.started(&mut call);
+                                    start.push((call, n));
+                                }
                             }
                             break;
                         }
@@ -346,7 +372,10 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                             break;
                         }
                         mb.running_shared += 1;
-                        start.extend(mb.queue.pop_front());
+                        if let Some(mut call) = mb.queue.pop_front() {
+                            let n = mb.started(&mut call);
+                            start.push((call, n));
+                        }
                     }
                     let idle =
                         mb.queue.is_empty() && mb.running_shared == 0 && !mb.running_exclusive;
@@ -359,8 +388,8 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                 }
             }
         }
-        for call in start {
-            self.start(call);
+        for (call, n) in start {
+            self.start(call, n);
         }
         if let Some(e) = failure {
             for call in fail {
@@ -379,17 +408,19 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
         }
     }
 
-    fn start(self: &Arc<Self>, call: Call<A>) {
+    fn start(self: &Arc<Self>, call: Call<A>, n: u64) {
         let state = self.mailbox.lock().state.clone();
         let done = Finished {
             cell: self.clone(),
             exclusive: call.exclusive,
+            call: n,
         };
         let run = call.run;
         let body: Body = Box::new(move || {
             let state = state.ok_or_else(|| done.cell.died("is not running"));
             match run(state) {
                 None => {
+                    let mut done = done;
                     done.drain();
                     drop(done);
                     None
@@ -411,17 +442,26 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
         }
     }
 
-    /// Kills the actor: queued and later calls fail, the state is dropped once running calls
-    /// end, its resources and name are given back.
+    /// Kills the actor: the calls it runs fail at once (what they return later goes nowhere),
+    /// queued and later calls fail, the state is dropped once running calls end, its
+    /// resources and name are given back.
     fn kill(self: &Arc<Self>, why: &str) {
-        let (state, release) = {
+        let error = self.died(why);
+        let (state, release, running) = {
             let mut mb = self.mailbox.lock();
             if matches!(mb.status, Status::Dead(_)) {
                 return;
             }
-            mb.status = Status::Dead(self.died(why));
-            (mb.state.take(), std::mem::take(&mut mb.holds_resources))
+            mb.status = Status::Dead(error.clone());
+            (
+                mb.state.take(),
+                std::mem::take(&mut mb.holds_resources),
+                std::mem::take(&mut mb.running),
+            )
         };
+        for (_, outputs) in running {
+            outputs.fail(&error);
+        }
         drop(state);
         if release {
             self.release_resources();
@@ -437,13 +477,15 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
 struct Finished<A: Send + Sync + 'static> {
     cell: Arc<ActorCell<A>>,
     exclusive: bool,
+    /// The call's number in the mailbox's running calls.
+    call: u64,
 }
 
 impl<A: Send + Sync + 'static> Finished<A> {
     /// Runs the next queued sync calls of the same kind (shared or exclusive) on this thread,
     /// in the slot this call held, instead of a new job per call: no thread hop, no scheduling.
     /// After a budget the thread goes back, so one busy actor cannot keep it for good.
-    fn drain(&self) {
+    fn drain(&mut self) {
         const BUDGET: usize = 64;
         for _ in 0..BUDGET {
             let next = {
@@ -456,7 +498,12 @@ impl<A: Send + Sync + 'static> Finished<A> {
                     return;
                 }
                 let state = mb.state.clone();
-                mb.queue.pop_front().map(|c| (c, state))
+                mb.queue.pop_front().map(|mut c| {
+                    // The call this slot held ended; the next one holds it now.
+                    mb.ended(self.call);
+                    self.call = mb.started(&mut c);
+                    (c, state)
+                })
             };
             let Some((call, state)) = next else { return };
             let state = state.ok_or_else(|| self.cell.died("is not running"));
@@ -470,6 +517,7 @@ impl<A: Send + Sync + 'static> Drop for Finished<A> {
     fn drop(&mut self) {
         {
             let mut mb = self.cell.mailbox.lock();
+            mb.ended(self.call);
             if self.exclusive {
                 mb.running_exclusive = false;
             } else {
@@ -758,6 +806,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
             MethodBody::MutAsync(_) => (true, true),
         };
         let class = cell.class;
+        let outputs = returns.outputs();
         let run = move |state: Result<State<A>>| -> Option<BoxFuture<'static, ()>> {
             let state = match state {
                 Ok(s) => s,
@@ -810,6 +859,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                 .filter(|s| !s.is_ready())
                 .cloned()
                 .collect(),
+            outputs,
             run: Box::new(run),
         };
         cell.enqueue(call);
@@ -862,9 +912,10 @@ impl<A: ActorMethods> ActorHandle<A> {
         self.raw().id()
     }
 
-    /// Kills the actor: calls not yet started and every later call fail with an
-    /// [`ActorDied`](ErrorKind::ActorDied) error. In this process a call already running
-    /// finishes; on a cluster the actor's process is killed, so its running calls fail too.
+    /// Kills the actor: the calls it runs, the calls not yet started and every later call
+    /// fail at once with an [`ActorDied`](ErrorKind::ActorDied) error. On a cluster the actor's
+    /// process is killed; in this process a running call's thread cannot be stopped, so it
+    /// runs to its end, but what it returns goes nowhere.
     pub fn kill(&self) {
         match &self.raw().inner {
             Inner::Local(g) => g.cell.kill("was killed"),

@@ -217,13 +217,22 @@ impl Slot {
 
     fn settle(&self, new: State) {
         let failed = matches!(new, State::Failed(_));
-        let old = std::mem::replace(&mut *self.state.lock(), new);
-        match old {
-            State::Pending(waiters) | State::Fetching(waiters) => {
-                waiters.into_iter().for_each(|w| w.fire(failed))
+        let mut state = self.state.lock();
+        match &*state {
+            State::Pending(_) | State::Fetching(_) | State::Remote(_) => {}
+            // Failed first on purpose (its actor was killed while it ran the call): the late
+            // result goes nowhere.
+            State::Failed(_) => return,
+            _ => {
+                drop(state);
+                tracing::error!(object = %self.id, "object written twice; second write ignored");
+                return;
             }
-            State::Remote(_) => {}
-            _ => tracing::error!(object = %self.id, "object written twice; second write ignored"),
+        }
+        let old = std::mem::replace(&mut *state, new);
+        drop(state);
+        if let State::Pending(waiters) | State::Fetching(waiters) = old {
+            waiters.into_iter().for_each(|w| w.fire(failed));
         }
     }
 

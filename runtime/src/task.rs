@@ -229,6 +229,47 @@ pub trait Returns: Send + 'static {
     fn fail(self, error: Error);
     /// The output slots, in order, for someone else to fill (a cluster).
     fn into_slots(self) -> Vec<Arc<Slot>>;
+    /// The output slots while this still fills them: for whoever may have to fail them first
+    /// (an actor killed while it runs the call).
+    fn outputs(&self) -> CallOutputs;
+}
+
+/// The output slots of a call, kept aside to fail them early (one needs no allocation).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub enum CallOutputs {
+    /// None (a call whose result goes elsewhere).
+    #[default]
+    None,
+    /// One object.
+    One(Arc<Slot>),
+    /// Several (`num_returns`).
+    Many(Vec<Arc<Slot>>),
+}
+
+impl CallOutputs {
+    /// Fails every object that is not settled yet with `error`.
+    pub(crate) fn fail(self, error: &Error) {
+        match self {
+            CallOutputs::None => {}
+            CallOutputs::One(slot) => slot.fail(error.clone()),
+            CallOutputs::Many(slots) => slots.into_iter().for_each(|s| s.fail(error.clone())),
+        }
+    }
+
+    fn push(&mut self, more: CallOutputs) {
+        let mut all = match std::mem::take(self) {
+            CallOutputs::None => Vec::new(),
+            CallOutputs::One(slot) => vec![slot],
+            CallOutputs::Many(slots) => slots,
+        };
+        match more {
+            CallOutputs::None => {}
+            CallOutputs::One(slot) => all.push(slot),
+            CallOutputs::Many(slots) => all.extend(slots),
+        }
+        *self = CallOutputs::Many(all);
+    }
 }
 
 /// One output object of a call. Dropped unfilled (its task was discarded), it fails the object
@@ -268,6 +309,13 @@ impl<T: Send + 'static> Returns for One<T> {
 
     fn into_slots(mut self) -> Vec<Arc<Slot>> {
         self.slot.take().into_iter().collect()
+    }
+
+    fn outputs(&self) -> CallOutputs {
+        match &self.slot {
+            Some(slot) => CallOutputs::One(slot.clone()),
+            None => CallOutputs::None,
+        }
     }
 
     fn fulfil(mut self, value: T) {
@@ -334,6 +382,12 @@ macro_rules! tuple_returns {
                 let mut slots = Vec::new();
                 $(slots.extend(self.$idx.into_slots());)+
                 slots
+            }
+
+            fn outputs(&self) -> CallOutputs {
+                let mut all = CallOutputs::Many(Vec::new());
+                $(all.push(self.$idx.outputs());)+
+                all
             }
         }
     };

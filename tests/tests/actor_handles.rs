@@ -602,28 +602,32 @@ fn kill_from_inside_a_task() {
 }
 
 #[test]
-fn kill_lets_the_running_call_finish_and_fails_queued_ones() {
+fn kill_fails_the_running_call_and_the_queued_ones_at_once() {
     init();
     within(60, || {
-        let name = fresh("kill_lets_the_running_call_finish");
+        let name = fresh("kill_fails_the_running_call");
         let c = Counter::remote(7);
         let probe = probe_of(&c);
+        // A call that runs until its gate opens (here: after the kill), and one behind it.
         let running = c.hold(name.clone());
         gate(&format!("{name}/entered")).wait();
         let queued = c.incr(1);
         c.kill();
         let later = c.value();
-        gate(&name).open();
-        assert_eq!(
-            raykit::get(&running).unwrap(),
-            7,
-            "the running call finishes"
-        );
-        for r in [&queued, &later] {
+        // All fail now, while the running call's thread still waits at its gate (a call that
+        // never ends cannot keep `get` waiting).
+        for r in [&running, &queued, &later] {
             let e = raykit::get(r).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ActorDied, "{e:?}");
+            assert!(e.to_string().contains("was killed"), "{e}");
         }
+        // The call's own end, later, changes nothing; the state goes once it has ended.
+        gate(&name).open();
         wait_dropped(probe, "the state is dropped once the running call ends");
+        assert_eq!(
+            raykit::get(&running).unwrap_err().kind(),
+            ErrorKind::ActorDied
+        );
     });
 }
 

@@ -111,6 +111,10 @@ impl<T: serde::Serialize + Send + 'static> Returns for Encoded<T> {
     fn into_slots(self) -> Vec<Arc<Slot>> {
         Vec::new()
     }
+
+    fn outputs(&self) -> crate::task::CallOutputs {
+        crate::task::CallOutputs::None
+    }
 }
 
 impl<T> Drop for Encoded<T> {
