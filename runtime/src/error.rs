@@ -166,13 +166,17 @@ impl fmt::Display for Error {
     }
 }
 
+/// Reads like `Display` with the kind, then one line per cause: what a `main` that returns
+/// `raykit::Result` prints when it fails.
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("kind", &self.0.kind)
-            .field("message", &self.0.message)
-            .field("source", &self.0.source)
-            .finish()
+        write!(f, "{} ({:?})", self.0.message, self.0.kind)?;
+        let mut cause = self.0.source.as_ref();
+        while let Some(c) = cause {
+            write!(f, "\n  caused by: {} ({:?})", c.0.message, c.0.kind)?;
+            cause = c.0.source.as_ref();
+        }
+        Ok(())
     }
 }
 
@@ -194,5 +198,25 @@ impl Serialize for Error {
 impl<'de> Deserialize<'de> for Error {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Inner::deserialize(d).map(|i| Error(Arc::new(i)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_like_display_with_the_kind_and_the_causes() {
+        let root = Error::new(
+            ErrorKind::TaskPanicked,
+            "remote function `f` panicked: boom",
+        );
+        let e = Error::dependency_failed("g", "`x`", &root);
+        assert_eq!(
+            format!("{e:?}"),
+            "`g` could not run: its argument `x` failed: remote function `f` panicked: boom \
+             (DependencyFailed)\n  caused by: remote function `f` panicked: boom (TaskPanicked)"
+        );
+        assert_eq!(format!("{root:?}"), format!("{root} (TaskPanicked)"));
     }
 }
