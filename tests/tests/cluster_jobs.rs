@@ -190,3 +190,16 @@ fn async_tasks_use_tokio_on_both_backends() {
     let out = c.drive("tokio", &["tokio"]);
     assert_eq!(line(&out, "tokio "), "[2, 3, 4, 5]", "{out}");
 }
+
+/// An actor whose process dies inside `new` is restarted like any crashed actor (only a
+/// cluster has an actor process of its own to crash).
+#[test]
+fn an_actor_whose_process_dies_in_new_is_restarted_while_restarts_are_left() {
+    let mut c = cluster("crash-in-new");
+    let dir = c.home().to_string_lossy().into_owned();
+    let out = c.drive("crash-in-new", &["crash-in-new", &dir]);
+    assert_eq!(line(&out, "restarted "), "7", "{out}");
+    let dead = line(&out, "dead ");
+    assert!(dead.starts_with("ActorDied"), "{out}");
+    assert!(dead.contains("new"), "{out}");
+}

@@ -232,6 +232,46 @@ impl Counter {
     }
 }
 
+/// An actor whose process dies in `new` the first time (when `marker` does not exist yet).
+#[derive(raykit::Actor)]
+#[actor(resources(beta = 1))]
+struct CrashyStart {
+    value: u64,
+}
+
+#[raykit::actor]
+impl CrashyStart {
+    pub fn new(marker: String, value: u64) -> Self {
+        if std::fs::metadata(&marker).is_err() {
+            let _ = std::fs::write(&marker, b"crashed");
+            std::process::abort();
+        }
+        CrashyStart { value }
+    }
+
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+}
+
+/// An actor whose process crashes inside `new` is started again while it has restarts left,
+/// and is dead with the reason when it has none.
+fn crash_in_new(dir: PathBuf) -> raykit::Result<()> {
+    let marker = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let again = CrashyStart::options(ActorOptions::new().max_restarts(1))
+        .remote(marker("restarted.marker"), 7);
+    match raykit::get(&again.value()) {
+        Ok(v) => println!("restarted {v}"),
+        Err(e) => println!("restarted {:?} {e}", e.kind()),
+    }
+    let dead = CrashyStart::remote(marker("dead.marker"), 8);
+    match raykit::get(&dead.value()) {
+        Ok(v) => println!("dead none {v}"),
+        Err(e) => println!("dead {:?} {e}", e.kind()),
+    }
+    Ok(())
+}
+
 /// Calls sent behind a call that crashes the actor's process, without waiting: the crashing
 /// call fails; the others run on the restarted actor (fresh from `new`) when it has a restart
 /// left, and fail as dead when it has none.
@@ -272,6 +312,9 @@ fn main() -> ExitCode {
         Some("restart-behind") => restart_behind(num(1, 1) as u32),
         Some("chaos") => chaos(num(1, 20)),
         Some("tokio") => tokio_async(),
+        Some("crash-in-new") => {
+            crash_in_new(PathBuf::from(args.get(1).cloned().unwrap_or_default()))
+        }
         other => {
             eprintln!("unknown scenario {other:?}");
             return ExitCode::from(2);

@@ -387,6 +387,14 @@ impl Scheduler {
                 *started = true;
                 tracing::debug!(actor = %actor_id, class = %a.display, %node, "actor started");
             }
+            // Its process died in `new` (or could not be started): a crash like any other,
+            // restarted while restarts are left.
+            Err(e) if e.kind() == ErrorKind::System => {
+                self.actor_failed(actor_id, &format!("while running `new`: {e}"));
+                self.dispatch();
+            }
+            // `new` panicked or could not take its arguments: running it again would fail the
+            // same way.
             Err(e) => {
                 let error = Error::with_source(
                     ErrorKind::ActorDied,
@@ -429,9 +437,9 @@ impl Scheduler {
         let Some(a) = self.actors.get_mut(&actor_id) else {
             return;
         };
-        if !matches!(a.state, ActorState::Placed { .. }) {
+        let ActorState::Placed { started, .. } = a.state else {
             return;
-        }
+        };
         if a.restarts >= a.creation.max_restarts || a.stopping {
             let why = if a.creation.max_restarts == 0 {
                 format!("died: {reason}")
@@ -454,7 +462,11 @@ impl Scheduler {
         ));
         tracing::warn!(actor = %actor_id, class = %a.display, restart = a.restarts, "actor died ({reason}): restarting it");
         let create = a.creation.create.task_id;
-        let may_run = a.creation.max_concurrency.max(1) as usize;
+        // Before `new` returned, no call can have started.
+        let may_run = match started {
+            true => a.creation.max_concurrency.max(1) as usize,
+            false => 0,
+        };
         self.requeue_unstarted_calls(actor_id, may_run, &error);
         self.give_back(create);
         if let Some(t) = self.tasks.get_mut(&create) {
