@@ -224,6 +224,11 @@ struct Call<A> {
     exclusive: bool,
     is_async: bool,
     deps: Vec<Arc<Slot>>,
+    /// Who submitted it (see [`crate::scheduler::current_caller`]): calls of one caller run in
+    /// the order it submitted them, and never wait behind another caller's call.
+    caller: u64,
+    /// The argument whose readiness it is told of now (a waiter is registered on it).
+    waiting_on: Option<crate::object::ObjectId>,
     /// Its output objects: failed at once when the actor is killed while the call runs.
     outputs: CallOutputs,
     run: CallRun<A>,
@@ -251,7 +256,6 @@ struct Mailbox<A> {
     running: Vec<(u64, CallOutputs)>,
     /// The number of the next call to start.
     next_call: u64,
-    head_waiting: bool,
     handles_gone: bool,
     holds_resources: bool,
 }
@@ -281,7 +285,6 @@ impl<A> Mailbox<A> {
             running_exclusive: false,
             running: Vec::new(),
             next_call: 0,
-            head_waiting: false,
             handles_gone: false,
             holds_resources: false,
         }
@@ -346,22 +349,36 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                     fail.extend(mb.queue.drain(..));
                 }
                 Status::Alive => {
-                    while let Some(head) = mb.queue.front() {
-                        if let Some(slot) = head.unready_dep() {
-                            if !mb.head_waiting {
+                    // Callers whose first queued call waits for an argument: their later calls
+                    // wait behind it, other callers' calls do not.
+                    let mut blocked: Vec<u64> = Vec::new();
+                    let mut i = 0;
+                    while i < mb.queue.len() {
+                        let call = &mb.queue[i];
+                        if blocked.contains(&call.caller) {
+                            i += 1;
+                            continue;
+                        }
+                        if let Some(slot) = call.unready_dep() {
+                            let id = slot.id();
+                            if call.waiting_on != Some(id) {
                                 let slot = slot.clone();
                                 let waiter = Arc::new(HeadReady(self.clone()));
                                 if slot.add_waiter(Waiter::Dependent(waiter)).is_err() {
                                     continue; // became ready meanwhile: look again
                                 }
-                                mb.head_waiting = true;
+                                mb.queue[i].waiting_on = Some(id);
                             }
-                            break;
+                            blocked.push(mb.queue[i].caller);
+                            i += 1;
+                            continue;
                         }
-                        if head.exclusive {
+                        // The first ready call starts when the actor has room; later ones wait
+                        // for it (one at a time, `&mut self` calls alone).
+                        if call.exclusive {
                             if mb.running_shared == 0 && !mb.running_exclusive {
                                 mb.running_exclusive = true;
-                                if let Some(mut call) = mb.queue.pop_front() {
+                                if let Some(mut call) = mb.queue.remove(i) {
                                     let n = mb.started(&mut call);
                                     start.push((call, n));
                                 }
@@ -372,7 +389,7 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                             break;
                         }
                         mb.running_shared += 1;
-                        if let Some(mut call) = mb.queue.pop_front() {
+                        if let Some(mut call) = mb.queue.remove(i) {
                             let n = mb.started(&mut call);
                             start.push((call, n));
                         }
@@ -528,12 +545,11 @@ impl<A: Send + Sync + 'static> Drop for Finished<A> {
     }
 }
 
-/// Pumps the mailbox when the head call's argument arrives.
+/// Pumps the mailbox when the argument a caller's first queued call waits for arrives.
 struct HeadReady<A>(Arc<ActorCell<A>>);
 
 impl<A: Send + Sync + 'static> Dependent for HeadReady<A> {
     fn dependency_ready(self: Arc<Self>) {
-        self.0.mailbox.lock().head_waiting = false;
         self.0.pump();
     }
 }
@@ -859,6 +875,8 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                 .filter(|s| !s.is_ready())
                 .cloned()
                 .collect(),
+            caller: crate::scheduler::current_caller(),
+            waiting_on: None,
             outputs,
             run: Box::new(run),
         };

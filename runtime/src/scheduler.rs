@@ -757,6 +757,22 @@ impl TaskCtx {
     }
 }
 
+/// Who is submitting work from this thread now: the running task (sync, or async while it is
+/// polled) or, outside tasks, the thread. An actor runs each caller's calls in the order it
+/// submitted them. A finished task's number may come back for a later task; that one's calls
+/// are submitted later anyway, so nothing is reordered.
+pub(crate) fn current_caller() -> u64 {
+    thread_local! {
+        static THREAD: u64 = {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            // Above every address, so never the number of a task.
+            (1 << 63) | NEXT.fetch_add(1, Ordering::Relaxed)
+        };
+    }
+    TaskCtx::with_current(|ctx| ctx.map(|c| c as *const TaskCtx as u64))
+        .unwrap_or_else(|| THREAD.with(|t| *t))
+}
+
 /// Runs a blocking wait. Inside a task, the task's CPU is lent out for the wait (so tasks it
 /// waits for can run) and taken back after; on an async executor thread the wait runs in
 /// `block_in_place` so other futures keep going.

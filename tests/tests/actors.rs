@@ -517,6 +517,36 @@ fn a_failed_argument_fails_that_call_only() {
 // ---------------------------------------------------------------------------------------------
 // Order.
 
+/// Calls `counter.incr(by)` from inside a task (a caller of its own) and returns the answer.
+#[raykit::remote]
+fn incr_from_a_task(counter: ActorHandle<Counter>, by: u64) -> u64 {
+    raykit::get(&counter.incr(by)).unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_callers_ready_call_does_not_wait_behind_another_callers_call_that_waits_for_an_argument() {
+    init();
+    within(60, || {
+        let name = fresh("per_caller_order");
+        let counter = Counter::remote(0);
+        // This thread's call waits for an argument that comes only when the gate opens.
+        let slow = gated::remote(name.clone(), 100);
+        let waiting = counter.incr(&slow);
+        let after = counter.incr(1);
+        // Another caller's ready call runs meanwhile: waiting behind this thread's call would
+        // hang here until `within` fails the test.
+        assert_eq!(
+            raykit::get(&incr_from_a_task::remote(counter.clone(), 10)).unwrap(),
+            10
+        );
+        assert!(!waiting.is_ready() && !after.is_ready());
+        // This thread's calls still run in the order it made them.
+        gate(&name).open();
+        assert_eq!(raykit::get(&waiting).unwrap(), 110);
+        assert_eq!(raykit::get(&after).unwrap(), 111);
+    });
+}
+
 #[test]
 fn calls_run_in_submission_order() {
     init();

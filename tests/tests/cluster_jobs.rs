@@ -203,3 +203,21 @@ fn an_actor_whose_process_dies_in_new_is_restarted_while_restarts_are_left() {
     assert!(dead.starts_with("ActorDied"), "{out}");
     assert!(dead.contains("new"), "{out}");
 }
+
+/// Each caller's calls to an actor run in its own order, and a call waiting for its argument
+/// holds back only its own caller's later calls, embedded and on a cluster.
+#[test]
+fn a_call_waiting_for_an_argument_holds_back_only_its_own_callers_calls() {
+    let check = |out: &str| {
+        assert_eq!(line(out, "other "), "10", "{out}");
+        assert_eq!(line(out, "held "), "true", "{out}");
+        assert_eq!(line(out, "mine "), "110 111", "{out}");
+    };
+    let dir = std::env::temp_dir().join(format!("raykit-per-caller-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for the driver");
+    check(&embedded(&["per-caller", &dir.to_string_lossy()]));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = cluster("per-caller");
+    let home = c.home().to_string_lossy().into_owned();
+    check(&c.drive("per-caller", &["per-caller", &home]));
+}

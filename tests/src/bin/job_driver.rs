@@ -232,6 +232,61 @@ impl Counter {
     }
 }
 
+/// Waits (at most a minute) until the file `path` exists, then returns `value`.
+#[raykit::remote(num_cpus = 0)]
+fn when_file_exists(path: String, value: u64) -> u64 {
+    for _ in 0..6000 {
+        if Path::new(&path).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    value
+}
+
+/// A counter on any node.
+#[derive(raykit::Actor)]
+struct Tally {
+    value: u64,
+}
+
+#[raykit::actor]
+impl Tally {
+    pub fn new() -> Self {
+        Tally { value: 0 }
+    }
+
+    pub fn incr(&mut self, by: u64) -> u64 {
+        self.value += by;
+        self.value
+    }
+}
+
+/// Calls `tally.incr(by)` from inside a task, a caller of its own.
+#[raykit::remote]
+fn incr_from_a_task(tally: raykit::ActorHandle<Tally>, by: u64) -> u64 {
+    raykit::get(&tally.incr(by)).unwrap_or(u64::MAX)
+}
+
+/// A call of this program that waits for an argument does not hold back another caller's
+/// ready call; this program's own calls keep their order.
+fn per_caller(dir: PathBuf) -> raykit::Result<()> {
+    let file = dir.join("per-caller.go");
+    let _ = std::fs::remove_file(&file);
+    let tally = Tally::remote();
+    let slow = when_file_exists::remote(file.to_string_lossy().into_owned(), 100);
+    let waiting = tally.incr(&slow);
+    let after = tally.incr(1);
+    println!(
+        "other {}",
+        raykit::get(&incr_from_a_task::remote(tally.clone(), 10))?
+    );
+    println!("held {}", !waiting.is_ready() && !after.is_ready());
+    let _ = std::fs::write(&file, b"go");
+    println!("mine {} {}", raykit::get(&waiting)?, raykit::get(&after)?);
+    Ok(())
+}
+
 /// An actor whose process dies in `new` the first time (when `marker` does not exist yet).
 #[derive(raykit::Actor)]
 #[actor(resources(beta = 1))]
@@ -312,6 +367,7 @@ fn main() -> ExitCode {
         Some("restart-behind") => restart_behind(num(1, 1) as u32),
         Some("chaos") => chaos(num(1, 20)),
         Some("tokio") => tokio_async(),
+        Some("per-caller") => per_caller(PathBuf::from(args.get(1).cloned().unwrap_or_default())),
         Some("crash-in-new") => {
             crash_in_new(PathBuf::from(args.get(1).cloned().unwrap_or_default()))
         }

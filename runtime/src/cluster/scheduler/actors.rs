@@ -212,9 +212,13 @@ impl Scheduler {
         self.pump_actor(actor_id);
     }
 
-    /// Sends the actor's queued calls whose turn it is to its node, fails those whose
-    /// arguments failed, and stops at the first one still waiting for an argument.
+    /// Sends the actor's queued calls whose turn it is to its node, and fails those whose
+    /// arguments failed. Each caller's calls go in the order it submitted them: a call still
+    /// waiting for an argument holds back the later calls of its caller, not those of others.
     pub(super) fn pump_actor(&mut self, actor_id: ActorId) {
+        // Callers whose first queued call waits for an argument.
+        let mut blocked: Vec<ConnId> = Vec::new();
+        let mut i = 0;
         loop {
             let Some(a) = self.actors.get_mut(&actor_id) else {
                 return;
@@ -238,8 +242,8 @@ impl Scheduler {
                 }
             };
             let incarnation = a.incarnation;
-            let Some(&call) = a.queue.front() else {
-                if a.stopping {
+            let Some(&call) = a.queue.get(i) else {
+                if a.stopping && a.queue.is_empty() {
                     self.stop_actor(actor_id);
                 }
                 return;
@@ -250,9 +254,13 @@ impl Scheduler {
                 .filter(|t| t.state == TaskState::Waiting)
             else {
                 // Failed already (an argument failed while it waited).
-                a.queue.pop_front();
+                a.queue.remove(i);
                 continue;
             };
+            if blocked.contains(&t.submitter) {
+                i += 1;
+                continue;
+            }
             let mut arg_locations = Vec::with_capacity(t.task.args.len());
             let mut missing = Vec::new();
             let mut failed = None;
@@ -273,14 +281,16 @@ impl Scheduler {
                 }
             }
             if let Some(error) = failed {
-                a.queue.pop_front();
+                a.queue.remove(i);
                 self.fail_task(call, error);
                 continue;
             }
             if !missing.is_empty() {
+                let submitter = t.submitter;
                 missing.sort_unstable();
                 missing.dedup();
                 let mut waiting = 0;
+                let mut gone = false;
                 for (id, lost) in missing {
                     self.entry_or_unknown(id);
                     if lost {
@@ -292,12 +302,12 @@ impl Scheduler {
                             self.fail_object(id, e);
                             // The call failed with its argument; go on with the next.
                             if let Some(a) = self.actors.get_mut(&actor_id) {
-                                if a.queue.front() == Some(&call) {
-                                    a.queue.pop_front();
+                                if a.queue.get(i) == Some(&call) {
+                                    a.queue.remove(i);
                                 }
                             }
                             self.fail_task(call, error);
-                            waiting = usize::MAX;
+                            gone = true;
                             break;
                         }
                     }
@@ -307,15 +317,17 @@ impl Scheduler {
                         waiters.push(call);
                     }
                 }
-                if waiting == usize::MAX {
+                if gone {
                     continue;
                 }
                 if let Some(t) = self.tasks.get_mut(&call) {
                     t.missing = waiting;
                 }
-                return;
+                blocked.push(submitter);
+                i += 1;
+                continue;
             }
-            a.queue.pop_front();
+            a.queue.remove(i);
             let Some(t) = self.tasks.get_mut(&call) else {
                 continue;
             };
