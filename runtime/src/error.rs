@@ -53,11 +53,23 @@ pub enum ErrorKind {
 #[derive(Clone)]
 pub struct Error(Arc<Inner>);
 
-#[derive(Serialize, Deserialize)]
 struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Error>,
+}
+
+/// Dropped link by link, not recursively: however long a chain, dropping it does not go deep.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut next = self.source.take();
+        while let Some(Error(arc)) = next {
+            match Arc::try_unwrap(arc) {
+                Ok(mut inner) => next = inner.source.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// `Result<T, raykit::Error>`.
@@ -189,15 +201,99 @@ impl std::error::Error for Error {
     }
 }
 
+/// The most links of an error chain that cross the wire: an error's own message and up to
+/// this many causes, the last one kept being the root cause. Chains made by this crate are
+/// short ([`Error::dependency_failed`] keeps one cause); the bound is for what a peer sends.
+pub(crate) const MAX_WIRE_CHAIN: usize = 16;
+
+/// The most bytes of one message of an error chain that cross the wire; longer messages are
+/// cut (at a character boundary) with `...`.
+pub(crate) const MAX_WIRE_MESSAGE: usize = 64 * 1024;
+
+/// One link of an error chain as it crosses the wire.
+#[derive(Serialize, Deserialize)]
+struct WireLink<'a> {
+    kind: ErrorKind,
+    #[serde(borrow)]
+    message: std::borrow::Cow<'a, str>,
+}
+
+fn cut(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_WIRE_MESSAGE {
+        return message.into();
+    }
+    let mut end = MAX_WIRE_MESSAGE - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end]).into()
+}
+
+/// An error crosses the wire as a flat list of links, outermost first: no recursion, so no
+/// input can make decoding go deep, and at most [`MAX_WIRE_CHAIN`] links of at most
+/// [`MAX_WIRE_MESSAGE`] bytes each, so no error grows a frame without bound. A longer chain
+/// keeps its first links and its root cause.
 impl Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        use serde::ser::SerializeSeq;
+        let mut chain = vec![self];
+        let mut e = self;
+        while let Some(next) = &e.0.source {
+            chain.push(next);
+            e = next;
+        }
+        if chain.len() > MAX_WIRE_CHAIN {
+            let root = chain[chain.len() - 1];
+            chain.truncate(MAX_WIRE_CHAIN - 1);
+            chain.push(root);
+        }
+        let mut seq = s.serialize_seq(Some(chain.len()))?;
+        for link in chain {
+            seq.serialize_element(&WireLink {
+                kind: link.0.kind,
+                message: cut(&link.0.message),
+            })?;
+        }
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Error {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Inner::deserialize(d).map(|i| Error(Arc::new(i)))
+        struct Chain;
+        impl<'de> serde::de::Visitor<'de> for Chain {
+            type Value = Error;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an error chain of 1 to {MAX_WIRE_CHAIN} links")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Error, A::Error> {
+                use serde::de::Error as _;
+                let mut links: Vec<(ErrorKind, String)> = Vec::new();
+                while let Some(link) = seq.next_element::<WireLink<'de>>()? {
+                    if links.len() == MAX_WIRE_CHAIN {
+                        return Err(A::Error::custom(format!(
+                            "an error chain longer than {MAX_WIRE_CHAIN} links"
+                        )));
+                    }
+                    if link.message.len() > MAX_WIRE_MESSAGE {
+                        return Err(A::Error::custom(format!(
+                            "an error message longer than {MAX_WIRE_MESSAGE} bytes"
+                        )));
+                    }
+                    links.push((link.kind, link.message.into_owned()));
+                }
+                let mut error: Option<Error> = None;
+                for (kind, message) in links.into_iter().rev() {
+                    error = Some(Error(Arc::new(Inner {
+                        kind,
+                        message,
+                        source: error,
+                    })));
+                }
+                error.ok_or_else(|| A::Error::custom("an empty error chain"))
+            }
+        }
+        d.deserialize_seq(Chain)
     }
 }
 
@@ -218,5 +314,75 @@ mod tests {
              (DependencyFailed)\n  caused by: remote function `f` panicked: boom (TaskPanicked)"
         );
         assert_eq!(format!("{root:?}"), format!("{root} (TaskPanicked)"));
+    }
+
+    fn chain(len: usize) -> Error {
+        let mut e = Error::new(ErrorKind::TaskPanicked, "root");
+        for i in 1..len {
+            e = Error::with_source(ErrorKind::DependencyFailed, format!("level {i}"), e);
+        }
+        e
+    }
+
+    fn links(e: &Error) -> Vec<(ErrorKind, String)> {
+        let mut out = vec![(e.kind(), e.message().to_owned())];
+        let mut c = e.0.source.as_ref();
+        while let Some(n) = c {
+            out.push((n.kind(), n.message().to_owned()));
+            c = n.0.source.as_ref();
+        }
+        out
+    }
+
+    #[test]
+    fn a_chain_crosses_the_wire_whole_when_short() {
+        let e = chain(3);
+        let back: Error = postcard::from_bytes(&postcard::to_stdvec(&e).unwrap()).unwrap();
+        assert_eq!(links(&back), links(&e));
+    }
+
+    #[test]
+    fn a_deep_chain_crosses_as_its_first_links_and_its_root_and_drops_without_recursion() {
+        // 200,000 levels: dropping or encoding this recursively would overflow the stack.
+        let e = chain(200_000);
+        let bytes = postcard::to_stdvec(&e).unwrap();
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let back: Error = postcard::from_bytes(&bytes).unwrap();
+        let got = links(&back);
+        assert_eq!(got.len(), MAX_WIRE_CHAIN);
+        assert_eq!(got[0].1, "level 199999");
+        assert_eq!(got[MAX_WIRE_CHAIN - 1], (ErrorKind::TaskPanicked, "root".into()));
+    }
+
+    #[test]
+    fn hostile_error_frames_are_rejected_not_followed() {
+        // Item 1 of the hardening issue: an error nested 21,000 times in the old encoding.
+        let mut nested = Vec::new();
+        for _ in 0..21_000 {
+            nested.extend_from_slice(&[0, 0, 1]);
+        }
+        nested.extend_from_slice(&[0, 0, 0]);
+        assert!(postcard::from_bytes::<Error>(&nested).is_err());
+        // More links than allowed.
+        let mut long = vec![(MAX_WIRE_CHAIN + 1) as u8];
+        for _ in 0..=MAX_WIRE_CHAIN {
+            long.extend_from_slice(&[0, 1, b'x']);
+        }
+        assert!(postcard::from_bytes::<Error>(&long).is_err());
+        // Exactly the bound is fine.
+        long[0] = MAX_WIRE_CHAIN as u8;
+        long.truncate(1 + 3 * MAX_WIRE_CHAIN);
+        let back: Error = postcard::from_bytes(&long).unwrap();
+        assert_eq!(links(&back).len(), MAX_WIRE_CHAIN);
+        // A count that promises more links than the bytes hold.
+        assert!(postcard::from_bytes::<Error>(&[0xff, 0xff, 0xff, 0x0f, 0, 0]).is_err());
+        // An empty chain.
+        assert!(postcard::from_bytes::<Error>(&[0]).is_err());
+        // A message over the limit is refused; one of ours is cut to it when sent.
+        let big = "x".repeat(MAX_WIRE_MESSAGE + 10);
+        let bytes = postcard::to_stdvec(&Error::new(ErrorKind::Config, big)).unwrap();
+        let back: Error = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.message().len(), MAX_WIRE_MESSAGE);
+        assert!(back.message().ends_with("..."));
     }
 }

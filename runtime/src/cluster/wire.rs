@@ -44,7 +44,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
