@@ -266,7 +266,10 @@ impl<'de> Deserialize<'de> for Error {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "an error chain of 1 to {MAX_WIRE_CHAIN} links")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Error, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Error, A::Error> {
                 use serde::de::Error as _;
                 let mut links: Vec<(ErrorKind, String)> = Vec::new();
                 while let Some(link) = seq.next_element::<WireLink<'de>>()? {
@@ -351,7 +354,10 @@ mod tests {
         let got = links(&back);
         assert_eq!(got.len(), MAX_WIRE_CHAIN);
         assert_eq!(got[0].1, "level 199999");
-        assert_eq!(got[MAX_WIRE_CHAIN - 1], (ErrorKind::TaskPanicked, "root".into()));
+        assert_eq!(
+            got[MAX_WIRE_CHAIN - 1],
+            (ErrorKind::TaskPanicked, "root".into())
+        );
     }
 
     #[test]

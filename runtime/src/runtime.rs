@@ -89,16 +89,13 @@ impl Runtime {
         });
         let cluster = match &address {
             Some(address) => {
-                let token = std::env::var("RAYKIT_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty())
-                    .or_else(|| {
-                        crate::cluster::records::read_cluster()
-                            .ok()
-                            .flatten()
-                            .filter(|r| r.address == *address)
-                            .map(|r| r.token)
-                    });
+                let token = crate::cluster::records::env_token()?.or_else(|| {
+                    crate::cluster::records::read_cluster()
+                        .ok()
+                        .flatten()
+                        .filter(|r| r.address == *address)
+                        .map(|r| r.token)
+                });
                 Some(crate::cluster::client::Client::connect(address, token)?)
             }
             None => None,

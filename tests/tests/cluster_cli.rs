@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use raykit::cluster::records;
-use raykit::cluster::wire::{Message, Refusal, Role, PROTOCOL_VERSION};
+use raykit::cluster::wire::handshake::{Side, Transcript, NONCE_LEN, PROOF_LEN};
+use raykit::cluster::wire::{Handshake, Message, Refusal, Role, PROTOCOL_VERSION};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
 const TOKEN: &str = "test-token-0123456789";
@@ -286,22 +287,33 @@ fn a_wrong_token_is_refused_on_both_ends_and_the_head_keeps_serving() {
     assert!(out.contains("nodes: 1 alive, 0 dead"), "{out}");
 }
 
-/// Sends raw bytes as the first frame and returns the daemon's answer, decoded.
-fn raw_exchange(port: u16, bytes: &[u8]) -> Message {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the head");
-    s.set_read_timeout(Some(STEP)).expect("read timeout");
-    s.set_write_timeout(Some(STEP)).expect("write timeout");
-    s.write_all(bytes).expect("send the frame");
+/// Reads one length-delimited frame.
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).expect("read the answer's length");
     let len = u32::from_be_bytes(len) as usize;
     assert!(len < 64 * 1024, "answer of {len} bytes");
     let mut payload = vec![0u8; len];
     s.read_exact(&mut payload).expect("read the answer");
+    payload
+}
+
+fn connect_raw(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the head");
+    s.set_read_timeout(Some(STEP)).expect("read timeout");
+    s.set_write_timeout(Some(STEP)).expect("write timeout");
+    s
+}
+
+/// Sends raw bytes as the first frame and returns the daemon's answer, decoded.
+fn raw_exchange(port: u16, bytes: &[u8]) -> Handshake {
+    let mut s = connect_raw(port);
+    s.write_all(bytes).expect("send the frame");
+    let payload = read_frame(&mut s);
     // The daemon closes the connection after a refusal.
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    Message::decode(&payload).expect("decode the answer")
+    Handshake::decode(&payload).expect("decode the answer")
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -310,9 +322,44 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn expect_refusal(answer: Message, expected: Refusal, words: &str) {
+/// Runs the connecting side of the handshake by hand with `token`; returns the stream and the
+/// daemon's last answer.
+fn raw_handshake(port: u16, token: &str) -> (TcpStream, Handshake) {
+    let mut s = connect_raw(port);
+    let client = [7u8; NONCE_LEN];
+    let hello = Handshake::Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Client,
+        nonce: client,
+    };
+    s.write_all(&frame(&hello.encode().unwrap())).unwrap();
+    let Handshake::Challenge { nonce: server } = Handshake::decode(&read_frame(&mut s)).unwrap()
+    else {
+        panic!("no challenge")
+    };
+    let transcript = Transcript {
+        version: PROTOCOL_VERSION,
+        role: Role::Client,
+        client,
+        server,
+    };
+    let proof = Handshake::Proof {
+        proof: transcript.proof(token, Side::Client),
+    };
+    s.write_all(&frame(&proof.encode().unwrap())).unwrap();
+    let answer = Handshake::decode(&read_frame(&mut s)).unwrap();
+    if let Handshake::Welcome { proof, .. } = &answer {
+        assert!(
+            transcript.verify(token, Side::Server, proof),
+            "the daemon proves the token too"
+        );
+    }
+    (s, answer)
+}
+
+fn expect_refusal(answer: Handshake, expected: Refusal, words: &str) {
     match answer {
-        Message::Refused { refusal, reason } => {
+        Handshake::Refused { refusal, reason } => {
             assert_eq!(refusal, expected, "{reason}");
             assert!(reason.contains(words), "{reason}");
         }
@@ -320,12 +367,29 @@ fn expect_refusal(answer: Message, expected: Refusal, words: &str) {
     }
 }
 
+/// Item 1 of the hardening issue: a `Failed` message whose error nests 21,000 times in the
+/// recursive encoding errors used to have (63 KB), which overflowed the stack of whatever
+/// decoded it.
+fn nested_error_frame() -> Vec<u8> {
+    let tag = Message::Failed {
+        error: raykit::Error::new(raykit::ErrorKind::System, "x"),
+    }
+    .encode()
+    .unwrap()[0];
+    let mut payload = vec![tag];
+    for _ in 0..21_000 {
+        payload.extend_from_slice(&[0, 0, 1]);
+    }
+    payload.extend_from_slice(&[0, 0, 0]);
+    frame(&payload)
+}
+
 #[test]
 fn malformed_oversized_and_wrong_version_handshakes_are_refused_and_the_head_keeps_serving() {
     let mut sb = Sandbox::new("frames");
     let port = start_head(&mut sb, &["--num-cpus", "1"]);
 
-    // Garbage: a variant index no message has.
+    // Garbage: a variant index no handshake frame has.
     let answer = raw_exchange(port, &frame(&[0x7f, 1, 2, 3]));
     expect_refusal(answer, Refusal::Malformed, "malformed handshake");
 
@@ -334,27 +398,40 @@ fn malformed_oversized_and_wrong_version_handshakes_are_refused_and_the_head_kee
     huge.extend_from_slice(&[0u8; 16]);
     expect_refusal(raw_exchange(port, &huge), Refusal::TooLarge, "limit");
 
-    // The right token but a future protocol version.
-    let hello = Message::Hello {
+    // The deeply nested error before authentication: too large for a handshake frame, and a
+    // handshake frame holds nothing recursive.
+    expect_refusal(
+        raw_exchange(port, &nested_error_frame()),
+        Refusal::TooLarge,
+        "limit",
+    );
+
+    // A future protocol version is told so before anything else is asked.
+    let hello = Handshake::Hello {
         version: PROTOCOL_VERSION + 1,
-        token: TOKEN.into(),
         role: Role::Client,
+        nonce: [0; NONCE_LEN],
     };
     let answer = raw_exchange(port, &frame(&hello.encode().expect("encode")));
     expect_refusal(answer, Refusal::VersionMismatch, "version");
 
-    // A wrong token is refused before the version is even looked at.
-    let hello = Message::Hello {
-        version: PROTOCOL_VERSION + 1,
-        token: "wrong".into(),
-        role: Role::Client,
-    };
-    let answer = raw_exchange(port, &frame(&hello.encode().expect("encode")));
+    // A proof made with a wrong token.
+    let (_, answer) = raw_handshake(port, "wrong");
     expect_refusal(answer, Refusal::Unauthorized, "wrong cluster token");
 
     // Anything but a Hello first.
-    let answer = raw_exchange(port, &frame(&Message::Stop.encode().expect("encode")));
+    let proof = Handshake::Proof {
+        proof: [0; PROOF_LEN],
+    };
+    let answer = raw_exchange(port, &frame(&proof.encode().expect("encode")));
     expect_refusal(answer, Refusal::UnexpectedMessage, "expected a Hello");
+
+    // After a real handshake, the nested error is refused as malformed, not followed.
+    let (mut s, answer) = raw_handshake(port, TOKEN);
+    assert!(matches!(answer, Handshake::Welcome { .. }), "{answer:?}");
+    s.write_all(&nested_error_frame()).expect("send the frame");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
 
     // A connection that says nothing, left open, does not stop others from being served.
     let _silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -369,10 +446,92 @@ fn malformed_oversized_and_wrong_version_handshakes_are_refused_and_the_head_kee
             "byte limit",
             "version mismatch",
             "expected a Hello",
+            "wrong cluster token",
         ]
         .iter()
         .all(|w| log.contains(w))
     });
+    assert!(
+        sb.child("head").try_wait().unwrap().is_none(),
+        "the head survived"
+    );
+}
+
+/// Relays one connection from `listener` to `port`, recording every byte both ways.
+fn record_one(listener: TcpListener, port: u16) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().expect("accept");
+        let server = TcpStream::connect(("127.0.0.1", port)).expect("connect to the head");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pump = |mut from: TcpStream,
+                    mut to: TcpStream,
+                    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            })
+        };
+        let a = pump(
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            seen.clone(),
+        );
+        let b = pump(server, client, seen.clone());
+        let _ = a.join();
+        let _ = b.join();
+        let out = seen.lock().unwrap().clone();
+        out
+    })
+}
+
+#[test]
+fn the_token_never_crosses_the_wire() {
+    let mut sb = Sandbox::new("capture");
+    let port = start_head(&mut sb, &["--num-cpus", "1"]);
+    let proxy = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+    let proxy_port = proxy.local_addr().unwrap().port();
+    let recorded = record_one(proxy, port);
+    let (st, out, err) = sb.status(proxy_port, TOKEN);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("nodes: 1 alive"), "{out}");
+    let bytes = recorded.join().expect("the proxy");
+    assert!(bytes.len() > 100, "the exchange went through the proxy");
+    let token = TOKEN.as_bytes();
+    assert!(
+        !bytes.windows(8).any(|w| token.windows(8).any(|t| t == w)),
+        "no 8 bytes of the token are on the wire"
+    );
+
+    // The token can come from a file, so it need not be on a command line or in the
+    // environment of every process.
+    let file = sb.home.join("token");
+    fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let file_s = file.to_string_lossy().into_owned();
+    let (st, out, err) = sb.run(
+        &["status", "--address", &address],
+        &[("RAYKIT_TOKEN_FILE", &file_s)],
+    );
+    assert!(st.success() && out.contains("nodes: 1 alive"), "{err}");
+    fs::write(&file, "not-the-token").unwrap();
+    let (st, _, err) = sb.run(
+        &["status", "--address", &address, "--token-file", &file_s],
+        &[],
+    );
+    assert!(
+        !st.success() && err.contains("wrong cluster token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--token "),
+        "no advice to put a token on a command line: {err}"
+    );
 }
 
 #[test]

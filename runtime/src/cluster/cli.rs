@@ -81,8 +81,12 @@ struct StartArgs {
     #[arg(long, value_name = "JSON")]
     resources: Option<String>,
     /// The cluster token [default for a head: a new random one; for a node: the recorded one].
+    /// Prefer RAYKIT_TOKEN or --token-file: other users of the host can read command lines.
     #[arg(long, env = "RAYKIT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file holding the cluster token (its first line).
+    #[arg(long, value_name = "PATH", env = "RAYKIT_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     /// Stay in the foreground instead of detaching.
     #[arg(long)]
     block: bool,
@@ -93,9 +97,12 @@ struct StatusArgs {
     /// The head to ask [default: the cluster recorded on this host].
     #[arg(long, value_name = "HOST:PORT", env = "RAYKIT_ADDRESS")]
     address: Option<String>,
-    /// The cluster token [default: the recorded one].
+    /// The cluster token [default: the recorded one]. Prefer RAYKIT_TOKEN or --token-file.
     #[arg(long, env = "RAYKIT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file holding the cluster token (its first line).
+    #[arg(long, value_name = "PATH", env = "RAYKIT_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 /// Runs the `raykit` command line with the process's arguments and returns its exit code.
@@ -192,7 +199,7 @@ fn node_resources(args: &StartArgs) -> Result<BTreeMap<String, f64>> {
 
 fn start(args: StartArgs) -> Result<ExitCode> {
     let resources = node_resources(&args)?;
-    let token = match args.token.clone().filter(|t| !t.is_empty()) {
+    let token = match given_token(args.token.clone(), args.token_file.as_deref())? {
         Some(t) => t,
         None if args.head => super::new_token()?,
         None => {
@@ -201,8 +208,8 @@ fn start(args: StartArgs) -> Result<ExitCode> {
                 Some(c) if c.address == address => c.token,
                 _ => {
                     return Err(config_error(format!(
-                        "no token for the cluster at {address}: pass --token or set RAYKIT_TOKEN \
-                         (`raykit start --head` prints it)"
+                        "no token for the cluster at {address}: set RAYKIT_TOKEN or \
+                         RAYKIT_TOKEN_FILE (`raykit start --head` prints it)"
                     )))
                 }
             }
@@ -239,19 +246,29 @@ fn started_message(r: &DaemonRecord) -> String {
         msg += &format!("\n  log:          {}", log.display());
     }
     msg += &format!(
-        "\n  add a node:   raykit start --address {} --token {}\
-         \n  drivers:      RAYKIT_ADDRESS={} (the token is recorded in {})\
+        "\n  token:        {} (recorded in {}; elsewhere give it as RAYKIT_TOKEN or in a file \
+         named by RAYKIT_TOKEN_FILE)\
+         \n  add a node:   raykit start --address {}\
+         \n  drivers:      RAYKIT_ADDRESS={}\
          \n  status, stop: raykit status; raykit stop",
-        r.cluster,
         r.token,
+        records::home().display(),
         r.cluster,
-        records::home().display()
+        r.cluster,
     );
     msg
 }
 
 /// Starts the daemon again with `--block` in a new process group, its output in a log file,
 /// and returns once it has recorded itself (or failed).
+/// The token given by `--token`/`RAYKIT_TOKEN` or else by `--token-file`/`RAYKIT_TOKEN_FILE`.
+fn given_token(token: Option<String>, file: Option<&std::path::Path>) -> Result<Option<String>> {
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        return Ok(Some(t));
+    }
+    file.map(records::read_token_file).transpose()
+}
+
 fn detach(args: &StartArgs, token: &str) -> Result<ExitCode> {
     let exe = std::env::current_exe().map_err(|e| {
         Error::new(
@@ -376,13 +393,13 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
             }
         },
     };
-    let token = match args.token.filter(|t| !t.is_empty()) {
+    let token = match given_token(args.token, args.token_file.as_deref())? {
         Some(t) => t,
         None => match recorded.filter(|c| c.address == address) {
             Some(c) => c.token,
             None => {
                 return Err(config_error(format!(
-                    "no token for the cluster at {address}: pass --token or set RAYKIT_TOKEN"
+                    "no token for the cluster at {address}: set RAYKIT_TOKEN or RAYKIT_TOKEN_FILE"
                 )))
             }
         },

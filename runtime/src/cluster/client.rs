@@ -128,8 +128,8 @@ impl Client {
             Error::new(
                 ErrorKind::Config,
                 format!(
-                    "no token for the cluster at {address}: set RAYKIT_TOKEN (printed by \
-                     `raykit start --head`)"
+                    "no token for the cluster at {address}: set RAYKIT_TOKEN or RAYKIT_TOKEN_FILE \
+                     (printed by `raykit start --head`)"
                 ),
             )
         })?;

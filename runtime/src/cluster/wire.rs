@@ -7,11 +7,14 @@
 //!
 //! # The handshake
 //!
-//! The connecting side sends [`Message::Hello`] with its protocol version, the cluster token and
-//! its [`Role`]. The accepting side reads that one frame (at most [`HANDSHAKE_MAX_FRAME`] bytes,
-//! within [`HANDSHAKE_TIMEOUT`]), compares the token in constant time before it looks at anything
-//! else, then checks the version, and answers [`Message::Welcome`] or [`Message::Refused`]. Only
-//! after a welcome do both sides accept frames up to [`MAX_FRAME`] bytes.
+//! Before a peer has proven the cluster token, its frames are decoded only as the small
+//! [`Handshake`] type, at most [`HANDSHAKE_MAX_FRAME`] bytes each, within
+//! [`HANDSHAKE_TIMEOUT`]. The connecting side says hello with its version, role and a nonce;
+//! the accepting side checks the version and challenges with its own nonce; the connecting side
+//! answers with an HMAC-SHA256 of both nonces keyed by the token, and the accepting side
+//! welcomes it with its own proof, which the connecting side checks: the token itself never
+//! crosses the wire (see [`handshake`]). Only after a welcome do both sides accept frames of
+//! [`Message`]s up to [`MAX_FRAME`] bytes.
 //!
 //! # Large values
 //!
@@ -47,7 +50,7 @@ use crate::runtime::NodeId;
 pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The largest frame accepted before the peer has proven the token.
-pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+pub const HANDSHAKE_MAX_FRAME: usize = 4 * 1024;
 
 /// The largest frame accepted from an authenticated peer.
 pub const MAX_FRAME: usize = 1 << 30;
@@ -84,7 +87,7 @@ pub enum Refusal {
     TooLarge,
     /// The handshake did not arrive within [`HANDSHAKE_TIMEOUT`].
     Timeout,
-    /// The first frame was a valid message but not [`Message::Hello`].
+    /// The first frame was a valid handshake frame but not a hello.
     UnexpectedMessage,
 }
 
@@ -98,7 +101,7 @@ impl Refusal {
     }
 }
 
-/// The accepting side's answer to a valid [`Message::Hello`].
+/// What the accepting side tells a peer that proved the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The protocol version of the accepting side (equal to the caller's).
@@ -220,31 +223,11 @@ pub struct ClusterStatus {
 
 /// Every message of the protocol.
 ///
-/// postcard encodes a variant as its index, so the order is the protocol:
-/// - the first three variants (the handshake) are frozen forever, fields included, so that peers
-///   of any two versions can still tell each other why they do not match;
-/// - new variants are appended at the end, and changing an existing variant after the handshake
-///   bumps [`PROTOCOL_VERSION`].
+/// Only an authenticated peer's frames are decoded as a `Message` (before that, only the small
+/// [`Handshake`] type). postcard encodes a variant as its index, so the order is the protocol:
+/// new variants are appended at the end, and any change bumps [`PROTOCOL_VERSION`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message {
-    /// The first frame of every connection, from the connecting side.
-    Hello {
-        /// The protocol version the sender speaks.
-        version: u32,
-        /// The cluster token.
-        token: String,
-        /// What the sender is.
-        role: Role,
-    },
-    /// The handshake succeeded.
-    Welcome(Welcome),
-    /// The handshake failed; the accepting side closes the connection after sending this.
-    Refused {
-        /// The reason, for programs.
-        refusal: Refusal,
-        /// The reason, for people.
-        reason: String,
-    },
     /// Node → head: join the cluster. Answered by [`Message::Registered`] or [`Message::Failed`].
     RegisterNode(NodeInfo),
     /// Head → node: the node has joined.
@@ -855,9 +838,6 @@ impl Message {
     /// The variant's name, for logs and errors (never the payload, which may hold the token).
     pub fn name(&self) -> &'static str {
         match self {
-            Message::Hello { .. } => "Hello",
-            Message::Welcome(_) => "Welcome",
-            Message::Refused { .. } => "Refused",
             Message::RegisterNode(_) => "RegisterNode",
             Message::Registered { .. } => "Registered",
             Message::Heartbeat(_) => "Heartbeat",
@@ -941,9 +921,11 @@ impl Message {
 }
 
 mod connection;
+pub mod handshake;
 mod values;
 
-pub use connection::{tokens_match, Connection, Fetched, FrameReader, FrameWriter};
+pub use connection::{Connection, Fetched, FrameReader, FrameWriter};
+pub use handshake::Handshake;
 use values::byte_serde;
 pub use values::{encode_object_chunk, encode_object_data, ChunkAssembler, MAX_OBJECT};
 
@@ -953,15 +935,6 @@ mod tests {
         encode_with_values, object_chunk_header, FrameStart, PieceHeader, ValueSlots,
     };
     use super::*;
-
-    #[test]
-    fn tokens_compare_by_value() {
-        assert!(tokens_match("abc", "abc"));
-        assert!(!tokens_match("abc", "abd"));
-        assert!(!tokens_match("abc", "ab"));
-        assert!(!tokens_match("abc", "abcd"));
-        assert!(!tokens_match("abc", ""));
-    }
 
     #[test]
     fn byte_fields_encode_as_sequences_of_u8_would() {
@@ -1388,21 +1361,5 @@ mod tests {
             panic!("not a RunTask")
         };
         assert_eq!(args, vec![vec![7], vec![1, 1, 1]]);
-    }
-
-    #[test]
-    fn handshake_variants_keep_their_indices() {
-        // The first byte of a postcard enum is the variant index: the handshake is frozen.
-        let hello = Message::Hello {
-            version: 7,
-            token: "t".into(),
-            role: Role::Client,
-        };
-        assert_eq!(hello.encode().unwrap()[0], 0);
-        let refused = Message::Refused {
-            refusal: Refusal::Unauthorized,
-            reason: String::new(),
-        };
-        assert_eq!(refused.encode().unwrap()[0], 2);
     }
 }

@@ -1,21 +1,12 @@
 //! A TCP connection cut into length-delimited frames, its read and write halves, and the
 //! versioned, token-checked handshake.
 
+use super::handshake::{self, Handshake, Side, Transcript};
 use super::values::{
     encode_with_values, object_chunk_header, push_varint, ChunkView, FrameStart, PieceHeader,
     ValuePieces, ValueSlots, CHUNK_HEADER_MAX,
 };
 use super::*;
-
-/// Compares two tokens in time that depends only on their lengths, not on where they differ.
-pub fn tokens_match(expected: &str, given: &str) -> bool {
-    let (expected, given) = (expected.as_bytes(), given.as_bytes());
-    let mut diff = u8::from(expected.len() != given.len());
-    for (i, e) in expected.iter().enumerate() {
-        diff |= e ^ given.get(i).copied().unwrap_or(0);
-    }
-    std::hint::black_box(diff) == 0
-}
 
 fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
@@ -323,6 +314,24 @@ impl FrameReader {
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+}
+
+/// The error for a handshake answer that is not the expected one: a refusal carries the peer's
+/// reason.
+fn unexpected_answer(address: &str, answer: Handshake) -> Error {
+    match answer {
+        Handshake::Refused { refusal, reason } => Error::new(
+            refusal.error_kind(),
+            format!("{address} refused the connection: {reason}"),
+        ),
+        other => Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "{address} answered the handshake with a {} frame",
+                other.name()
+            ),
+        ),
     }
 }
 
@@ -648,7 +657,8 @@ impl Connection {
             .await
     }
 
-    /// The connecting side of the handshake on a fresh connection to `address`.
+    /// The connecting side of the handshake on a fresh connection to `address`: proves the
+    /// token without sending it, and checks that the peer knows it too.
     pub async fn handshake(
         self,
         address: &str,
@@ -656,46 +666,82 @@ impl Connection {
         role: Role,
     ) -> Result<(Connection, Welcome)> {
         let mut conn = self;
-        conn.send(&Message::Hello {
+        let failed = |e: Error| {
+            Error::with_source(e.kind(), format!("handshake with {address} failed: {e}"), e)
+        };
+        let client = handshake::nonce()?;
+        conn.send_handshake(&Handshake::Hello {
             version: PROTOCOL_VERSION,
-            token: token.to_owned(),
             role,
+            nonce: client,
         })
-        .await?;
-        match conn.reader.recv_timeout(HANDSHAKE_TIMEOUT).await {
-            Ok(Message::Welcome(w)) if w.version == PROTOCOL_VERSION => {
+        .await
+        .map_err(failed)?;
+        let server = match conn.recv_handshake().await.map_err(failed)? {
+            Handshake::Challenge { nonce } => nonce,
+            other => return Err(unexpected_answer(address, other)),
+        };
+        let transcript = Transcript {
+            version: PROTOCOL_VERSION,
+            role,
+            client,
+            server,
+        };
+        conn.send_handshake(&Handshake::Proof {
+            proof: transcript.proof(token, Side::Client),
+        })
+        .await
+        .map_err(failed)?;
+        match conn.recv_handshake().await.map_err(failed)? {
+            Handshake::Welcome { welcome, proof } => {
+                if !transcript.verify(token, Side::Server, &proof) {
+                    return Err(Error::new(
+                        ErrorKind::Unauthorized,
+                        format!(
+                            "{address} did not prove the cluster token: it is not this cluster's daemon"
+                        ),
+                    ));
+                }
+                if welcome.version != PROTOCOL_VERSION {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{address} speaks raykit protocol version {}, this program speaks {PROTOCOL_VERSION}",
+                            welcome.version
+                        ),
+                    ));
+                }
                 conn.authenticated();
-                Ok((conn, w))
+                Ok((conn, welcome))
             }
-            Ok(Message::Welcome(w)) => Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "{address} speaks raykit protocol version {}, this program speaks {PROTOCOL_VERSION}",
-                    w.version
-                ),
-            )),
-            Ok(Message::Refused { refusal, reason }) => Err(Error::new(
-                refusal.error_kind(),
-                format!("{address} refused the connection: {reason}"),
-            )),
-            Ok(other) => Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "{address} answered the handshake with a {} message",
-                    other.name()
-                ),
-            )),
-            Err(e) => Err(Error::with_source(
-                e.kind(),
-                format!("handshake with {address} failed: {e}"),
-                e,
-            )),
+            other => Err(unexpected_answer(address, other)),
         }
     }
 
+    async fn send_handshake(&mut self, frame: &Handshake) -> Result<()> {
+        let payload = frame.encode()?;
+        tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            self.writer.send_encoded(frame.name(), payload),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Network,
+                format!("no progress sending the handshake within {HANDSHAKE_TIMEOUT:?}"),
+            ))
+        })
+    }
+
+    async fn recv_handshake(&mut self) -> Result<Handshake> {
+        let frame = self.reader.recv_frame_timeout(HANDSHAKE_TIMEOUT).await?;
+        Handshake::decode(&frame)
+    }
+
     /// Runs the accepting side of the handshake on a fresh `stream`: reads the peer's hello,
-    /// checks the token first, then the version, and answers `welcome` or a refusal. On refusal
-    /// the peer has been told why, the connection is closed and the error says what happened.
+    /// checks its version, challenges it to prove the token and answers `welcome` or a
+    /// refusal. On refusal the peer has been told why, the connection is closed and the error
+    /// says what happened.
     pub async fn accept(
         stream: TcpStream,
         token: &str,
@@ -706,6 +752,27 @@ impl Connection {
             .await
     }
 
+    /// The next handshake frame from an unauthenticated peer, or the refusal to send it.
+    async fn first_frame(&mut self) -> std::result::Result<bytes::BytesMut, (Refusal, String)> {
+        let peer = self.peer_addr();
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.reader.frames.next()).await {
+            Ok(Some(Ok(frame))) => Ok(frame),
+            Ok(Some(Err(e))) if is_too_large(&e) => Err((
+                Refusal::TooLarge,
+                format!("the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"),
+            )),
+            Ok(Some(Err(e))) => Err((Refusal::Malformed, format!("handshake with {peer}: {e}"))),
+            Ok(None) => Err((
+                Refusal::Malformed,
+                format!("{peer} closed the connection during the handshake"),
+            )),
+            Err(_) => Err((
+                Refusal::Timeout,
+                format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+            )),
+        }
+    }
+
     /// [`Connection::accept`] on a connection made another way (an in-process link).
     pub async fn accept_handshake(
         self,
@@ -713,36 +780,25 @@ impl Connection {
         welcome: Welcome,
     ) -> Result<(Connection, Role)> {
         let mut conn = self;
-        let peer = conn.peer_addr();
-        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.reader.frames.next()).await;
-        let payload = match first {
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) if is_too_large(&e) => {
-                let reason = format!(
-                    "the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"
-                );
-                return Err(conn.refuse(Refusal::TooLarge, reason).await);
-            }
-            Ok(Some(Err(e))) => return Err(network(format!("handshake with {peer}"), e)),
-            Ok(None) => {
-                return Err(Error::new(
-                    ErrorKind::Network,
-                    format!("{peer} closed the connection before the handshake"),
-                ))
-            }
-            Err(_) => {
-                let reason = format!("no handshake within {HANDSHAKE_TIMEOUT:?}");
-                return Err(conn.refuse(Refusal::Timeout, reason).await);
-            }
+        let payload = match conn.first_frame().await {
+            Ok(p) => p,
+            Err((refusal, reason)) => return Err(conn.refuse(refusal, reason).await),
         };
-        let (version, given, role) = match Message::decode(&payload) {
-            Ok(Message::Hello {
-                version,
-                token,
-                role,
-            }) => (version, token, role),
+        // The version first, read from the hello's first bytes: a peer of another version
+        // learns why, whatever the rest of its hello holds.
+        match handshake::hello_prefix(&payload) {
+            Some((0, Some(version))) if version != PROTOCOL_VERSION => {
+                let reason = format!(
+                    "protocol version mismatch: the peer speaks version {version}, this daemon speaks {PROTOCOL_VERSION}"
+                );
+                return Err(conn.refuse(Refusal::VersionMismatch, reason).await);
+            }
+            _ => {}
+        }
+        let (role, client) = match Handshake::decode(&payload) {
+            Ok(Handshake::Hello { role, nonce, .. }) => (role, nonce),
             Ok(other) => {
-                let reason = format!("expected a Hello handshake, got a {} message", other.name());
+                let reason = format!("expected a Hello handshake, got a {} frame", other.name());
                 return Err(conn.refuse(Refusal::UnexpectedMessage, reason).await);
             }
             Err(e) => {
@@ -750,17 +806,41 @@ impl Connection {
                 return Err(conn.refuse(Refusal::Malformed, reason).await);
             }
         };
-        if !tokens_match(token, &given) {
-            let reason = "wrong cluster token (pass --token or set RAYKIT_TOKEN)".to_owned();
+        let server = handshake::nonce()?;
+        conn.send_handshake(&Handshake::Challenge { nonce: server })
+            .await?;
+        let payload = match conn.first_frame().await {
+            Ok(p) => p,
+            Err((refusal, reason)) => return Err(conn.refuse(refusal, reason).await),
+        };
+        let proof = match Handshake::decode(&payload) {
+            Ok(Handshake::Proof { proof }) => proof,
+            Ok(other) => {
+                let reason = format!("expected a Proof handshake, got a {} frame", other.name());
+                return Err(conn.refuse(Refusal::UnexpectedMessage, reason).await);
+            }
+            Err(e) => {
+                let reason = format!("malformed handshake frame: {}", e.message());
+                return Err(conn.refuse(Refusal::Malformed, reason).await);
+            }
+        };
+        let transcript = Transcript {
+            version: PROTOCOL_VERSION,
+            role,
+            client,
+            server,
+        };
+        if !transcript.verify(token, Side::Client, &proof) {
+            let reason =
+                "wrong cluster token (set RAYKIT_TOKEN or RAYKIT_TOKEN_FILE to the cluster's token)"
+                    .to_owned();
             return Err(conn.refuse(Refusal::Unauthorized, reason).await);
         }
-        if version != PROTOCOL_VERSION {
-            let reason = format!(
-                "protocol version mismatch: the peer speaks version {version}, this daemon speaks {PROTOCOL_VERSION}"
-            );
-            return Err(conn.refuse(Refusal::VersionMismatch, reason).await);
-        }
-        conn.send(&Message::Welcome(welcome)).await?;
+        conn.send_handshake(&Handshake::Welcome {
+            welcome,
+            proof: transcript.proof(token, Side::Server),
+        })
+        .await?;
         conn.authenticated();
         Ok((conn, role))
     }
@@ -769,14 +849,16 @@ impl Connection {
     async fn refuse(self, refusal: Refusal, reason: String) -> Error {
         let peer = self.peer_addr();
         let Connection { reader, mut writer } = self;
-        let _ = tokio::time::timeout(
-            HANDSHAKE_TIMEOUT,
-            writer.send(&Message::Refused {
-                refusal,
-                reason: reason.clone(),
-            }),
-        )
-        .await;
+        if let Ok(payload) = (Handshake::Refused {
+            refusal,
+            reason: reason.clone(),
+        })
+        .encode()
+        {
+            let _ =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, writer.send_encoded("Refused", payload))
+                    .await;
+        }
         // Close our side, then drain what the peer still sends for a moment: closing a socket
         // with unread input resets it, and the peer could lose the refusal before reading it.
         drop(writer);
