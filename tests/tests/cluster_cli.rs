@@ -55,6 +55,8 @@ impl Sandbox {
             .env_remove("RAYKIT_ADDRESS")
             .env_remove("RAYKIT_TOKEN")
             .env("RAYKIT_LOG", "info")
+            // Refusals are summarised every second, so tests can see the summaries.
+            .env("RAYKIT_REFUSAL_SUMMARY_MS", "1000")
             .stdin(Stdio::null());
         cmd
     }
@@ -65,10 +67,31 @@ impl Sandbox {
 
     /// Starts `raykit start <args> --block` in the background; its output goes to `<name>.out`.
     fn spawn_daemon(&mut self, name: &str, args: &[&str]) {
+        let cmd = self.cli();
+        self.spawn_daemon_with(name, cmd, args);
+    }
+
+    /// [`Sandbox::spawn_daemon`] with at most `nofile` open files (soft and hard limit).
+    fn spawn_daemon_limited(&mut self, name: &str, nofile: u32, args: &[&str]) {
+        let template = self.cli();
+        let mut cmd = Command::new("sh");
+        for (k, v) in template.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(CLI)
+            .stdin(Stdio::null());
+        self.spawn_daemon_with(name, cmd, args);
+    }
+
+    fn spawn_daemon_with(&mut self, name: &str, mut cmd: Command, args: &[&str]) {
         let out = fs::File::create(self.log_path(name)).expect("create the daemon's log");
         let err = out.try_clone().expect("clone the log");
-        let child = self
-            .cli()
+        let child = cmd
             .arg("start")
             .args(args)
             .arg("--block")
@@ -333,9 +356,9 @@ fn raw_handshake(port: u16, token: &str) -> (TcpStream, Handshake) {
         nonce: client,
     };
     s.write_all(&frame(&hello.encode().unwrap())).unwrap();
-    let Handshake::Challenge { nonce: server } = Handshake::decode(&read_frame(&mut s)).unwrap()
-    else {
-        panic!("no challenge")
+    let server = match Handshake::decode(&read_frame(&mut s)).unwrap() {
+        Handshake::Challenge { nonce } => nonce,
+        other => return (s, other),
     };
     let transcript = Transcript {
         version: PROTOCOL_VERSION,
@@ -451,6 +474,87 @@ fn malformed_oversized_and_wrong_version_handshakes_are_refused_and_the_head_kee
         .iter()
         .all(|w| log.contains(w))
     });
+    assert!(
+        sb.child("head").try_wait().unwrap().is_none(),
+        "the head survived"
+    );
+}
+
+#[test]
+fn wrong_tokens_are_rate_limited_per_address_and_logged_as_a_summary() {
+    let mut sb = Sandbox::new("flood");
+    let port = start_head(&mut sb, &["--num-cpus", "1"]);
+    let mut limited = 0;
+    for _ in 0..200 {
+        match raw_handshake(port, "guess").1 {
+            Handshake::Refused {
+                refusal: Refusal::Unauthorized,
+                ..
+            } => {}
+            Handshake::Refused {
+                refusal: Refusal::RateLimited,
+                reason,
+            } => {
+                assert!(reason.contains("too many refused handshakes"), "{reason}");
+                limited += 1;
+            }
+            other => panic!("a guess got {other:?}"),
+        }
+    }
+    assert!(
+        limited >= 100,
+        "only {limited} of 200 guesses were rate limited"
+    );
+    // The right token gets in again once the address's budget refills (2 a second).
+    wait_until(STEP, "the right token is served again", || {
+        sb.status(port, TOKEN).0.success()
+    });
+    wait_until(STEP, "a summary of the refusals is logged", || {
+        sb.log("head").contains("handshakes from 1 addresses")
+    });
+    let log = sb.log("head");
+    let lines = log.matches("wrong cluster token").count();
+    assert!(lines < 40, "{lines} lines for 200 guesses:\n{log}");
+}
+
+#[test]
+fn silent_connections_cannot_hold_the_daemon_and_connections_are_capped() {
+    let mut sb = Sandbox::new("silent");
+    let port = free_port();
+    let port_s = port.to_string();
+    sb.spawn_daemon_limited(
+        "head",
+        1024,
+        &[
+            "--head",
+            "--port",
+            &port_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    // 1,000 connections that never say hello: more than the daemon has file descriptors for
+    // once its own are counted, and each would hold a handshake slot for 5 s.
+    let silent: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(silent.len() >= 900, "{} connections made", silent.len());
+    let start = Instant::now();
+    let (st, out, err) = sb.status(port, TOKEN);
+    let took = start.elapsed();
+    assert!(st.success() && out.contains("nodes: 1 alive"), "{err}");
+    // A handshake lasts up to 5 s; a slot held that long would show as a wait of seconds.
+    assert!(
+        took < Duration::from_secs(3),
+        "status took {took:?} behind silent connections"
+    );
+    wait_until(STEP, "the evictions are summarised", || {
+        sb.log("head").contains("silent handshakes evicted")
+    });
+    drop(silent);
     assert!(
         sb.child("head").try_wait().unwrap().is_none(),
         "the head survived"

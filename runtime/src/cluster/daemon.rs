@@ -19,7 +19,8 @@ use super::head::Head;
 use super::node::{Node, JOIN_TIMEOUT};
 use super::records::{self, ClusterRecord, DaemonRecord};
 use super::store::ObjectStore;
-use super::wire::{Connection, Message, Role, Welcome, PROTOCOL_VERSION};
+use super::wire::limits::{self, Admission, Gate, Ticket};
+use super::wire::{Connection, Message, Refusal, Role, Welcome, PROTOCOL_VERSION};
 use super::workers::{self, WorkerEnv};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -274,14 +275,32 @@ impl Drop for Cleanup {
     }
 }
 
-/// Accepts connections until `shutdown`; each is served by its own task.
+/// Accepts connections until `shutdown`; each is served by its own task, within the limits of
+/// the listener's [`Gate`].
 async fn accept_connections(listener: TcpListener, daemon: Arc<Daemon>) {
+    let gate = Arc::new(Gate::new(limits::connection_cap()));
+    tokio::spawn({
+        let gate = gate.clone();
+        let shutdown = daemon.shutdown.clone();
+        async move { gate.log_summaries(shutdown).await }
+    });
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(daemon.clone().serve_connection(stream));
-                }
+                Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                    Admission::Open(ticket) => {
+                        tokio::spawn(daemon.clone().serve_connection(stream, gate.clone(), ticket));
+                    }
+                    Admission::RateLimited => {
+                        tokio::spawn(Connection::refuse_stream(
+                            stream,
+                            Refusal::RateLimited,
+                            "too many refused handshakes from this address: try again later"
+                                .to_owned(),
+                        ));
+                    }
+                    Admission::Full => drop(stream),
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!("accepting a connection failed: {e}");
@@ -325,15 +344,32 @@ async fn wait_for_stop(
 
 impl Daemon {
     /// Handshakes with one peer, then answers its requests until it leaves.
-    async fn serve_connection(self: Arc<Self>, stream: TcpStream) {
-        let accepted = Connection::accept(stream, &self.token, self.welcome()).await;
-        self.serve_accepted(accepted).await;
+    async fn serve_connection(self: Arc<Self>, stream: TcpStream, gate: Arc<Gate>, ticket: Ticket) {
+        let Ok(peer) = stream.peer_addr() else { return };
+        let accepted = {
+            let slot = gate.handshake_slot();
+            tokio::select! {
+                accepted = Connection::accept(stream, &self.token, self.welcome()) => accepted,
+                // A newer peer needed the slot this one held without finishing its handshake.
+                _ = slot.evicted() => return,
+            }
+        };
+        match accepted {
+            Ok(accepted) => self.serve_accepted(accepted).await,
+            Err(e) if e.kind() == ErrorKind::Network => {
+                tracing::debug!("handshake failed: {e}");
+            }
+            Err(e) => gate.refused(peer.ip(), &e),
+        }
+        drop(ticket);
     }
 
     /// [`Daemon::serve_connection`] for the in-process link of this daemon's own node.
     async fn serve_link(self: Arc<Self>, conn: Connection) {
-        let accepted = conn.accept_handshake(&self.token, self.welcome()).await;
-        self.serve_accepted(accepted).await;
+        match conn.accept_handshake(&self.token, self.welcome()).await {
+            Ok(accepted) => self.serve_accepted(accepted).await,
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
 
     fn welcome(&self) -> Welcome {
@@ -344,18 +380,7 @@ impl Daemon {
         }
     }
 
-    async fn serve_accepted(self: Arc<Self>, accepted: Result<(Connection, Role)>) {
-        let (mut conn, role) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) if e.kind() == ErrorKind::Network => {
-                tracing::debug!("handshake failed: {e}");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("{e}");
-                return;
-            }
-        };
+    async fn serve_accepted(self: Arc<Self>, (mut conn, role): (Connection, Role)) {
         let peer = conn.peer_addr();
         tracing::debug!(%peer, ?role, "connection accepted");
         loop {

@@ -89,6 +89,8 @@ pub enum Refusal {
     Timeout,
     /// The first frame was a valid handshake frame but not a hello.
     UnexpectedMessage,
+    /// The peer's address had too many handshakes refused lately; it may try again later.
+    RateLimited,
 }
 
 impl Refusal {
@@ -922,6 +924,7 @@ impl Message {
 
 mod connection;
 pub mod handshake;
+pub mod limits;
 mod values;
 
 pub use connection::{Connection, Fetched, FrameReader, FrameWriter};

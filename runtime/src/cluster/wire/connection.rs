@@ -752,6 +752,14 @@ impl Connection {
             .await
     }
 
+    /// Refuses a fresh `stream` at once, before any handshake, telling the peer why.
+    pub async fn refuse_stream(stream: TcpStream, refusal: Refusal, reason: String) -> Error {
+        match Connection::new(stream) {
+            Ok(conn) => conn.refuse(refusal, reason).await,
+            Err(e) => e,
+        }
+    }
+
     /// The next handshake frame from an unauthenticated peer, or the refusal to send it.
     async fn first_frame(&mut self) -> std::result::Result<bytes::BytesMut, (Refusal, String)> {
         let peer = self.peer_addr();
