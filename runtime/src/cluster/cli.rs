@@ -18,6 +18,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use super::daemon::{self, DaemonSpec};
 use super::records::{self, DaemonRecord};
+use super::wire::tls;
 use super::wire::{ClusterStatus, Connection, Message, NodeStatus, Role, HANDSHAKE_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -87,6 +88,16 @@ struct StartArgs {
     /// A file holding the cluster token (its first line).
     #[arg(long, value_name = "PATH", env = "RAYKIT_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// This daemon's TLS certificate chain (PEM); with --tls-key and --tls-ca, every
+    /// connection of the daemon and its workers uses mutual TLS.
+    #[arg(long, value_name = "PATH", env = "RAYKIT_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PATH", env = "RAYKIT_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The cluster's CA certificate (PEM): peers must present a certificate it signed.
+    #[arg(long, value_name = "PATH", env = "RAYKIT_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Stay in the foreground instead of detaching.
     #[arg(long)]
     block: bool,
@@ -199,6 +210,18 @@ fn node_resources(args: &StartArgs) -> Result<BTreeMap<String, f64>> {
 
 fn start(args: StartArgs) -> Result<ExitCode> {
     let resources = node_resources(&args)?;
+    // The daemon, a detached copy of it and its workers read TLS settings from the environment.
+    for (name, value) in [
+        (tls::CERT_ENV, &args.tls_cert),
+        (tls::KEY_ENV, &args.tls_key),
+        (tls::CA_ENV, &args.tls_ca),
+    ] {
+        if let Some(path) = value {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            std::env::set_var(name, path);
+        }
+    }
+    tls::current()?;
     let token = match given_token(args.token.clone(), args.token_file.as_deref())? {
         Some(t) => t,
         None if args.head => super::new_token()?,

@@ -925,6 +925,7 @@ impl Message {
 mod connection;
 pub mod handshake;
 pub mod limits;
+pub mod tls;
 mod values;
 
 pub use connection::{Connection, Fetched, FrameReader, FrameWriter};

@@ -589,6 +589,16 @@ impl FrameWriter {
     }
 }
 
+fn addresses(stream: &TcpStream) -> Result<(SocketAddr, SocketAddr)> {
+    let peer = stream
+        .peer_addr()
+        .map_err(|e| network("reading the peer address".into(), e))?;
+    let local = stream
+        .local_addr()
+        .map_err(|e| network("reading the local address".into(), e))?;
+    Ok((peer, local))
+}
+
 impl Connection {
     pub(super) fn new(stream: TcpStream) -> Result<Connection> {
         // Small request/answer messages: do not wait to fill a segment.
@@ -652,9 +662,64 @@ impl Connection {
                 ))
             }
         };
-        Connection::new(stream)?
-            .handshake(address, token, role)
-            .await
+        let conn = match super::tls::current()? {
+            None => Connection::new(stream)?,
+            Some(tls) => Connection::tls_client(stream, &tls, address).await?,
+        };
+        conn.handshake(address, token, role).await
+    }
+
+    /// Starts TLS as the connecting side.
+    async fn tls_client(stream: TcpStream, tls: &super::tls::Tls, address: &str) -> Result<Self> {
+        let (peer, local) = addresses(&stream)?;
+        let _ = stream.set_nodelay(true);
+        let started = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            tls.connector.connect(super::tls::server_name(), stream),
+        )
+        .await;
+        match started {
+            Ok(Ok(s)) => {
+                let (r, w) = tokio::io::split(s);
+                Ok(Connection::from_halves(
+                    Box::new(r),
+                    Box::new(w),
+                    peer,
+                    local,
+                ))
+            }
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "TLS with {address} failed: {e} (TLS must be on at both ends, with \
+                     certificates signed by the same CA)"
+                ),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Network,
+                format!("TLS with {address}: no answer within {HANDSHAKE_TIMEOUT:?}"),
+            )),
+        }
+    }
+
+    /// Starts TLS as the accepting side.
+    async fn tls_server(stream: TcpStream, tls: &super::tls::Tls) -> Result<Self> {
+        let (peer, local) = addresses(&stream)?;
+        let _ = stream.set_nodelay(true);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+            Ok(Ok(s)) => {
+                let (r, w) = tokio::io::split(s);
+                Ok(Connection::from_halves(Box::new(r), Box::new(w), peer, local))
+            }
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("refused the connection from {peer}: TLS failed: {e}"),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("refused the connection from {peer}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
+            )),
+        }
     }
 
     /// The connecting side of the handshake on a fresh connection to `address`: proves the
@@ -667,7 +732,19 @@ impl Connection {
     ) -> Result<(Connection, Welcome)> {
         let mut conn = self;
         let failed = |e: Error| {
-            Error::with_source(e.kind(), format!("handshake with {address} failed: {e}"), e)
+            // A peer that closes in the middle of the handshake, or answers with bytes that are
+            // no frame (a TLS alert), may want TLS this side lacks.
+            let hint = match super::tls::current() {
+                Ok(None) => {
+                    " (if the cluster uses TLS, set RAYKIT_TLS_CERT, RAYKIT_TLS_KEY and RAYKIT_TLS_CA)"
+                }
+                _ => "",
+            };
+            Error::with_source(
+                e.kind(),
+                format!("handshake with {address} failed: {e}{hint}"),
+                e,
+            )
         };
         let client = handshake::nonce()?;
         conn.send_handshake(&Handshake::Hello {
@@ -747,9 +824,11 @@ impl Connection {
         token: &str,
         welcome: Welcome,
     ) -> Result<(Connection, Role)> {
-        Connection::new(stream)?
-            .accept_handshake(token, welcome)
-            .await
+        let conn = match super::tls::current()? {
+            None => Connection::new(stream)?,
+            Some(tls) => Connection::tls_server(stream, &tls).await?,
+        };
+        conn.accept_handshake(token, welcome).await
     }
 
     /// Refuses a fresh `stream` at once, before any handshake, telling the peer why.
