@@ -230,8 +230,8 @@ fn cut(message: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// An error crosses the wire as a flat list of links, outermost first: no recursion, so no
-/// input can make decoding go deep, and at most [`MAX_WIRE_CHAIN`] links of at most
-/// [`MAX_WIRE_MESSAGE`] bytes each, so no error grows a frame without bound. A longer chain
+/// input can make decoding go deep, and at most 16 links of at most
+/// 64 KiB each, so no error grows a frame without bound. A longer chain
 /// keeps its first links and its root cause.
 impl Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
