@@ -433,7 +433,7 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 #[test]
-fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_exits() {
+fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_rejoins() {
     let mut sb = Sandbox::new("frozen");
     let port = start_head(&mut sb, &["--num-cpus", "1"]);
     let address = format!("127.0.0.1:{port}");
@@ -452,20 +452,21 @@ fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_exits() {
     let dead = node_line(&status, "dead (").expect("a dead node line");
     assert!(dead.contains("no heartbeat"), "{status}");
 
-    // Resumed, it learns it is no longer a member and exits instead of lingering.
+    // Resumed, it learns it is no longer a member, resets and joins again as a new
+    // incarnation: the same node, alive, with all its CPUs.
     send_signal(pid, "CONT");
-    let deadline = Instant::now() + STEP;
-    let exit = loop {
-        if let Some(st) = sb.child("node").try_wait().expect("wait for the node") {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "the dead node did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!exit.success());
+    let status = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
     assert!(
-        sb.log("node").contains("no longer a member"),
-        "{}",
+        sb.child("node")
+            .try_wait()
+            .expect("poll the node")
+            .is_none(),
+        "the node exited:\n{}",
         sb.log("node")
     );
+    let log = sb.log("node");
+    assert!(log.contains("resetting and joining again"), "{log}");
+    assert!(log.contains("incarnation=2"), "{log}");
+    let node = node_line(&status, "CPU 0/4").expect("the node with all its CPUs free");
+    assert!(node.contains("alive"), "{status}");
 }

@@ -332,6 +332,14 @@ impl Scheduler {
             .map(|(r, a)| (r.clone(), to_units(*a)))
             .collect();
         if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node_id) {
+            if !n.alive {
+                // A new incarnation of a node declared dead: nothing of the old one runs
+                // there any more, so everything it declares is free.
+                n.available = total.clone();
+                n.total = total;
+                n.running = IdSet::default();
+                n.held.clear();
+            }
             n.address = address;
             n.outbox = Some(outbox);
             n.alive = true;
