@@ -64,6 +64,11 @@ impl Sandbox {
 
     /// Starts `raykit start <args> --block` in the background; its output goes to `<name>.out`.
     fn spawn_daemon(&mut self, name: &str, args: &[&str]) {
+        self.spawn_daemon_with(name, args, &[]);
+    }
+
+    /// [`Sandbox::spawn_daemon`] with the environment variables `env`.
+    fn spawn_daemon_with(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let out = fs::File::create(self.log_path(name)).expect("create the daemon's log");
         let err = out.try_clone().expect("clone the log");
         let child = self
@@ -71,6 +76,7 @@ impl Sandbox {
             .arg("start")
             .args(args)
             .arg("--block")
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -469,4 +475,50 @@ fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_rejoins() {
     assert!(log.contains("incarnation=2"), "{log}");
     let node = node_line(&status, "CPU 0/4").expect("the node with all its CPUs free");
     assert!(node.contains("alive"), "{status}");
+}
+
+#[test]
+fn a_dead_node_leaves_the_table_after_the_grace_period_into_the_recently_dead_list() {
+    let mut sb = Sandbox::new("grace");
+    let port = free_port();
+    let port_s = port.to_string();
+    sb.spawn_daemon_with(
+        "head",
+        &[
+            "--head",
+            "--port",
+            &port_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+        &[("RAYKIT_DEAD_NODE_GRACE_MS", "1500")],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    let address = format!("127.0.0.1:{port}");
+    sb.spawn_daemon(
+        "node",
+        &["--address", &address, "--num-cpus", "3", "--token", TOKEN],
+    );
+    let status = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
+    let node_id = node_line(&status, "CPU 0/3")
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the node's line")
+        .to_owned();
+    sb.child("node").kill().expect("kill the node");
+    let _ = sb.child("node").wait();
+    let dead = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive, 1 dead"));
+    assert!(!dead.contains("recently dead"), "{dead}");
+    // After the grace period it is gone from the table and listed as recently dead.
+    let status = sb.wait_for_status(port, STEP, |out| {
+        out.contains("nodes: 1 alive, 0 dead") && out.contains("recently dead: 1")
+    });
+    let listed = status
+        .lines()
+        .find(|l| l.starts_with("    node-"))
+        .expect("a recently dead line");
+    assert!(listed.contains(&node_id), "{status}");
+    assert!(listed.contains("connection lost"), "{status}");
+    assert!(node_line(&status, &node_id).is_none(), "{status}");
 }

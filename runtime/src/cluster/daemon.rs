@@ -459,6 +459,12 @@ impl Daemon {
                         error: self.not_the_head(),
                     },
                 },
+                Message::DeadNodesRequest => match &self.head {
+                    Some(head) => Message::DeadNodes(head.dead_nodes()),
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
                 Message::Stop => {
                     tracing::info!(%peer, "stop requested");
                     let _ = conn.send(&Message::Stopping).await;

@@ -37,6 +37,21 @@ pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The death reason of a node that left on purpose.
 const LEFT: &str = "stopped";
 
+/// How long a dead node stays in the head's table (for `raykit status`, and so that it hears
+/// it must rejoin) before it moves to the history; `RAYKIT_DEAD_NODE_GRACE_MS` overrides it.
+pub const DEAD_NODE_GRACE: Duration = Duration::from_secs(60);
+
+/// How many removed dead nodes the head remembers.
+pub const DEAD_HISTORY: usize = 32;
+
+/// [`DEAD_NODE_GRACE`], or `RAYKIT_DEAD_NODE_GRACE_MS` when set to a number.
+fn dead_node_grace() -> Duration {
+    std::env::var("RAYKIT_DEAD_NODE_GRACE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(DEAD_NODE_GRACE, Duration::from_millis)
+}
+
 /// How often the head looks for nodes that stopped sending heartbeats.
 const MONITOR_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -48,6 +63,8 @@ pub struct Head {
     store: Arc<ObjectStore>,
     /// Where uploaded executables are kept, by hash.
     exe_dir: PathBuf,
+    /// How long a dead node stays in the table.
+    dead_grace: Duration,
 }
 
 impl fmt::Debug for Head {
@@ -59,11 +76,21 @@ impl fmt::Debug for Head {
 }
 
 struct Tables {
-    /// Nodes in joining order; dead nodes stay listed with the reason.
+    /// Nodes in joining order; dead nodes stay listed with the reason for the grace period.
     nodes: Vec<NodeEntry>,
+    /// The last [`DEAD_HISTORY`] dead nodes removed from `nodes`, oldest first.
+    history: std::collections::VecDeque<NodeEntry>,
     jobs: JobTable,
     next_session: u64,
     sched: Scheduler,
+}
+
+impl Tables {
+    /// How many nodes the scheduler keeps state for.
+    #[cfg(test)]
+    fn sched_nodes(&self) -> usize {
+        self.sched.node_count()
+    }
 }
 
 struct NodeEntry {
@@ -77,6 +104,8 @@ struct NodeEntry {
     session: u64,
     /// The node's incarnation: a node declared dead comes back only as a higher one.
     incarnation: u64,
+    /// When the node was declared dead.
+    died_at: Option<Instant>,
 }
 
 /// The jobs (drivers) of the cluster.
@@ -273,12 +302,14 @@ impl Head {
             node_id,
             tables: Mutex::new(Tables {
                 nodes: Vec::new(),
+                history: std::collections::VecDeque::new(),
                 jobs: JobTable::default(),
                 next_session: 0,
                 sched: Scheduler::new(node_id, store.clone()),
             }),
             store,
             exe_dir: dir.join("exe"),
+            dead_grace: dead_node_grace(),
         }
     }
 
@@ -318,7 +349,16 @@ impl Head {
             .nodes
             .iter()
             .find(|n| n.info.node_id == node_id)
-            .map(|n| (n.alive, n.incarnation));
+            .map(|n| (n.alive, n.incarnation))
+            .or_else(|| {
+                // A node forgotten after its grace period comes back only as a higher one.
+                t.history
+                    .iter()
+                    .rev()
+                    .find(|n| n.info.node_id == node_id)
+                    .map(|n| (false, n.incarnation))
+                    .filter(|(_, known)| !fresh || incarnation <= *known)
+            });
         match known {
             Some((true, known)) if !fresh && incarnation == known => {
                 tracing::info!(node = %node_id, address = %info.address, "node reconnected");
@@ -353,6 +393,7 @@ impl Head {
                 entry.last_heartbeat = Instant::now();
                 entry.session = session;
                 entry.incarnation = incarnation;
+                entry.died_at = None;
             }
             None => t.nodes.push(NodeEntry {
                 info,
@@ -362,6 +403,7 @@ impl Head {
                 last_heartbeat: Instant::now(),
                 session,
                 incarnation,
+                died_at: None,
             }),
         }
         Ok(session)
@@ -435,6 +477,53 @@ impl Head {
         for (node_id, reason) in dead {
             t.sched.node_lost(node_id, &reason);
         }
+        self.forget_dead(&mut t, now);
+    }
+
+    /// Moves the nodes dead for longer than the grace period from the table to the history,
+    /// which keeps the last [`DEAD_HISTORY`].
+    fn forget_dead(&self, t: &mut Tables, now: Instant) {
+        let grace = self.dead_grace;
+        let expired = |n: &NodeEntry| {
+            !n.alive
+                && n.died_at
+                    .is_some_and(|d| now.saturating_duration_since(d) >= grace)
+        };
+        if !t.nodes.iter().any(expired) {
+            return;
+        }
+        let (gone, kept): (Vec<NodeEntry>, Vec<NodeEntry>) =
+            std::mem::take(&mut t.nodes).into_iter().partition(expired);
+        t.nodes = kept;
+        for n in gone {
+            tracing::info!(node = %n.info.node_id, "a dead node leaves the table");
+            t.sched.forget_node(n.info.node_id);
+            t.history.retain(|h| h.info.node_id != n.info.node_id);
+            t.history.push_back(n);
+        }
+        while t.history.len() > DEAD_HISTORY {
+            t.history.pop_front();
+        }
+    }
+
+    /// The dead nodes removed from the table, oldest first (at most [`DEAD_HISTORY`]).
+    pub fn dead_nodes(&self) -> Vec<NodeStatus> {
+        let now = Instant::now();
+        let t = self.tables.lock();
+        t.history
+            .iter()
+            .map(|n| NodeStatus {
+                info: n.info.clone(),
+                head: n.info.node_id == self.node_id,
+                alive: false,
+                death_reason: n.death_reason.clone(),
+                load: n.load.clone(),
+                since_heartbeat_ms: u64::try_from(
+                    now.saturating_duration_since(n.last_heartbeat).as_millis(),
+                )
+                .unwrap_or(u64::MAX),
+            })
+            .collect()
     }
 
     /// The cluster as the head sees it now.
@@ -1010,6 +1099,7 @@ fn mark_dead(n: &mut NodeEntry, reason: String) {
     n.alive = false;
     n.load.available.clear();
     n.death_reason = Some(reason);
+    n.died_at = Some(Instant::now());
 }
 
 #[cfg(test)]
@@ -1068,6 +1158,43 @@ mod tests {
         let other = super::super::new_node_id().unwrap();
         assert_eq!(head.register(info(other), 4, false, tx.clone()), Err(5));
         assert!(head.register(info(other), 4, true, tx).is_ok());
+    }
+
+    #[test]
+    fn dead_nodes_leave_the_table_after_the_grace_into_a_history_of_at_most_32() {
+        let id = super::super::new_node_id().unwrap();
+        let mut head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
+        head.dead_grace = Duration::ZERO;
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            let n = super::super::new_node_id().unwrap();
+            let s = head.register(info(n), 1, true, tx.clone()).unwrap();
+            head.node_died(n, s, "gone");
+            ids.push(n);
+        }
+        let alive = super::super::new_node_id().unwrap();
+        head.register(info(alive), 1, true, tx.clone()).unwrap();
+        assert_eq!(head.status().nodes.len(), 41);
+        head.check_heartbeats();
+        let st = head.status();
+        assert_eq!(st.nodes.len(), 1, "only the alive node stays");
+        assert_eq!(st.nodes[0].info.node_id, alive);
+        let dead = head.dead_nodes();
+        assert_eq!(dead.len(), DEAD_HISTORY);
+        // The most recent ones, oldest first.
+        let kept: Vec<NodeId> = dead.iter().map(|n| n.info.node_id).collect();
+        assert_eq!(kept, ids[40 - DEAD_HISTORY..]);
+        assert!(dead
+            .iter()
+            .all(|n| !n.alive && n.death_reason.as_deref() == Some("gone")));
+        assert_eq!(head.tables.lock().sched_nodes(), 1);
+        // A forgotten node comes back only as a fresh higher incarnation.
+        let last = ids[39];
+        assert_eq!(head.register(info(last), 1, true, tx.clone()), Err(2));
+        assert_eq!(head.register(info(last), 1, false, tx.clone()), Err(2));
+        assert!(head.register(info(last), 2, true, tx).is_ok());
+        assert_eq!(head.status().nodes.len(), 2);
     }
 
     /// A driver talking to the head in process, as over TCP after the handshake.

@@ -364,6 +364,17 @@ impl Scheduler {
         self.dispatch();
     }
 
+    /// How many nodes the scheduler keeps state for, alive or dead.
+    #[cfg(test)]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Forgets a dead node (its tasks and objects were handled when it was lost).
+    pub fn forget_node(&mut self, node_id: NodeId) {
+        self.nodes.retain(|n| n.alive || n.node_id != node_id);
+    }
+
     /// A node died: its running tasks run again elsewhere (or fail when out of retries), and
     /// the objects only it held are lost (small ones survive: the head knows their bytes).
     pub fn node_lost(&mut self, node_id: NodeId, reason: &str) {

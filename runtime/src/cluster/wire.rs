@@ -728,6 +728,11 @@ pub enum Message {
         /// Why, for people.
         reason: String,
     },
+    /// Client → head: which nodes left the head's table after their grace period. Answered by
+    /// [`Message::DeadNodes`].
+    DeadNodesRequest,
+    /// Head → client: the most recently removed dead nodes (a bounded history), oldest first.
+    DeadNodes(Vec<NodeStatus>),
 }
 
 /// An actor as its creator describes it.
@@ -947,6 +952,8 @@ impl Message {
             Message::ObjectUnreachable { .. } => "ObjectUnreachable",
             Message::JoinNode { .. } => "JoinNode",
             Message::Rejoin { .. } => "Rejoin",
+            Message::DeadNodesRequest => "DeadNodesRequest",
+            Message::DeadNodes(_) => "DeadNodes",
         }
     }
 
