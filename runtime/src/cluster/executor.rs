@@ -157,6 +157,24 @@ impl Executor {
         let _ = self.to_head.send((incarnation, msg));
     }
 
+    /// Whether work begun under `incarnation` ended after the node reset; its outputs, stored
+    /// after the reset emptied the store, are dropped (nobody will ever ask for them).
+    pub(crate) fn forget_stale(&self, incarnation: u64, outcome: &TaskOutcome) -> bool {
+        if self.incarnation() == incarnation {
+            return false;
+        }
+        if let TaskOutcome::Stored(objects) = outcome {
+            for o in objects {
+                self.store.remove(o.id);
+            }
+        }
+        tracing::debug!(
+            incarnation,
+            "work of an old incarnation ended; its outputs dropped"
+        );
+        true
+    }
+
     /// The head no longer counts this node as a member: everything it runs and holds belongs
     /// to a dead incarnation (the head has retried or failed those tasks, restarted or buried
     /// those actors and counted those objects lost). Kills the worker processes (tasks and
@@ -268,7 +286,14 @@ impl Executor {
         tokio::spawn(async move {
             let mut next = Some(assignment);
             while let Some(assignment) = next.take() {
+                if this.incarnation() != incarnation {
+                    tracing::debug!(task = %assignment.task.task_id, "a task of an old incarnation not started");
+                    return;
+                }
                 let (task_id, resources, outcome) = this.execute_one(assignment).await;
+                if this.forget_stale(incarnation, &outcome) {
+                    return;
+                }
                 // The worker and the CPU go to the next task at once; the head learns it with
                 // this report and sends another task to hold.
                 next = this.take_held(&resources);

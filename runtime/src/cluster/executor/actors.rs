@@ -273,6 +273,9 @@ impl Executor {
                         continue;
                     };
                     let outcome = self.store_outputs(&function, &outputs, result, Vec::new());
+                    if self.forget_stale(node_incarnation, &outcome) {
+                        continue;
+                    }
                     {
                         let mut stats = self.stats.lock();
                         match &outcome {
