@@ -44,6 +44,28 @@ fn tasks(status: &str) -> (u64, u64) {
     (n(" waiting"), n(" running"))
 }
 
+/// A node daemon the test stops and resumes; resumed on drop, so a failing test leaves no
+/// stopped process behind.
+struct Stalled(u32);
+
+impl Stalled {
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.0.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {} failed", self.0);
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
 /// A small deterministic pseudo-random sequence (the test's choices are reproducible).
 struct Lcg(u64);
 
@@ -83,6 +105,9 @@ fn every_answer_is_right_under_kills_and_stalls_and_the_cluster_ends_empty() {
     let start = Instant::now();
     let mut rng = Lcg(12345);
     let (mut victim_killed, mut node_killed) = (false, false);
+    // The node stalled (not the one killed): stopped until the head declares it dead.
+    let stalled = Stalled(c.child("node").id());
+    let (mut stalled_at, mut stalled_dead, mut resumed) = (None::<Instant>, false, false);
     let mut killed_workers = 0;
     let deadline = start + Duration::from_secs(240);
     loop {
@@ -105,12 +130,28 @@ fn every_answer_is_right_under_kills_and_stalls_and_the_cluster_ends_empty() {
             let _ = c.child("node2").wait();
             node_killed = true;
         }
+        if stalled_at.is_none() && !resumed && t > Duration::from_secs(7) {
+            stalled.signal("-STOP");
+            stalled_at = Some(Instant::now());
+        }
+        if let Some(at) = stalled_at {
+            // Resumed once declared dead by missed heartbeats (or after a bound).
+            stalled_dead = stalled_dead || c.status().contains("dead (no heartbeat");
+            if stalled_dead || at.elapsed() > Duration::from_secs(12) {
+                stalled.signal("-CONT");
+                stalled_at = None;
+                resumed = true;
+            }
+        }
         let workers = workers_under(c.home());
         if !workers.is_empty() {
             records::kill(workers[rng.next(workers.len())]);
             killed_workers += 1;
         }
         std::thread::sleep(Duration::from_millis(400));
+    }
+    if stalled_at.is_some() {
+        stalled.signal("-CONT");
     }
     eprintln!(
         "chaos: {killed_workers} workers killed over {:.1} s",
@@ -119,6 +160,12 @@ fn every_answer_is_right_under_kills_and_stalls_and_the_cluster_ends_empty() {
     let out = c.read(c.out_path("chaos"));
     assert!(line(&out, "ok ").parse::<u64>().is_ok(), "{out}");
     assert!(killed_workers > 0 && victim_killed && node_killed);
+    assert!(
+        resumed && stalled_dead,
+        "the node was not stalled until declared dead"
+    );
+    // The stalled node rejoined: the head and it are alive (node2 stays dead or is forgotten).
+    c.wait_for_status(STEP, |s| s.contains("nodes: 2 alive"));
 
     // Idle and empty: no task, no job, no object, no worker left.
     c.wait_for_status(Duration::from_secs(30), |s| {

@@ -67,8 +67,13 @@ impl Sandbox {
 
     /// Starts `raykit start <args> --block` in the background; its output goes to `<name>.out`.
     fn spawn_daemon(&mut self, name: &str, args: &[&str]) {
+        self.spawn_daemon_with(name, args, &[]);
+    }
+
+    /// [`Sandbox::spawn_daemon`] with the environment variables `env`.
+    fn spawn_daemon_with(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let cmd = self.cli();
-        self.spawn_daemon_with(name, cmd, args);
+        self.spawn_daemon_cmd(name, cmd, args, env);
     }
 
     /// [`Sandbox::spawn_daemon`] with at most `nofile` open files (soft and hard limit).
@@ -85,16 +90,23 @@ impl Sandbox {
             .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
             .arg(CLI)
             .stdin(Stdio::null());
-        self.spawn_daemon_with(name, cmd, args);
+        self.spawn_daemon_cmd(name, cmd, args, &[]);
     }
 
-    fn spawn_daemon_with(&mut self, name: &str, mut cmd: Command, args: &[&str]) {
+    fn spawn_daemon_cmd(
+        &mut self,
+        name: &str,
+        mut cmd: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) {
         let out = fs::File::create(self.log_path(name)).expect("create the daemon's log");
         let err = out.try_clone().expect("clone the log");
         let child = cmd
             .arg("start")
             .args(args)
             .arg("--block")
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -696,7 +708,7 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 #[test]
-fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_exits() {
+fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_rejoins() {
     let mut sb = Sandbox::new("frozen");
     let port = start_head(&mut sb, &["--num-cpus", "1"]);
     let address = format!("127.0.0.1:{port}");
@@ -715,20 +727,67 @@ fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_exits() {
     let dead = node_line(&status, "dead (").expect("a dead node line");
     assert!(dead.contains("no heartbeat"), "{status}");
 
-    // Resumed, it learns it is no longer a member and exits instead of lingering.
+    // Resumed, it learns it is no longer a member, resets and joins again as a new
+    // incarnation: the same node, alive, with all its CPUs.
     send_signal(pid, "CONT");
-    let deadline = Instant::now() + STEP;
-    let exit = loop {
-        if let Some(st) = sb.child("node").try_wait().expect("wait for the node") {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "the dead node did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!exit.success());
+    let status = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
     assert!(
-        sb.log("node").contains("no longer a member"),
-        "{}",
+        sb.child("node")
+            .try_wait()
+            .expect("poll the node")
+            .is_none(),
+        "the node exited:\n{}",
         sb.log("node")
     );
+    let log = sb.log("node");
+    assert!(log.contains("resetting and joining again"), "{log}");
+    assert!(log.contains("incarnation=2"), "{log}");
+    let node = node_line(&status, "CPU 0/4").expect("the node with all its CPUs free");
+    assert!(node.contains("alive"), "{status}");
+}
+
+#[test]
+fn a_dead_node_leaves_the_table_after_the_grace_period_into_the_recently_dead_list() {
+    let mut sb = Sandbox::new("grace");
+    let port = free_port();
+    let port_s = port.to_string();
+    sb.spawn_daemon_with(
+        "head",
+        &[
+            "--head",
+            "--port",
+            &port_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+        &[("RAYKIT_DEAD_NODE_GRACE_MS", "1500")],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    let address = format!("127.0.0.1:{port}");
+    sb.spawn_daemon(
+        "node",
+        &["--address", &address, "--num-cpus", "3", "--token", TOKEN],
+    );
+    let status = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
+    let node_id = node_line(&status, "CPU 0/3")
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the node's line")
+        .to_owned();
+    sb.child("node").kill().expect("kill the node");
+    let _ = sb.child("node").wait();
+    let dead = sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive, 1 dead"));
+    assert!(!dead.contains("recently dead"), "{dead}");
+    // After the grace period it is gone from the table and listed as recently dead.
+    let status = sb.wait_for_status(port, STEP, |out| {
+        out.contains("nodes: 1 alive, 0 dead") && out.contains("recently dead: 1")
+    });
+    let listed = status
+        .lines()
+        .find(|l| l.starts_with("    node-"))
+        .expect("a recently dead line");
+    assert!(listed.contains(&node_id), "{status}");
+    assert!(listed.contains("connection lost"), "{status}");
+    assert!(node_line(&status, &node_id).is_none(), "{status}");
 }

@@ -293,3 +293,84 @@ fn a_task_whose_worker_dies_is_retried_and_without_retries_fails_with_the_reason
     assert!(gave_up.contains("worker process died"), "{out}");
     assert!(gave_up.contains("crash_always"), "{out}");
 }
+
+/// Stops the daemon of a node (SIGSTOP) while it runs a task, past the head's dead timeout,
+/// then resumes it: the node rejoins by itself as a new incarnation and runs new tasks pinned
+/// to it, and the result its stalled worker made meanwhile is never taken (the task is failed
+/// or run again: a value, if any, comes from another run). Only a cluster has a node daemon to
+/// stop.
+#[test]
+fn a_stalled_node_rejoins_and_the_result_of_its_stalled_task_is_never_taken() {
+    let mut c = cluster("stall");
+    c.spawn_daemon(
+        "stalled",
+        &[
+            "--address",
+            &c.address(),
+            "--num-cpus",
+            "2",
+            "--resources",
+            r#"{"stall": 1}"#,
+        ],
+    );
+    c.wait_for_status(STEP, |s| s.contains("nodes: 3 alive"));
+    let marks = c.home().join("stall.marks");
+    let marks_arg = marks.to_string_lossy().into_owned();
+    c.spawn_driver("stall", &["stall", &marks_arg, "2500"]);
+    let read = || fs::read_to_string(&marks).unwrap_or_default();
+    let deadline = Instant::now() + DRIVER_LIMIT;
+    while !read().contains("start ") {
+        assert!(Instant::now() < deadline, "the pinned task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = c.child("stalled").id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    };
+    signal("-STOP");
+    let dead = Instant::now();
+    let st = c.wait_for_status(Duration::from_secs(8), |s| {
+        s.contains("nodes: 2 alive, 1 dead")
+    });
+    // The worker (not stopped) finishes its task while its daemon is stopped: its result
+    // waits in the daemon's socket for the resume.
+    while !read().contains("done ") {
+        assert!(
+            dead.elapsed() < Duration::from_secs(8),
+            "the worker never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal("-CONT");
+    let st2 = c.wait_for_status(STEP, |s| s.contains("nodes: 3 alive"));
+    assert!(
+        c.child("stalled")
+            .try_wait()
+            .expect("poll the node")
+            .is_none(),
+        "the stalled node's daemon exited:\n{st}\n{st2}"
+    );
+    let (status, out) = c.wait("stall");
+    assert!(
+        status.success(),
+        "the driver failed ({status}):\n{out}{}",
+        c.read(c.err_path("stall"))
+    );
+    let marks = read();
+    let start = line(&marks, "start ");
+    let (stalled_pid, stalled_node) = start.split_once(' ').expect("pid and node");
+    if let Some(v) = out.lines().find_map(|l| l.strip_prefix("first value ")) {
+        assert_ne!(
+            v, stalled_pid,
+            "the stalled run's late result was taken:\n{out}"
+        );
+    } else {
+        assert!(out.contains("first error "), "{out}");
+    }
+    assert_eq!(line(&out, "then node "), stalled_node, "{out}");
+    assert_eq!(line(&out, "then all "), "true", "{out}");
+}

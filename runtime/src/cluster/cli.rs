@@ -427,13 +427,29 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
             }
         },
     };
-    let st = client_runtime()?.block_on(async {
+    let (st, dead) = client_runtime()?.block_on(async {
         let (mut conn, _) = Connection::connect(&address, &token, Role::Client).await?;
-        match conn
+        let st = conn
             .request(&Message::StatusRequest, HANDSHAKE_TIMEOUT)
+            .await?;
+        let dead = match conn
+            .request(&Message::DeadNodesRequest, HANDSHAKE_TIMEOUT)
             .await?
         {
-            Message::Status(st) => Ok(st),
+            Message::DeadNodes(dead) => dead,
+            Message::Failed { error } => return Err(error),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{address} answered DeadNodesRequest with a {} message",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        match st {
+            Message::Status(st) => Ok((st, dead)),
             Message::Failed { error } => Err(error),
             other => Err(Error::new(
                 ErrorKind::Protocol,
@@ -445,6 +461,7 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         }
     })?;
     print!("{}", format_status(&address, &st));
+    print!("{}", format_dead_nodes(&dead));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -488,6 +505,25 @@ fn format_node(n: &NodeStatus) -> String {
         );
     }
     line
+}
+
+/// The short "recently dead" list of `raykit status`: the dead nodes the head removed from its
+/// table after their grace period, most recent first.
+fn format_dead_nodes(dead: &[NodeStatus]) -> String {
+    if dead.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("recently dead: {}\n", dead.len());
+    for n in dead.iter().rev() {
+        out += &format!(
+            "    {}  {}  {}  last heard {} s ago\n",
+            n.info.node_id,
+            n.info.address,
+            n.death_reason.as_deref().unwrap_or("unknown reason"),
+            n.since_heartbeat_ms / 1000
+        );
+    }
+    out
 }
 
 /// The text `raykit status` prints.

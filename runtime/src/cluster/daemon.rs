@@ -403,7 +403,22 @@ impl Daemon {
             let answer = match msg {
                 Message::RegisterNode(info) if role == Role::Node => match &self.head {
                     Some(head) => {
-                        head.serve_node(conn, info, &self.shutdown).await;
+                        let first = (info, super::executor::FIRST_INCARNATION, true);
+                        head.serve_node(conn, first, &self.shutdown).await;
+                        return;
+                    }
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
+                Message::JoinNode {
+                    info,
+                    incarnation,
+                    fresh,
+                } if role == Role::Node => match &self.head {
+                    Some(head) => {
+                        head.serve_node(conn, (info, incarnation, fresh), &self.shutdown)
+                            .await;
                         return;
                     }
                     None => Message::Failed {
@@ -465,6 +480,12 @@ impl Daemon {
                 }
                 Message::StatusRequest => match &self.head {
                     Some(head) => Message::Status(head.status()),
+                    None => Message::Failed {
+                        error: self.not_the_head(),
+                    },
+                },
+                Message::DeadNodesRequest => match &self.head {
+                    Some(head) => Message::DeadNodes(head.dead_nodes()),
                     None => Message::Failed {
                         error: self.not_the_head(),
                     },

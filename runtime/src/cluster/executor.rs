@@ -37,6 +37,13 @@ use crate::object::ObjectId;
 /// object of up to a gigabyte).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A report to the head, tagged with the node's incarnation when the work it reports began:
+/// the node sends only reports of its current incarnation.
+pub type Report = (u64, Message);
+
+/// The first incarnation of a node.
+pub const FIRST_INCARNATION: u64 = 1;
+
 /// A node's task runner.
 pub struct Executor {
     address: String,
@@ -48,7 +55,9 @@ pub struct Executor {
     head_exes: Option<PathBuf>,
     declared: BTreeMap<String, f64>,
     workers: WorkerPool,
-    to_head: mpsc::UnboundedSender<Message>,
+    to_head: mpsc::UnboundedSender<Report>,
+    /// The node's incarnation: work started under an older one reports nothing that counts.
+    incarnation: std::sync::atomic::AtomicU64,
     /// One download of executables at a time, so two tasks never fetch the same one twice.
     exe_fetch: tokio::sync::Mutex<()>,
     /// Connections to the nodes arguments are fetched from.
@@ -109,7 +118,7 @@ impl Executor {
         declared: BTreeMap<String, f64>,
         store: Arc<ObjectStore>,
         exe_dir: PathBuf,
-        to_head: mpsc::UnboundedSender<Message>,
+        to_head: mpsc::UnboundedSender<Report>,
     ) -> Executor {
         Executor {
             address: env.node_address.clone(),
@@ -120,6 +129,7 @@ impl Executor {
             head_exes: None,
             declared,
             to_head,
+            incarnation: std::sync::atomic::AtomicU64::new(FIRST_INCARNATION),
             exe_fetch: tokio::sync::Mutex::new(()),
             peers: PeerPool::new(Role::Node, env.token.clone(), Some(env.node_id)),
             workers: WorkerPool::new(env),
@@ -135,6 +145,59 @@ impl Executor {
     pub fn with_head_exes(mut self, dir: PathBuf) -> Executor {
         self.head_exes = Some(dir);
         self
+    }
+
+    /// The node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Sends `msg` to the head as a report of `incarnation`.
+    fn report(&self, incarnation: u64, msg: Message) {
+        let _ = self.to_head.send((incarnation, msg));
+    }
+
+    /// Whether work begun under `incarnation` ended after the node reset; its outputs, stored
+    /// after the reset emptied the store, are dropped (nobody will ever ask for them).
+    pub(crate) fn forget_stale(&self, incarnation: u64, outcome: &TaskOutcome) -> bool {
+        if self.incarnation() == incarnation {
+            return false;
+        }
+        if let TaskOutcome::Stored(objects) = outcome {
+            for o in objects {
+                self.store.remove(o.id);
+            }
+        }
+        tracing::debug!(
+            incarnation,
+            "work of an old incarnation ended; its outputs dropped"
+        );
+        true
+    }
+
+    /// The head no longer counts this node as a member: everything it runs and holds belongs
+    /// to a dead incarnation (the head has retried or failed those tasks, restarted or buried
+    /// those actors and counted those objects lost). Kills the worker processes (tasks and
+    /// actors with them), drops held tasks and stored objects, and makes `incarnation` the
+    /// current one: what the old work still reports is never sent.
+    pub fn reset(&self, incarnation: u64) {
+        self.incarnation
+            .store(incarnation, std::sync::atomic::Ordering::Release);
+        let held = std::mem::take(&mut *self.held.lock()).len();
+        let hosts: Vec<actors::Host> = self.actors.lock().drain().map(|(_, h)| h).collect();
+        for host in &hosts {
+            let _ = host.send(actors::Command::Stop { kill: true });
+        }
+        let killed = self.workers.kill_running();
+        let objects = self.store.clear();
+        tracing::warn!(
+            incarnation,
+            killed,
+            held,
+            actors = hosts.len(),
+            objects,
+            "node reset: its work belonged to a dead incarnation"
+        );
     }
 
     /// The node's worker processes.
@@ -219,18 +282,29 @@ impl Executor {
     /// same background task, the held tasks that take its place.
     pub fn execute(self: &Arc<Self>, assignment: TaskAssignment) {
         let this = self.clone();
+        let incarnation = self.incarnation();
         tokio::spawn(async move {
             let mut next = Some(assignment);
             while let Some(assignment) = next.take() {
+                if this.incarnation() != incarnation {
+                    tracing::debug!(task = %assignment.task.task_id, "a task of an old incarnation not started");
+                    return;
+                }
                 let (task_id, resources, outcome) = this.execute_one(assignment).await;
+                if this.forget_stale(incarnation, &outcome) {
+                    return;
+                }
                 // The worker and the CPU go to the next task at once; the head learns it with
                 // this report and sends another task to hold.
                 next = this.take_held(&resources);
-                let _ = this.to_head.send(Message::TaskFinished {
-                    task_id,
-                    outcome,
-                    next: next.as_ref().map(|a| a.task.task_id),
-                });
+                this.report(
+                    incarnation,
+                    Message::TaskFinished {
+                        task_id,
+                        outcome,
+                        next: next.as_ref().map(|a| a.task.task_id),
+                    },
+                );
             }
         });
     }
@@ -625,10 +699,13 @@ impl Executor {
                 if e.kind() == ErrorKind::Network {
                     // The head hears it before this task's end: it rebuilds the object
                     // elsewhere when it can, and the retried task reads it from there.
-                    let _ = self.to_head.send(Message::ObjectUnreachable {
-                        id,
-                        location: location.to_owned(),
-                    });
+                    self.report(
+                        self.incarnation(),
+                        Message::ObjectUnreachable {
+                            id,
+                            location: location.to_owned(),
+                        },
+                    );
                 }
                 Err(e)
             }

@@ -37,6 +37,21 @@ pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The death reason of a node that left on purpose.
 const LEFT: &str = "stopped";
 
+/// How long a dead node stays in the head's table (for `raykit status`, and so that it hears
+/// it must rejoin) before it moves to the history; `RAYKIT_DEAD_NODE_GRACE_MS` overrides it.
+pub const DEAD_NODE_GRACE: Duration = Duration::from_secs(60);
+
+/// How many removed dead nodes the head remembers.
+pub const DEAD_HISTORY: usize = 32;
+
+/// [`DEAD_NODE_GRACE`], or `RAYKIT_DEAD_NODE_GRACE_MS` when set to a number.
+fn dead_node_grace() -> Duration {
+    std::env::var("RAYKIT_DEAD_NODE_GRACE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(DEAD_NODE_GRACE, Duration::from_millis)
+}
+
 /// How often the head looks for nodes that stopped sending heartbeats.
 const MONITOR_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -48,6 +63,8 @@ pub struct Head {
     store: Arc<ObjectStore>,
     /// Where uploaded executables are kept, by hash.
     exe_dir: PathBuf,
+    /// How long a dead node stays in the table.
+    dead_grace: Duration,
 }
 
 impl fmt::Debug for Head {
@@ -59,11 +76,21 @@ impl fmt::Debug for Head {
 }
 
 struct Tables {
-    /// Nodes in joining order; dead nodes stay listed with the reason.
+    /// Nodes in joining order; dead nodes stay listed with the reason for the grace period.
     nodes: Vec<NodeEntry>,
+    /// The last [`DEAD_HISTORY`] dead nodes removed from `nodes`, oldest first.
+    history: std::collections::VecDeque<NodeEntry>,
     jobs: JobTable,
     next_session: u64,
     sched: Scheduler,
+}
+
+impl Tables {
+    /// How many nodes the scheduler keeps state for.
+    #[cfg(test)]
+    fn sched_nodes(&self) -> usize {
+        self.sched.node_count()
+    }
 }
 
 struct NodeEntry {
@@ -73,8 +100,12 @@ struct NodeEntry {
     load: NodeLoad,
     last_heartbeat: Instant,
     /// Which registration connection speaks for the node: a stale connection ending must not
-    /// kill a node that has reconnected.
+    /// kill a node that has reconnected, and what it reports counts for nothing.
     session: u64,
+    /// The node's incarnation: a node declared dead comes back only as a higher one.
+    incarnation: u64,
+    /// When the node was declared dead.
+    died_at: Option<Instant>,
 }
 
 /// The jobs (drivers) of the cluster.
@@ -271,12 +302,14 @@ impl Head {
             node_id,
             tables: Mutex::new(Tables {
                 nodes: Vec::new(),
+                history: std::collections::VecDeque::new(),
                 jobs: JobTable::default(),
                 next_session: 0,
                 sched: Scheduler::new(node_id, store.clone()),
             }),
             store,
             exe_dir: dir.join("exe"),
+            dead_grace: dead_node_grace(),
         }
     }
 
@@ -290,10 +323,20 @@ impl Head {
         self.node_id
     }
 
-    /// Adds (or re-adds, after a reconnect) a node and returns its session number. A node
-    /// already declared dead cannot come back under the same id: its tasks and objects are
-    /// gone, so it must restart with a new one.
-    fn register(&self, info: NodeInfo, outbox: mpsc::UnboundedSender<Message>) -> Result<u64> {
+    /// Adds (or re-adds) a node as `incarnation` and returns its session number.
+    ///
+    /// A reconnect of the incarnation the head counts alive keeps the node's tasks and
+    /// objects. A `fresh` incarnation above the one the head knows replaces it: what the old
+    /// one ran is retried or failed, and the node starts with all its resources free. Anything
+    /// else (a dead or unknown incarnation reconnecting, a fresh one not above the last) is
+    /// answered with the lowest incarnation the head accepts (`Err`): the node must reset.
+    fn register(
+        &self,
+        info: NodeInfo,
+        incarnation: u64,
+        fresh: bool,
+        outbox: mpsc::UnboundedSender<Message>,
+    ) -> std::result::Result<u64, u64> {
         let mut t = self.tables.lock();
         t.next_session += 1;
         let session = t.next_session;
@@ -301,58 +344,107 @@ impl Head {
             available: info.resources.clone(),
             ..NodeLoad::default()
         };
-        if let Some(entry) = t.nodes.iter_mut().find(|n| n.info.node_id == info.node_id) {
-            if !entry.alive {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "{} was declared dead ({}); restart its daemon to join again",
-                        info.node_id,
-                        entry.death_reason.as_deref().unwrap_or("unknown reason")
-                    ),
-                ));
+        let node_id = info.node_id;
+        let known = t
+            .nodes
+            .iter()
+            .find(|n| n.info.node_id == node_id)
+            .map(|n| (n.alive, n.incarnation))
+            .or_else(|| {
+                // A node forgotten after its grace period comes back only as a higher one.
+                t.history
+                    .iter()
+                    .rev()
+                    .find(|n| n.info.node_id == node_id)
+                    .map(|n| (false, n.incarnation))
+                    .filter(|(_, known)| !fresh || incarnation <= *known)
+            });
+        match known {
+            Some((true, known)) if !fresh && incarnation == known => {
+                tracing::info!(node = %node_id, address = %info.address, "node reconnected");
             }
-            tracing::info!(node = %info.node_id, address = %info.address, "node reconnected");
-            t.sched
-                .add_node(info.node_id, info.address.clone(), &info.resources, outbox);
-            let Some(entry) = t.nodes.iter_mut().find(|n| n.info.node_id == info.node_id) else {
-                return Err(Error::new(ErrorKind::System, "node table changed"));
-            };
-            entry.info = info;
-            entry.load = load;
-            entry.last_heartbeat = Instant::now();
-            entry.session = session;
-            return Ok(session);
+            Some((alive, known)) if fresh && incarnation > known => {
+                if alive {
+                    t.sched
+                        .node_lost(node_id, "it came back as a new incarnation");
+                }
+                tracing::info!(node = %node_id, address = %info.address, incarnation, "node rejoined as a new incarnation");
+            }
+            Some((_, known)) => return Err(known.max(incarnation) + 1),
+            None if fresh => {
+                tracing::info!(
+                    node = %node_id,
+                    address = %info.address,
+                    resources = ?info.resources,
+                    incarnation,
+                    "node joined"
+                );
+            }
+            None => return Err(incarnation + 1),
         }
-        tracing::info!(
-            node = %info.node_id,
-            address = %info.address,
-            resources = ?info.resources,
-            "node joined"
-        );
         t.sched
-            .add_node(info.node_id, info.address.clone(), &info.resources, outbox);
-        t.nodes.push(NodeEntry {
-            info,
-            alive: true,
-            death_reason: None,
-            load,
-            last_heartbeat: Instant::now(),
-            session,
-        });
+            .add_node(node_id, info.address.clone(), &info.resources, outbox);
+        match t.nodes.iter_mut().find(|n| n.info.node_id == node_id) {
+            Some(entry) => {
+                entry.info = info;
+                entry.alive = true;
+                entry.death_reason = None;
+                entry.load = load;
+                entry.last_heartbeat = Instant::now();
+                entry.session = session;
+                entry.incarnation = incarnation;
+                entry.died_at = None;
+            }
+            None => t.nodes.push(NodeEntry {
+                info,
+                alive: true,
+                death_reason: None,
+                load,
+                last_heartbeat: Instant::now(),
+                session,
+                incarnation,
+                died_at: None,
+            }),
+        }
         Ok(session)
     }
 
-    /// Records a heartbeat; false when the node is dead or another session speaks for it.
-    fn heartbeat(&self, node_id: NodeId, session: u64, load: NodeLoad) -> bool {
+    /// Whether `session` speaks for `node_id`, alive: only then does what it reports count.
+    fn current(t: &Tables, node_id: NodeId, session: u64) -> bool {
+        t.nodes
+            .iter()
+            .any(|n| n.info.node_id == node_id && n.session == session && n.alive)
+    }
+
+    /// Records a heartbeat of `session`, which joined as `incarnation`. `Err(None)` when
+    /// another session speaks for the node (this one is stale); `Err(Some((at_least, why)))`
+    /// when the head no longer counts that incarnation as a member.
+    fn heartbeat(
+        &self,
+        node_id: NodeId,
+        session: u64,
+        incarnation: u64,
+        load: NodeLoad,
+    ) -> std::result::Result<(), Option<(u64, String)>> {
         let mut t = self.tables.lock();
         match t.nodes.iter_mut().find(|n| n.info.node_id == node_id) {
             Some(n) if n.alive && n.session == session => {
                 n.load = load;
                 n.last_heartbeat = Instant::now();
-                true
+                Ok(())
             }
-            _ => false,
+            Some(n) if n.alive => Err(None),
+            Some(n) => Err(Some((
+                n.incarnation.max(incarnation) + 1,
+                format!(
+                    "declared dead: {}",
+                    n.death_reason.as_deref().unwrap_or("unknown reason")
+                ),
+            ))),
+            None => Err(Some((
+                incarnation + 1,
+                "not a member of this cluster".to_owned(),
+            ))),
         }
     }
 
@@ -385,6 +477,53 @@ impl Head {
         for (node_id, reason) in dead {
             t.sched.node_lost(node_id, &reason);
         }
+        self.forget_dead(&mut t, now);
+    }
+
+    /// Moves the nodes dead for longer than the grace period from the table to the history,
+    /// which keeps the last [`DEAD_HISTORY`].
+    fn forget_dead(&self, t: &mut Tables, now: Instant) {
+        let grace = self.dead_grace;
+        let expired = |n: &NodeEntry| {
+            !n.alive
+                && n.died_at
+                    .is_some_and(|d| now.saturating_duration_since(d) >= grace)
+        };
+        if !t.nodes.iter().any(expired) {
+            return;
+        }
+        let (gone, kept): (Vec<NodeEntry>, Vec<NodeEntry>) =
+            std::mem::take(&mut t.nodes).into_iter().partition(expired);
+        t.nodes = kept;
+        for n in gone {
+            tracing::info!(node = %n.info.node_id, "a dead node leaves the table");
+            t.sched.forget_node(n.info.node_id);
+            t.history.retain(|h| h.info.node_id != n.info.node_id);
+            t.history.push_back(n);
+        }
+        while t.history.len() > DEAD_HISTORY {
+            t.history.pop_front();
+        }
+    }
+
+    /// The dead nodes removed from the table, oldest first (at most [`DEAD_HISTORY`]).
+    pub fn dead_nodes(&self) -> Vec<NodeStatus> {
+        let now = Instant::now();
+        let t = self.tables.lock();
+        t.history
+            .iter()
+            .map(|n| NodeStatus {
+                info: n.info.clone(),
+                head: n.info.node_id == self.node_id,
+                alive: false,
+                death_reason: n.death_reason.clone(),
+                load: n.load.clone(),
+                since_heartbeat_ms: u64::try_from(
+                    now.saturating_duration_since(n.last_heartbeat).as_millis(),
+                )
+                .unwrap_or(u64::MAX),
+            })
+            .collect()
     }
 
     /// The cluster as the head sees it now.
@@ -450,7 +589,7 @@ impl Head {
     pub async fn serve_node(
         &self,
         mut conn: Connection,
-        info: NodeInfo,
+        (info, incarnation, fresh): (NodeInfo, u64, bool),
         shutdown: &CancellationToken,
     ) {
         let node_id = info.node_id;
@@ -460,18 +599,27 @@ impl Head {
             head_node_id: self.node_id,
         };
         let _ = outbox.send(registered);
-        let session = match self.register(info, outbox.clone()) {
+        let session = match self.register(info, incarnation, fresh, outbox.clone()) {
             Ok(s) => s,
-            Err(error) => {
-                tracing::warn!(node = %node_id, "registration refused: {error}");
-                let _ = conn.send(&Message::Failed { error }).await;
+            Err(at_least) => {
+                tracing::info!(node = %node_id, incarnation, "registration refused: the node must rejoin as incarnation {at_least} or above");
+                let rejoin = Message::Rejoin {
+                    incarnation: at_least,
+                    reason: "this incarnation is not a member of the cluster".to_owned(),
+                };
+                let _ = conn.send(&rejoin).await;
                 return;
             }
         };
         let (mut reader, writer) = conn.split();
         let pump = tokio::spawn(pump(writer, rx));
-        self.node_loop(&mut reader, &outbox, node_id, session, shutdown)
-            .await;
+        self.node_loop(
+            &mut reader,
+            &outbox,
+            (node_id, session, incarnation),
+            shutdown,
+        )
+        .await;
         drop(outbox);
         // Let the last answer (a refusal) go out; the pump ends once every sender is gone.
         let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
@@ -481,8 +629,7 @@ impl Head {
         &self,
         conn: &mut FrameReader,
         outbox: &mpsc::UnboundedSender<Message>,
-        node_id: NodeId,
-        session: u64,
+        (node_id, session, incarnation): (NodeId, u64, u64),
         shutdown: &CancellationToken,
     ) {
         loop {
@@ -492,13 +639,17 @@ impl Head {
             };
             match msg {
                 Ok(Message::Heartbeat(load)) => {
-                    if !self.heartbeat(node_id, session, load) {
-                        let error = Error::new(
-                            ErrorKind::Config,
-                            format!("{node_id} is no longer a member of this cluster"),
-                        );
-                        let _ = outbox.send(Message::Failed { error });
-                        return;
+                    match self.heartbeat(node_id, session, incarnation, load) {
+                        Ok(()) => {}
+                        Err(None) => return,
+                        Err(Some((at_least, reason))) => {
+                            tracing::info!(node = %node_id, incarnation, "a node the head does not count came back ({reason}); telling it to rejoin");
+                            let _ = outbox.send(Message::Rejoin {
+                                incarnation: at_least,
+                                reason,
+                            });
+                            return;
+                        }
                     }
                 }
                 Ok(Message::TaskFinished {
@@ -506,33 +657,46 @@ impl Head {
                     outcome,
                     next,
                 }) => {
-                    self.tables
-                        .lock()
-                        .sched
-                        .task_finished(node_id, task_id, outcome, next);
+                    let mut t = self.tables.lock();
+                    if Head::current(&t, node_id, session) {
+                        t.sched.task_finished(node_id, task_id, outcome, next);
+                    } else {
+                        tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
+                    }
                 }
                 Ok(Message::ActorStarted {
                     actor_id,
                     incarnation,
                     result,
                 }) => {
-                    self.tables
-                        .lock()
-                        .sched
-                        .actor_started(node_id, actor_id, incarnation, result);
+                    let mut t = self.tables.lock();
+                    if Head::current(&t, node_id, session) {
+                        t.sched
+                            .actor_started(node_id, actor_id, incarnation, result);
+                    } else {
+                        tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
+                    }
                 }
                 Ok(Message::ObjectUnreachable { id, location }) => {
-                    self.tables.lock().sched.object_unreachable(id, &location);
+                    let mut t = self.tables.lock();
+                    if Head::current(&t, node_id, session) {
+                        t.sched.object_unreachable(id, &location);
+                    } else {
+                        tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
+                    }
                 }
                 Ok(Message::ActorExited {
                     actor_id,
                     incarnation,
                     reason,
                 }) => {
-                    self.tables
-                        .lock()
-                        .sched
-                        .actor_exited(node_id, actor_id, incarnation, &reason);
+                    let mut t = self.tables.lock();
+                    if Head::current(&t, node_id, session) {
+                        t.sched
+                            .actor_exited(node_id, actor_id, incarnation, &reason);
+                    } else {
+                        tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
+                    }
                 }
                 Ok(Message::UnregisterNode) => {
                     self.node_died(node_id, session, LEFT);
@@ -935,6 +1099,7 @@ fn mark_dead(n: &mut NodeEntry, reason: String) {
     n.alive = false;
     n.load.available.clear();
     n.death_reason = Some(reason);
+    n.died_at = Some(Instant::now());
 }
 
 #[cfg(test)]
@@ -951,22 +1116,85 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_node_stays_dead_and_a_stale_session_kills_nothing() {
+    fn a_dead_node_comes_back_only_as_a_fresh_higher_incarnation_and_a_stale_session_kills_nothing()
+    {
         let id = super::super::new_node_id().unwrap();
         let head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
         let (tx, _rx) = mpsc::unbounded_channel();
-        let s1 = head.register(info(id), tx.clone()).unwrap();
-        let s2 = head.register(info(id), tx).unwrap();
+        let s1 = head.register(info(id), 1, true, tx.clone()).unwrap();
+        let s2 = head.register(info(id), 1, false, tx.clone()).unwrap();
         head.node_died(id, s1, "old connection");
         assert!(head.status().nodes[0].alive);
-        assert!(head.heartbeat(id, s2, NodeLoad::default()));
+        assert_eq!(head.heartbeat(id, s2, 1, NodeLoad::default()), Ok(()));
+        assert_eq!(head.heartbeat(id, s1, 1, NodeLoad::default()), Err(None));
         head.node_died(id, s2, "gone");
         let st = head.status();
         assert!(!st.nodes[0].alive);
         assert_eq!(st.nodes[0].death_reason.as_deref(), Some("gone"));
-        assert!(!head.heartbeat(id, s2, NodeLoad::default()));
+        // The dead incarnation hears it must rejoin as a higher one.
+        let Err(Some((at_least, why))) = head.heartbeat(id, s2, 1, NodeLoad::default()) else {
+            panic!("a dead node's heartbeat counted");
+        };
+        assert_eq!(at_least, 2);
+        assert!(why.contains("gone"), "{why}");
+        // Neither a reconnect nor a fresh join of the dead incarnation brings it back.
+        assert_eq!(head.register(info(id), 1, false, tx.clone()), Err(2));
+        assert_eq!(head.register(info(id), 1, true, tx.clone()), Err(2));
+        assert!(!head.status().nodes[0].alive);
+        // A fresh higher incarnation does, with every resource free and one entry.
+        let s3 = head.register(info(id), 2, true, tx.clone()).unwrap();
+        let st = head.status();
+        assert_eq!(st.nodes.len(), 1);
+        assert!(st.nodes[0].alive);
+        assert_eq!(st.nodes[0].death_reason, None);
+        assert_eq!(st.nodes[0].load.available.get("CPU"), Some(&2.0));
+        assert_eq!(head.heartbeat(id, s3, 2, NodeLoad::default()), Ok(()));
+        // What the old sessions say counts for nothing.
+        let t = head.tables.lock();
+        assert!(Head::current(&t, id, s3));
+        assert!(!Head::current(&t, id, s2));
+        drop(t);
+        // An unknown node reconnecting (not fresh) must rejoin; a fresh one joins.
+        let other = super::super::new_node_id().unwrap();
+        assert_eq!(head.register(info(other), 4, false, tx.clone()), Err(5));
+        assert!(head.register(info(other), 4, true, tx).is_ok());
+    }
+
+    #[test]
+    fn dead_nodes_leave_the_table_after_the_grace_into_a_history_of_at_most_32() {
+        let id = super::super::new_node_id().unwrap();
+        let mut head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
+        head.dead_grace = Duration::ZERO;
         let (tx, _rx) = mpsc::unbounded_channel();
-        assert!(head.register(info(id), tx).is_err());
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            let n = super::super::new_node_id().unwrap();
+            let s = head.register(info(n), 1, true, tx.clone()).unwrap();
+            head.node_died(n, s, "gone");
+            ids.push(n);
+        }
+        let alive = super::super::new_node_id().unwrap();
+        head.register(info(alive), 1, true, tx.clone()).unwrap();
+        assert_eq!(head.status().nodes.len(), 41);
+        head.check_heartbeats();
+        let st = head.status();
+        assert_eq!(st.nodes.len(), 1, "only the alive node stays");
+        assert_eq!(st.nodes[0].info.node_id, alive);
+        let dead = head.dead_nodes();
+        assert_eq!(dead.len(), DEAD_HISTORY);
+        // The most recent ones, oldest first.
+        let kept: Vec<NodeId> = dead.iter().map(|n| n.info.node_id).collect();
+        assert_eq!(kept, ids[40 - DEAD_HISTORY..]);
+        assert!(dead
+            .iter()
+            .all(|n| !n.alive && n.death_reason.as_deref() == Some("gone")));
+        assert_eq!(head.tables.lock().sched_nodes(), 1);
+        // A forgotten node comes back only as a fresh higher incarnation.
+        let last = ids[39];
+        assert_eq!(head.register(info(last), 1, true, tx.clone()), Err(2));
+        assert_eq!(head.register(info(last), 1, false, tx.clone()), Err(2));
+        assert!(head.register(info(last), 2, true, tx).is_ok());
+        assert_eq!(head.status().nodes.len(), 2);
     }
 
     /// A driver talking to the head in process, as over TCP after the handshake.
@@ -997,7 +1225,7 @@ mod tests {
         let store = Arc::new(ObjectStore::with_arena(16 << 20));
         let head = Arc::new(Head::new(id, store.clone(), dir.clone()));
         let (tx, _rx) = mpsc::unbounded_channel();
-        head.register(info(id), tx).unwrap();
+        head.register(info(id), 1, true, tx).unwrap();
         let shutdown = CancellationToken::new();
         let mut conn = driver(&head, &shutdown).await;
         let location = store.arena().unwrap().location().clone();

@@ -1,6 +1,11 @@
 //! The node's side of membership: join the head with the node's resources, send a heartbeat
 //! every [`HEARTBEAT_INTERVAL`], rejoin after a lost connection, leave on shutdown.
 //!
+//! A node joins as an incarnation (starting at [`FIRST_INCARNATION`]). When the head answers
+//! [`Message::Rejoin`] (it declared the node dead, or does not know it), the node drops all it
+//! runs and holds ([`Executor::reset`]) and joins again as a higher incarnation; reports of
+//! work begun under an older incarnation are never sent.
+//!
 //! The registration connection also carries the node's work: the head's `ExecuteTask`s (and
 //! the tasks it sends ahead, `HoldTask` and `StartTask`) go to the node's [`Executor`], whose
 //! `TaskFinished` reports go back the same way. This module must not decide membership: the
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::Executor;
+use super::executor::{Executor, Report, FIRST_INCARNATION};
 
 use super::wire::{Connection, Message, NodeInfo, NodeLoad, Role, HANDSHAKE_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
@@ -31,6 +36,24 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest pause between two attempts to reach the head.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How a registration connection ended without an error.
+enum Ended {
+    /// The daemon shuts down; the node has left.
+    Shutdown,
+    /// The head no longer counts this incarnation: the node has reset and joins again.
+    Rejoin,
+}
+
+/// Where a node stands in its membership across connections.
+struct Membership {
+    /// The current incarnation.
+    incarnation: u64,
+    /// Whether the current incarnation has not joined yet.
+    fresh: bool,
+    /// A report that could not be sent on the last connection.
+    pending: Option<Report>,
+}
 
 /// One node's membership in a cluster.
 #[derive(Clone)]
@@ -89,8 +112,7 @@ impl Node {
     }
 
     /// Stays a member of the cluster until `shutdown` (then leaves and returns `Ok`), or until
-    /// membership becomes impossible: a refused token or protocol, the head declaring this node
-    /// dead, or the head unreachable for [`JOIN_TIMEOUT`] at start or [`HEAD_LOST_TIMEOUT`]
+    /// membership becomes impossible: a refused token or protocol, or the head unreachable for [`JOIN_TIMEOUT`] at start or [`HEAD_LOST_TIMEOUT`]
     /// later.
     /// `joined` is told when the node first joins; what the executor reports arrives on
     /// `outbox` and goes to the head.
@@ -98,9 +120,16 @@ impl Node {
         self,
         shutdown: CancellationToken,
         joined: tokio::sync::oneshot::Sender<()>,
-        mut outbox: mpsc::UnboundedReceiver<Message>,
+        mut outbox: mpsc::UnboundedReceiver<Report>,
     ) -> Result<()> {
-        let mut pending = None;
+        let mut member = Membership {
+            incarnation: self
+                .executor
+                .as_ref()
+                .map_or(FIRST_INCARNATION, |e| e.incarnation()),
+            fresh: true,
+            pending: None,
+        };
         let mut joined = Some(joined);
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -111,11 +140,16 @@ impl Node {
                     &mut last_contact,
                     &mut joined,
                     &mut outbox,
-                    &mut pending,
+                    &mut member,
                 )
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(Ended::Shutdown) => return Ok(()),
+                Ok(Ended::Rejoin) => {
+                    last_contact = Instant::now();
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
                 Err(e) => e,
             };
             if matches!(
@@ -153,15 +187,28 @@ impl Node {
         }
     }
 
+    /// The head no longer counts this incarnation: drop everything the node runs and holds
+    /// and become a fresh incarnation of at least `at_least`.
+    fn reset(&self, member: &mut Membership, at_least: u64, reason: &str) {
+        let next = at_least.max(member.incarnation + 1);
+        tracing::warn!(node = %self.node_id, incarnation = next, "the head does not count this node as a member ({reason}); resetting and joining again");
+        if let Some(executor) = &self.executor {
+            executor.reset(next);
+        }
+        member.incarnation = next;
+        member.fresh = true;
+        member.pending = None;
+    }
+
     /// One registration connection: join, then heartbeat until something breaks.
     async fn session(
         &self,
         shutdown: &CancellationToken,
         last_contact: &mut Instant,
         joined: &mut Option<tokio::sync::oneshot::Sender<()>>,
-        outbox: &mut mpsc::UnboundedReceiver<Message>,
-        pending: &mut Option<Message>,
-    ) -> Result<()> {
+        outbox: &mut mpsc::UnboundedReceiver<Report>,
+        member: &mut Membership,
+    ) -> Result<Ended> {
         let (mut conn, welcome) = match &self.head_link {
             Some(link) => {
                 link()
@@ -182,12 +229,22 @@ impl Node {
             resources: self.resources.clone(),
             pid: std::process::id(),
         };
-        match conn
-            .request(&Message::RegisterNode(info), HANDSHAKE_TIMEOUT)
-            .await?
-        {
+        let join = Message::JoinNode {
+            info,
+            incarnation: member.incarnation,
+            fresh: member.fresh,
+        };
+        match conn.request(&join, HANDSHAKE_TIMEOUT).await? {
             Message::Registered { head_node_id } => {
-                tracing::info!(node = %self.node_id, head = %head_node_id, "joined the cluster at {}", self.head_address);
+                tracing::info!(node = %self.node_id, head = %head_node_id, incarnation = member.incarnation, "joined the cluster at {}", self.head_address);
+                member.fresh = false;
+            }
+            Message::Rejoin {
+                incarnation,
+                reason,
+            } => {
+                self.reset(member, incarnation, &reason);
+                return Ok(Ended::Rejoin);
             }
             Message::Failed { error } => return Err(error),
             other => {
@@ -206,10 +263,12 @@ impl Node {
         }
         let (mut from_head, mut to_head) = conn.split();
         // A report that could not be sent on the last connection goes first.
-        if let Some(msg) = pending.take() {
-            if let Err(e) = to_head.send(&msg).await {
-                *pending = Some(msg);
-                return Err(e);
+        if let Some((incarnation, msg)) = member.pending.take() {
+            if incarnation == member.incarnation {
+                if let Err(e) = to_head.send(&msg).await {
+                    member.pending = Some((incarnation, msg));
+                    return Err(e);
+                }
             }
         }
         let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
@@ -221,7 +280,7 @@ impl Node {
                         Duration::from_secs(1),
                         to_head.send(&Message::UnregisterNode),
                     ).await;
-                    return Ok(());
+                    return Ok(Ended::Shutdown);
                 }
                 _ = tick.tick() => {
                     if let Some(executor) = &self.executor {
@@ -232,6 +291,10 @@ impl Node {
                 }
                 msg = from_head.recv() => match msg? {
                     Message::Failed { error } => return Err(error),
+                    Message::Rejoin { incarnation, reason } => {
+                        self.reset(member, incarnation, &reason);
+                        return Ok(Ended::Rejoin);
+                    }
                     Message::ExecuteTask(assignment) => match &self.executor {
                         Some(executor) => executor.execute(assignment),
                         None => tracing::warn!("this node runs no tasks; ignoring ExecuteTask"),
@@ -269,13 +332,18 @@ impl Node {
                     }
                     other => tracing::debug!("ignoring a {} message from the head", other.name()),
                 },
-                Some(msg) = outbox.recv() => {
-                    // Reports that queued meanwhile share one write.
-                    let mut next = Some(msg);
-                    while let Some(msg) = next.take() {
-                        if let Err(e) = to_head.feed(&msg).await {
-                            *pending = Some(msg);
-                            return Err(e);
+                Some(report) = outbox.recv() => {
+                    // Reports that queued meanwhile share one write; those of work begun
+                    // under an older incarnation go nowhere.
+                    let mut next = Some(report);
+                    while let Some((incarnation, msg)) = next.take() {
+                        if incarnation == member.incarnation {
+                            if let Err(e) = to_head.feed(&msg).await {
+                                member.pending = Some((incarnation, msg));
+                                return Err(e);
+                            }
+                        } else {
+                            tracing::debug!(incarnation, "a report of an old incarnation dropped: {}", msg.name());
                         }
                         next = outbox.try_recv().ok();
                     }

@@ -332,6 +332,14 @@ impl Scheduler {
             .map(|(r, a)| (r.clone(), to_units(*a)))
             .collect();
         if let Some(n) = self.nodes.iter_mut().find(|n| n.node_id == node_id) {
+            if !n.alive {
+                // A new incarnation of a node declared dead: nothing of the old one runs
+                // there any more, so everything it declares is free.
+                n.available = total.clone();
+                n.total = total;
+                n.running = IdSet::default();
+                n.held.clear();
+            }
             n.address = address;
             n.outbox = Some(outbox);
             n.alive = true;
@@ -354,6 +362,17 @@ impl Scheduler {
             }
         }
         self.dispatch();
+    }
+
+    /// How many nodes the scheduler keeps state for, alive or dead.
+    #[cfg(test)]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Forgets a dead node (its tasks and objects were handled when it was lost).
+    pub fn forget_node(&mut self, node_id: NodeId) {
+        self.nodes.retain(|n| n.alive || n.node_id != node_id);
     }
 
     /// A node died: its running tasks run again elsewhere (or fail when out of retries), and

@@ -122,6 +122,13 @@ impl ObjectStore {
         old.is_some()
     }
 
+    /// Forgets every object; returns how many there were.
+    pub fn clear(&self) -> usize {
+        let old = std::mem::take(&mut *self.objects.lock());
+        // Dropped after the lock: freeing a block takes the arena's lock.
+        old.len()
+    }
+
     /// How many objects the store holds and their size in bytes.
     pub fn usage(&self) -> (u64, u64) {
         let objects = self.objects.lock();

@@ -688,6 +688,36 @@ pub enum Message {
         /// Where it was said to be.
         location: String,
     },
+
+    // ---- Incarnations: a node declared dead comes back as a fresh member ----
+    /// Node → head: join the cluster as `incarnation` of the node. `fresh` says the node has
+    /// not joined as this incarnation before (it holds no task, actor or object of the
+    /// cluster); a reconnect of an incarnation already joined is not fresh. Answered by
+    /// [`Message::Registered`], [`Message::Rejoin`] or [`Message::Failed`]. Every report on
+    /// the connection that follows belongs to this incarnation.
+    JoinNode {
+        /// What the node declares.
+        info: NodeInfo,
+        /// The node's incarnation: it grows by at least one each time the node resets itself.
+        incarnation: u64,
+        /// Whether this incarnation joins for the first time.
+        fresh: bool,
+    },
+    /// Head → node: the head does not count this node (or this incarnation of it) as a member
+    /// any more (declared dead, left, or forgotten): the node's tasks, actors and objects are
+    /// gone from the cluster. The node drops them and joins again as a fresh incarnation of
+    /// at least `incarnation`.
+    Rejoin {
+        /// The lowest incarnation the head accepts.
+        incarnation: u64,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Client → head: which nodes left the head's table after their grace period. Answered by
+    /// [`Message::DeadNodes`].
+    DeadNodesRequest,
+    /// Head → client: the most recently removed dead nodes (a bounded history), oldest first.
+    DeadNodes(Vec<NodeStatus>),
 }
 
 /// An actor as its creator describes it.
@@ -902,6 +932,10 @@ impl Message {
             Message::StartTask { .. } => "StartTask",
             Message::CancelJob { .. } => "CancelJob",
             Message::ObjectUnreachable { .. } => "ObjectUnreachable",
+            Message::JoinNode { .. } => "JoinNode",
+            Message::Rejoin { .. } => "Rejoin",
+            Message::DeadNodesRequest => "DeadNodesRequest",
+            Message::DeadNodes(_) => "DeadNodes",
         }
     }
 

@@ -558,6 +558,20 @@ impl WorkerPool {
         pids.len()
     }
 
+    /// Kills every worker process (idle or running a task or an actor) and lets new ones
+    /// start afterwards. Returns how many it killed.
+    pub fn kill_running(&self) -> usize {
+        let pids: Vec<u32> = {
+            let mut inner = self.inner.lock();
+            inner.idle.clear();
+            inner.children.keys().copied().collect()
+        };
+        for pid in &pids {
+            self.kill(*pid);
+        }
+        pids.len()
+    }
+
     /// How many worker processes run.
     pub fn processes(&self) -> usize {
         self.inner.lock().children.len()

@@ -436,6 +436,60 @@ fn big(mib: usize) -> raykit::Result<()> {
     Ok(())
 }
 
+/// Appends `line` to the file at `path`.
+fn append(path: &str, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the marks file");
+    f.write_all(line.as_bytes()).expect("write a mark");
+}
+
+/// Marks its start and end (with its worker's pid and node) in `path`; returns the pid. Pinned
+/// to the node declaring `stall`, which the test stops meanwhile.
+#[raykit::remote(resources(stall = 1))]
+fn mark_on_stall(path: String, ms: u64) -> u32 {
+    let pid = std::process::id();
+    append(&path, &format!("start {pid} {}\n", raykit::node_id()));
+    std::thread::sleep(Duration::from_millis(ms));
+    append(&path, &format!("done {pid}\n"));
+    pid
+}
+
+/// The node declaring `stall`.
+#[raykit::remote(resources(stall = 1))]
+fn node_on_stall() -> String {
+    raykit::node_id().to_string()
+}
+
+/// A task on the `stall` node, which the test stops past the dead timeout and resumes; then
+/// new tasks pinned to that node, once it has rejoined.
+fn stall(path: String, ms: u64) -> raykit::Result<()> {
+    match raykit::get(&mark_on_stall::remote(path, ms)) {
+        Ok(pid) => println!("first value {pid}"),
+        Err(e) => println!("first error {:?} {e}", e.kind()),
+    }
+    // While the node is dead no alive node declares `stall` (the task fails at once).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let node = loop {
+        match raykit::get(&node_on_stall::remote()) {
+            Ok(node) => break node,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let more: Vec<ObjectRef<String>> = (0..4).map(|_| node_on_stall::remote()).collect();
+    let more = raykit::get_all(&more)?;
+    println!("then node {node}");
+    println!("then all {}", more.iter().all(|n| *n == node));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = raykit::init() {
@@ -454,6 +508,7 @@ fn main() -> ExitCode {
         Some("impossible") => impossible(),
         Some("survive") => survive(num(1, 6), num(2, 2000)),
         Some("big") => big(num(1, 256) as usize),
+        Some("stall") => stall(args.get(1).cloned().unwrap_or_default(), num(2, 2500)),
         Some("free") => free(
             num(1, 40),
             num(2, 16),

@@ -58,11 +58,14 @@ impl Executor {
             None => call,
         };
         tracing::debug!(actor = %call.actor_id, task = %call.task.task_id, "a call for an actor not hosted here");
-        let _ = self.to_head.send(Message::ActorExited {
-            actor_id: call.actor_id,
-            incarnation: call.incarnation,
-            reason: "it is not running on this node any more".to_owned(),
-        });
+        self.report(
+            self.incarnation(),
+            Message::ActorExited {
+                actor_id: call.actor_id,
+                incarnation: call.incarnation,
+                reason: "it is not running on this node any more".to_owned(),
+            },
+        );
     }
 
     /// Stops hosting an actor: after the calls already queued, or at once with `kill`.
@@ -80,16 +83,20 @@ impl Executor {
     ) {
         let actor_id = a.actor.actor_id;
         let incarnation = a.incarnation;
+        let node_incarnation = self.incarnation();
         let worker = self.start_host(a).await;
         let result = worker.as_ref().map(|_| ()).map_err(Clone::clone);
         if let Err(e) = &result {
             tracing::info!(actor = %actor_id, "actor could not start: {e}");
         }
-        let _ = self.to_head.send(Message::ActorStarted {
-            actor_id,
-            incarnation,
-            result,
-        });
+        self.report(
+            node_incarnation,
+            Message::ActorStarted {
+                actor_id,
+                incarnation,
+                result,
+            },
+        );
         let Ok(worker) = worker else { return };
         let shares = worker.shares_memory();
         let (pid, conn) = worker.into_parts();
@@ -101,6 +108,7 @@ impl Executor {
             in_flight.clone(),
             stopping.clone(),
             (actor_id, incarnation, pid),
+            node_incarnation,
         ));
         while let Some(command) = commands.recv().await {
             match command {
@@ -151,11 +159,14 @@ impl Executor {
                             retryable: false,
                         },
                     };
-                    let _ = self.to_head.send(Message::TaskFinished {
-                        task_id: task.task_id,
-                        outcome,
-                        next: None,
-                    });
+                    self.report(
+                        node_incarnation,
+                        Message::TaskFinished {
+                            task_id: task.task_id,
+                            outcome,
+                            next: None,
+                        },
+                    );
                 }
                 Command::Stop { kill } => {
                     stopping.store(true, Ordering::Release);
@@ -251,6 +262,7 @@ impl Executor {
         in_flight: InFlight,
         stopping: Arc<AtomicBool>,
         (actor_id, incarnation, pid): (ActorId, u32, u32),
+        node_incarnation: u64,
     ) {
         let end = loop {
             match reader.recv_values().await {
@@ -261,6 +273,9 @@ impl Executor {
                         continue;
                     };
                     let outcome = self.store_outputs(&function, &outputs, result, Vec::new());
+                    if self.forget_stale(node_incarnation, &outcome) {
+                        continue;
+                    }
                     {
                         let mut stats = self.stats.lock();
                         match &outcome {
@@ -268,11 +283,14 @@ impl Executor {
                             TaskOutcome::Failed { .. } => stats.counts.failed += 1,
                         }
                     }
-                    let _ = self.to_head.send(Message::TaskFinished {
-                        task_id,
-                        outcome,
-                        next: None,
-                    });
+                    self.report(
+                        node_incarnation,
+                        Message::TaskFinished {
+                            task_id,
+                            outcome,
+                            next: None,
+                        },
+                    );
                 }
                 // It could not read a call it was sent (see `worker::serve_actor`).
                 Ok(Message::Failed { error }) => {
@@ -293,11 +311,14 @@ impl Executor {
         };
         if !stopping.load(Ordering::Acquire) {
             tracing::warn!(actor = %actor_id, pid, "actor worker process ended: {end}");
-            let _ = self.to_head.send(Message::ActorExited {
-                actor_id,
-                incarnation,
-                reason: format!("pid {pid}: {end}"),
-            });
+            self.report(
+                node_incarnation,
+                Message::ActorExited {
+                    actor_id,
+                    incarnation,
+                    reason: format!("pid {pid}: {end}"),
+                },
+            );
         }
     }
 }
