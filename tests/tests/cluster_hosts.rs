@@ -334,7 +334,11 @@ impl Hosts {
         let home = scratch("driver");
         self.homes.0.push(home.clone());
         let mut cmd = in_home(self.net.command(3, DRIVER), &home);
-        cmd.args(args).env("RAYKIT_ADDRESS", self.head());
+        cmd.args(args)
+            .env("RAYKIT_ADDRESS", self.head())
+            // The "hosts" share one kernel: keep puts off the head's shared memory, on the
+            // network as between real machines.
+            .env("RAYKIT_SHARED_MEMORY", "0");
         (self.net.spawn(cmd), home)
     }
 
@@ -343,7 +347,11 @@ impl Hosts {
         let home = scratch("driver");
         self.homes.0.push(home.clone());
         let mut cmd = in_home(self.net.command(3, DRIVER), &home);
-        cmd.args(args).env("RAYKIT_ADDRESS", self.head());
+        cmd.args(args)
+            .env("RAYKIT_ADDRESS", self.head())
+            // The "hosts" share one kernel: keep puts off the head's shared memory, on the
+            // network as between real machines.
+            .env("RAYKIT_SHARED_MEMORY", "0");
         run_driver(cmd, &home)
     }
 }
