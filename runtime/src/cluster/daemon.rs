@@ -36,7 +36,7 @@ pub struct DaemonSpec {
     /// The port to listen on (0: any free port).
     pub port: u16,
     /// The IP other hosts reach this daemon at (`--node-ip-address`); `None`: derived from
-    /// `bind` (see [`super::addresses`]).
+    /// `bind` (see `cluster::addresses`).
     pub node_ip: Option<IpAddr>,
     /// The resources this node declares.
     pub resources: BTreeMap<String, f64>,
