@@ -6,6 +6,7 @@
 //! probes of memory use and value lifetimes.
 
 pub mod cluster;
+pub mod netns;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

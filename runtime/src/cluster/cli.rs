@@ -72,6 +72,11 @@ struct StartArgs {
     /// The interface to listen on; 0.0.0.0 accepts other hosts.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// The IP other hosts reach this daemon at [default: the --bind address when it is a
+    /// specific one; for a node on 0.0.0.0 the local address of its connection to the head;
+    /// for a head on 0.0.0.0 the address of a network interface other than loopback].
+    #[arg(long, value_name = "IP", env = "RAYKIT_NODE_IP_ADDRESS", value_parser = parse_node_ip)]
+    node_ip_address: Option<IpAddr>,
     /// CPUs this node offers [default: the machine's cores].
     #[arg(long, value_name = "N")]
     num_cpus: Option<f64>,
@@ -161,6 +166,10 @@ fn init_logging(default: tracing::Level) {
         .try_init();
 }
 
+fn parse_node_ip(text: &str) -> std::result::Result<IpAddr, String> {
+    super::addresses::parse_node_ip(text).map_err(|e| e.to_string())
+}
+
 fn config_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, message)
 }
@@ -248,6 +257,7 @@ fn start(args: StartArgs) -> Result<ExitCode> {
         port: args
             .port
             .unwrap_or(if args.head { DEFAULT_HEAD_PORT } else { 0 }),
+        node_ip: args.node_ip_address,
         resources,
         token,
         log: std::env::var_os(LOG_ENV).map(Into::into),
@@ -330,6 +340,9 @@ fn detach(args: &StartArgs, token: &str) -> Result<ExitCode> {
         cmd.arg("--port").arg(port.to_string());
     }
     cmd.arg("--bind").arg(args.bind.to_string());
+    if let Some(ip) = args.node_ip_address {
+        cmd.arg("--node-ip-address").arg(ip.to_string());
+    }
     if let Some(n) = args.num_cpus {
         cmd.arg("--num-cpus").arg(n.to_string());
     }

@@ -36,6 +36,9 @@ pub struct DaemonSpec {
     pub bind: IpAddr,
     /// The port to listen on (0: any free port).
     pub port: u16,
+    /// The IP other hosts reach this daemon at (`--node-ip-address`); `None`: derived from
+    /// `bind` (see `cluster::addresses`).
+    pub node_ip: Option<IpAddr>,
     /// The resources this node declares.
     pub resources: BTreeMap<String, f64>,
     /// The cluster token.
@@ -105,6 +108,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         )
     })?;
     let listen = connectable(local);
+    let advertise = super::addresses::advertised_ip(spec.node_ip, spec.bind, spec.head);
     let node_id = super::new_node_id()?;
     let head_address = match (&spec.head_address, spec.head) {
         (_, true) => listen.to_string(),
@@ -174,6 +178,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         node_id,
         head_address: head_address.clone(),
         listen: local,
+        advertise,
         resources: spec.resources.clone(),
         token: spec.token.clone(),
         head_link,
@@ -234,6 +239,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             tracing::info!(
                 node = %node_id,
                 listen = %local,
+                advertised = %advertise.map_or_else(|| "the address towards the head".to_owned(), |ip| SocketAddr::new(ip, local.port()).to_string()),
                 head = spec.head,
                 cluster = %head_address,
                 resources = ?spec.resources,

@@ -11,6 +11,7 @@
 //! Only [`cli::main`] is meant for users (a program can offer the `raykit` commands itself);
 //! the rest is the runtime's plumbing and may change.
 
+pub(crate) mod addresses;
 #[doc(hidden)]
 pub mod arena;
 pub mod cli;

@@ -66,6 +66,9 @@ pub struct Node {
     pub head_address: String,
     /// Where this node's daemon listens.
     pub listen: SocketAddr,
+    /// The IP other hosts reach this node at; `None`: the listening address when it is a
+    /// specific one, else the local address of the connection to the head.
+    pub advertise: Option<std::net::IpAddr>,
     /// The resources the node declares.
     pub resources: BTreeMap<String, f64>,
     /// The cluster token.
@@ -101,11 +104,14 @@ impl Node {
         }
     }
 
-    /// The address other hosts reach this node's daemon at: the listening address, or, when the
-    /// daemon listens on every interface, the interface its connection to the head uses.
+    /// The address other hosts reach this node's daemon at: the advertised IP, else the
+    /// listening address, or, when the daemon listens on every interface, the interface its
+    /// connection to the head uses.
     fn advertised_address(&self, towards_head: &Connection) -> String {
         let mut addr = self.listen;
-        if addr.ip().is_unspecified() {
+        if let Some(ip) = self.advertise {
+            addr.set_ip(ip);
+        } else if addr.ip().is_unspecified() {
             addr.set_ip(towards_head.local_addr().ip());
         }
         addr.to_string()
