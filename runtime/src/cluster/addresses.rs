@@ -61,6 +61,26 @@ pub(crate) fn advertised_ip(node_ip: Option<IpAddr>, bind: IpAddr, head: bool) -
     })
 }
 
+/// A warning for a daemon that listens on loopback only while its cluster's head is on another
+/// address: other hosts would be handed an address they cannot reach (or that names themselves).
+/// `head_address` is `HOST:PORT`; a name is resolved, and one that does not resolve is left to
+/// the join to report.
+pub(crate) fn loopback_only_warning(head_address: &str, bind: IpAddr) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    if !bind.is_loopback() {
+        return None;
+    }
+    let head = head_address.to_socket_addrs().ok()?.next()?.ip();
+    if head.is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "this node listens on {bind} only, but its head is at {head_address}: other hosts cannot \
+         fetch its objects or call its actors (start it with --bind 0.0.0.0, or the address of \
+         this host's interface towards the head)"
+    ))
+}
+
 /// One address of a network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct InterfaceAddress {
@@ -181,6 +201,18 @@ mod tests {
             iface("eth1", false, false, "10.1.1.1"),
         ];
         assert_eq!(pick_interface(&only_loopback, false), None);
+    }
+
+    #[test]
+    fn a_node_on_loopback_is_warned_when_its_head_is_on_another_address() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let warning = loopback_only_warning("10.0.0.1:6380", lo).expect("a warning");
+        assert!(warning.contains("--bind 0.0.0.0"), "{warning}");
+        assert_eq!(loopback_only_warning("10.0.0.1:6380", any), None);
+        assert_eq!(loopback_only_warning("127.0.0.1:6380", lo), None);
+        assert_eq!(loopback_only_warning("localhost:6380", lo), None);
+        assert_eq!(loopback_only_warning("not an address", lo), None);
     }
 
     #[test]

@@ -282,13 +282,18 @@ fn started_message(r: &DaemonRecord) -> String {
         "\n  token:        {} (recorded in {}; elsewhere give it as RAYKIT_TOKEN or in a file \
          named by RAYKIT_TOKEN_FILE)\
          \n  add a node:   raykit start --address {}\
-         \n  drivers:      RAYKIT_ADDRESS={}\
-         \n  status, stop: raykit status; raykit stop",
+         \n  drivers:      RAYKIT_ADDRESS={}",
         r.token,
         records::home().display(),
         r.cluster,
         r.cluster,
     );
+    if let Some(adv) = r.advertised.as_ref().filter(|a| r.head && **a != r.listen) {
+        msg += &format!(
+            "\n  other hosts:  raykit start --address {adv} --bind 0.0.0.0; RAYKIT_ADDRESS={adv}"
+        );
+    }
+    msg += "\n  status, stop: raykit status; raykit stop";
     msg
 }
 
@@ -690,5 +695,28 @@ mod tests {
             };
             assert!(node_resources(&args).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_head_on_every_interface_says_how_other_hosts_reach_it() {
+        let mut r = DaemonRecord {
+            pid: 7,
+            head: true,
+            node_id: "node-1".into(),
+            listen: "127.0.0.1:6380".into(),
+            advertised: Some("10.0.0.1:6380".into()),
+            cluster: "127.0.0.1:6380".into(),
+            token: "t".into(),
+            exe: None,
+            log: None,
+        };
+        let msg = started_message(&r);
+        assert!(
+            msg.contains("other hosts:  raykit start --address 10.0.0.1:6380 --bind 0.0.0.0"),
+            "{msg}"
+        );
+        assert!(!msg.contains("--token"), "{msg}");
+        r.advertised = Some(r.listen.clone());
+        assert!(!started_message(&r).contains("other hosts"));
     }
 }

@@ -218,8 +218,14 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         });
     }
 
+    if !spec.head {
+        if let Some(warning) = super::addresses::loopback_only_warning(&head_address, spec.bind) {
+            tracing::warn!("{warning}");
+        }
+    }
     let record = DaemonRecord {
         pid: std::process::id(),
+        advertised: advertise.map(|ip| SocketAddr::new(ip, local.port()).to_string()),
         head: spec.head,
         node_id: node_id.to_string(),
         listen: listen.to_string(),

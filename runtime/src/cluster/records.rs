@@ -34,6 +34,10 @@ pub struct DaemonRecord {
     pub node_id: String,
     /// Where the daemon accepts connections, in a form this host can connect to.
     pub listen: String,
+    /// Where other hosts reach the daemon, when known at start (a node on every interface
+    /// learns it from its connection to the head).
+    #[serde(default)]
+    pub advertised: Option<String>,
     /// The head of the daemon's cluster (equal to `listen` for a head).
     pub cluster: String,
     /// The cluster token.
