@@ -11,7 +11,7 @@ impl Counter {
     pub fn value(&self) -> u64 {
         self.value
     }
-    fn zero(&mut self) {
+    fn reset_value(&mut self) {
         self.value = 0;
     }
 }
@@ -19,5 +19,5 @@ impl Counter {
 fn main() {
     let counter = Counter::remote();
     let _ = counter.decr(1);
-    let _ = counter.zero();
+    let _ = counter.reset_value();
 }
