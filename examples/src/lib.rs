@@ -99,3 +99,14 @@ pub fn header(name: &str) {
 pub fn print_wall_time(start: Instant) {
     println!("wall time: {:.3} s", start.elapsed().as_secs_f64());
 }
+
+/// Starts raykit for an example: embedded with `config`'s resources, or, with `RAYKIT_ADDRESS`
+/// set, joining that cluster, whose nodes declare the resources (`raykit start --num-cpus ..`);
+/// joining with resource settings is an error, as in Ray.
+pub fn init(config: raykit::Config) -> raykit::Result<raykit::RuntimeInfo> {
+    if std::env::var("RAYKIT_ADDRESS").is_ok_and(|a| !a.is_empty()) {
+        raykit::init()
+    } else {
+        raykit::init_with(config)
+    }
+}

@@ -47,6 +47,11 @@ impl Config {
         self
     }
 
+    /// Whether any resource setting was made (they describe an embedded node only).
+    pub(crate) fn declares_resources(&self) -> bool {
+        self.num_cpus.is_some() || self.num_gpus != 0.0 || !self.resources.is_empty()
+    }
+
     /// The CPUs this configuration declares, resolving the default to the machine's cores.
     pub(crate) fn cpus(&self) -> f64 {
         self.num_cpus.unwrap_or_else(|| {

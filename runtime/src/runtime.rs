@@ -88,6 +88,17 @@ impl Runtime {
                 .filter(|a| !a.is_empty())
         });
         let cluster = match &address {
+            Some(address) if config.declares_resources() => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "Config's resource settings describe an embedded node, but this program \
+                         joins the cluster at {address}, whose nodes declare its resources \
+                         (raykit start --num-cpus/--num-gpus/--resources): drop num_cpus, \
+                         num_gpus and resource from the Config"
+                    ),
+                ))
+            }
             Some(address) => {
                 let token = crate::cluster::records::env_token()?.or_else(|| {
                     crate::cluster::records::read_cluster()
@@ -120,8 +131,23 @@ impl Runtime {
     fn info(&self) -> RuntimeInfo {
         RuntimeInfo {
             node_id: self.node_id,
-            resources: self.sched.resources.total_view(),
+            resources: self.resource_view().0,
         }
+    }
+
+    /// The resources the runtime's nodes declare and those free now.
+    fn resource_view(&self) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+        if let Some(view) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| crate::cluster::client::resource_view(c))
+        {
+            return view;
+        }
+        (
+            self.sched.resources.total_view(),
+            self.sched.resources.available_view(),
+        )
     }
 }
 
@@ -161,6 +187,10 @@ pub fn init() -> Result<RuntimeInfo> {
 ///
 /// While a runtime runs, calling it with the same configuration returns that runtime's info and
 /// with another one fails with [`ErrorKind::AlreadyInitialized`]: call [`shutdown`] first.
+///
+/// The resource settings (`num_cpus`, `num_gpus`, `resource`) describe an embedded node: a
+/// program that joins a cluster (an address in the config or in `RAYKIT_ADDRESS`) with any of
+/// them set fails with [`ErrorKind::Config`], since the cluster's nodes declare its resources.
 pub fn init_with(config: Config) -> Result<RuntimeInfo> {
     let _guard = LIFECYCLE.lock();
     if let Some(rt) = CURRENT.load_full() {
@@ -208,15 +238,12 @@ pub fn node_id() -> NodeId {
 
 /// Every resource the cluster declares, by name (`"CPU"`, `"GPU"`, custom names).
 pub fn cluster_resources() -> BTreeMap<String, f64> {
-    current().map_or_else(|_| BTreeMap::new(), |rt| rt.sched.resources.total_view())
+    current().map_or_else(|_| BTreeMap::new(), |rt| rt.resource_view().0)
 }
 
 /// The resources free right now, by name.
 pub fn available_resources() -> BTreeMap<String, f64> {
-    current().map_or_else(
-        |_| BTreeMap::new(),
-        |rt| rt.sched.resources.available_view(),
-    )
+    current().map_or_else(|_| BTreeMap::new(), |rt| rt.resource_view().1)
 }
 
 /// How many worker threads the runtime has started so far (for tests and diagnostics).

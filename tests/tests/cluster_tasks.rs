@@ -38,6 +38,29 @@ fn answers_equal_the_embedded_run() {
     assert!(st.contains("jobs: 0"), "{st}");
 }
 
+/// Cluster only: what a program that joins a cluster is told about its resource settings.
+#[test]
+fn joining_a_cluster_with_an_embedded_nodes_resource_settings_is_refused() {
+    let mut c = cluster("config");
+    c.spawn_driver("config", &["config"]);
+    let (status, out) = c.wait("config");
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("refused Config"), "{out}");
+    assert!(
+        out.contains("drop num_cpus, num_gpus and resource"),
+        "{out}"
+    );
+    // The embedded run of the same settings declares them.
+    let embedded = Command::new(DRIVER)
+        .arg("config")
+        .env_remove("RAYKIT_ADDRESS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the driver embedded");
+    let embedded = String::from_utf8_lossy(&embedded.stdout).into_owned();
+    assert!(embedded.contains(r#""CPU": 16.0"#), "{embedded}");
+}
+
 #[test]
 fn a_burst_spreads_over_both_nodes() {
     let mut c = cluster("spread");

@@ -55,7 +55,7 @@ fn tree() -> raykit::Result<i64> {
 fn main() -> raykit::Result<()> {
     let start = std::time::Instant::now();
     header("aggregate");
-    raykit::init_with(raykit::Config::default().num_cpus(4))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(4))?;
 
     let (linear_sum, t_linear) = timed(linear);
     let (tree_sum, t_tree) = timed(tree);

@@ -43,7 +43,7 @@ fn main() -> raykit::Result<()> {
     let start = std::time::Instant::now();
     header("compute_args");
     // The tasks here sleep rather than compute, so 4 CPU slots let them overlap on any machine.
-    raykit::init_with(raykit::Config::default().num_cpus(4))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(4))?;
 
     // Part 1: four calls of a one-second function.
     let tasks = 4;

@@ -51,7 +51,7 @@ fn worker(logger: ActorHandle<LoggingActor>, i: u32) {
 fn main() -> raykit::Result<()> {
     let start = Instant::now();
     header("logging_actor");
-    raykit::init_with(raykit::Config::default().num_cpus(4))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(4))?;
 
     let logger = LoggingActor::remote();
     let workers: Vec<_> = (0..4).map(|i| worker::remote(logger.clone(), i)).collect();

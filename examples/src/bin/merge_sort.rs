@@ -85,7 +85,7 @@ fn main() -> raykit::Result<()> {
     raykit::shutdown();
 
     // Once more with a single CPU: every level of the recursion waits in `get` on the next.
-    raykit::init_with(raykit::Config::default().num_cpus(1))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(1))?;
     let (one_cpu, t_one_cpu) = timed(|| raykit::get(&merge_sort::remote(data.clone(), leaf)));
     let one_cpu = one_cpu?;
     println!(

@@ -47,7 +47,7 @@ fn worker(actor: ActorHandle<MessageActor>, index: u32, count: u32) {
 fn main() -> raykit::Result<()> {
     let start = Instant::now();
     header("message_actor");
-    raykit::init_with(raykit::Config::default().num_cpus(3))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(3))?;
 
     let actor = MessageActor::remote();
     let workers: Vec<_> = (0..3)

@@ -119,7 +119,7 @@ fn main() -> raykit::Result<()> {
     // The tasks sleep rather than compute: a sleeping task holds a CPU slot without using the
     // core, so declare one slot per task (4 loads + 8 processings) to let every sleep overlap,
     // as they would on a machine with that many cores.
-    raykit::init_with(raykit::Config::default().num_cpus(12))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(12))?;
     let filenames: Vec<String> = (0..4).map(|i| format!("file{i}")).collect();
 
     // What the tasks must find, computed here without the runtime.

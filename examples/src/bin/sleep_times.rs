@@ -26,7 +26,7 @@ fn main() -> raykit::Result<()> {
     // Ray's tutorial gets its 1.65 s from a process pool as wide as the tasks; here we declare
     // 16 CPUs (one per task) so the runtime lets all 16 sleeps overlap even on a 2-core machine.
     // For CPU-bound tasks, keep the default (`raykit::init()`: one slot per core).
-    raykit::init_with(raykit::Config::default().num_cpus(16))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(16))?;
 
     let total: f64 = SLEEP_TIMES.iter().sum();
     println!(

@@ -168,7 +168,7 @@ fn main() -> raykit::Result<()> {
 
     section("init");
     // 4 CPU slots (the sleeping tasks below do not need real cores) and a custom resource.
-    let info = raykit::init_with(raykit::Config::default().num_cpus(4).resource("custom", 1))?;
+    let info = raykit_examples::init(raykit::Config::default().num_cpus(4).resource("custom", 1))?;
     println!("   node {}", info.node_id());
     println!("   resources {:?}", raykit::cluster_resources());
     let inside = raykit::get(&where_am_i::remote())?;

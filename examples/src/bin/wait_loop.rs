@@ -32,7 +32,7 @@ fn main() -> raykit::Result<()> {
     let start = std::time::Instant::now();
     header("wait_loop");
     // The tasks sleep rather than compute: give each its own CPU slot so they all overlap.
-    raykit::init_with(raykit::Config::default().num_cpus(DURATIONS.len() as u32))?;
+    raykit_examples::init(raykit::Config::default().num_cpus(DURATIONS.len() as u32))?;
 
     let results: Vec<ObjectRef<String>> = DURATIONS
         .iter()

@@ -6,7 +6,7 @@
 //! that holds them (never through the head). Every wait has a way out: when the head
 //! connection is lost, every object still awaited fails, so `get` returns an error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,8 +18,8 @@ use super::arena::ArenaLocation;
 use super::exe;
 use super::peers::PeerPool;
 use super::wire::{
-    Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId, TaskSubmission,
-    WireArg, EXE_CHUNK, OBJECT_CHUNK,
+    ClusterStatus, Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId,
+    TaskSubmission, WireArg, EXE_CHUNK, OBJECT_CHUNK,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{directory, DecodeFn, ObjectId, Slot};
@@ -70,6 +70,8 @@ pub(crate) struct Client {
     /// When the head last said anything, in milliseconds since `started`.
     heard_ms: AtomicU64,
     started: std::time::Instant,
+    /// Callers waiting for the head's answer to a status request, in request order.
+    status_waiters: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<ClusterStatus>>>,
 }
 
 /// How many bytes of large puts may wait to be written to the head at once: a program that
@@ -174,6 +176,7 @@ impl Client {
             allocations: Mutex::new(HashMap::new()),
             heard_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            status_waiters: Mutex::new(Default::default()),
         });
         let puts = client.puts.clone();
         // Many small messages share one write: feed everything queued, then flush once.
@@ -214,6 +217,19 @@ impl Client {
     /// The head's node (a driver counts as running there).
     pub(crate) fn head_node(&self) -> NodeId {
         self.head_node
+    }
+
+    /// The cluster as the head sees it now (what `raykit status` shows).
+    pub(crate) fn status(&self) -> Result<ClusterStatus> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.status_waiters.lock().push_back(tx);
+        self.send(Message::StatusRequest)?;
+        rx.recv_timeout(STATUS_TIMEOUT).map_err(|_| {
+            Error::new(
+                ErrorKind::Network,
+                format!("the head did not describe the cluster within {STATUS_TIMEOUT:?}"),
+            )
+        })
     }
 
     fn send(&self, msg: Message) -> Result<()> {
@@ -496,6 +512,11 @@ async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
             }),
             Ok(Message::ObjectFailed { id, error }) => client.settle(id, |slot| slot.fail(error)),
             Ok(Message::ActorFound { name, actor }) => client.named_actor_found(&name, actor),
+            Ok(Message::Status(status)) => {
+                if let Some(waiter) = client.status_waiters.lock().pop_front() {
+                    let _ = waiter.send(status);
+                }
+            }
             Ok(Message::ObjectAllocated { id, offset }) => client.allocated(id, offset),
             Ok(Message::Failed { error }) => {
                 tracing::warn!("the head refused a request: {error}");
@@ -567,6 +588,30 @@ impl Client {
 /// The client of the running runtime, when it runs on a cluster.
 fn current() -> Option<Arc<Client>> {
     runtime::current().ok().and_then(|rt| rt.cluster.clone())
+}
+
+/// How long a program waits for the head to describe the cluster.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The resources of the cluster's alive nodes, declared and free now (free as of each node's
+/// last report); `None` when the head does not answer.
+pub(crate) fn resource_view(
+    client: &Client,
+) -> Option<(BTreeMap<String, f64>, BTreeMap<String, f64>)> {
+    let status = client
+        .status()
+        .map_err(|e| tracing::warn!("cannot read the cluster's resources: {e}"))
+        .ok()?;
+    let mut total = BTreeMap::new();
+    let mut available = BTreeMap::new();
+    for node in status.nodes.iter().filter(|n| n.alive) {
+        for (name, amount) in &node.info.resources {
+            *total.entry(name.clone()).or_insert(0.0) += amount;
+            let free = node.load.available.get(name).copied().unwrap_or(*amount);
+            *available.entry(name.clone()).or_insert(0.0) += free;
+        }
+    }
+    Some((total, available))
 }
 
 /// Submits a task to the cluster: its outputs are filled when the head reports them.

@@ -492,6 +492,22 @@ fn stall(path: String, ms: u64) -> raykit::Result<()> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("config") {
+        // Joining a cluster with an embedded node's resource settings.
+        let config = raykit::Config::default()
+            .num_cpus(16)
+            .resource("custom", 2.0);
+        return match raykit::init_with(config) {
+            Ok(info) => {
+                println!("joined with {:?}", info.resources());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("refused {:?}: {e}", e.kind());
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = raykit::init() {
         eprintln!("init failed: {e}");
         return ExitCode::from(2);
