@@ -40,12 +40,31 @@ pub struct Cluster {
     cli: &'static str,
     /// The driver binary.
     driver: &'static str,
+    /// Environment variables of every process of the cluster.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// A head and a node, both joined, started with the CLI binary `cli`; drivers run the
     /// binary `driver`.
     pub fn start(name: &str, cli: &'static str, driver: &'static str) -> Cluster {
+        let head = ["--num-cpus", "2", "--resources", r#"{"alpha": 100}"#].map(String::from);
+        let node = ["--num-cpus", "2", "--resources", r#"{"beta": 100}"#].map(String::from);
+        let mut c = Cluster::start_shaped(name, cli, &head, &node, &[]);
+        c.driver = driver;
+        c
+    }
+
+    /// A head started with the `raykit start` arguments `head` and a node with `node`, both
+    /// joined; every process of the cluster (daemons, their workers, drivers) gets the
+    /// environment variables `env`.
+    pub fn start_shaped(
+        name: &str,
+        cli: &'static str,
+        head: &[String],
+        node: &[String],
+        env: &[(&str, &str)],
+    ) -> Cluster {
         static N: AtomicUsize = AtomicUsize::new(0);
         let home = std::env::temp_dir().join(format!(
             "raykit-tasks-{name}-{}-{}",
@@ -59,34 +78,20 @@ impl Cluster {
             children: Vec::new(),
             port: free_port(),
             cli,
-            driver,
+            driver: "",
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let port = c.port.to_string();
-        c.spawn_daemon(
-            "head",
-            &[
-                "--head",
-                "--port",
-                &port,
-                "--num-cpus",
-                "2",
-                "--resources",
-                r#"{"alpha": 100}"#,
-            ],
-        );
+        let mut args = vec!["--head".to_owned(), "--port".to_owned(), port];
+        args.extend(head.iter().cloned());
+        c.spawn_daemon("head", &args.iter().map(String::as_str).collect::<Vec<_>>());
         c.wait_for_status(STEP, |s| s.contains("nodes: 1 alive"));
-        let address = c.address();
-        c.spawn_daemon(
-            "node",
-            &[
-                "--address",
-                &address,
-                "--num-cpus",
-                "2",
-                "--resources",
-                r#"{"beta": 100}"#,
-            ],
-        );
+        let mut args = vec!["--address".to_owned(), c.address()];
+        args.extend(node.iter().cloned());
+        c.spawn_daemon("node", &args.iter().map(String::as_str).collect::<Vec<_>>());
         c.wait_for_status(STEP, |s| s.contains("nodes: 2 alive"));
         c
     }
@@ -122,6 +127,7 @@ impl Cluster {
         let err = fs::File::create(self.err_path(name)).expect("create an output file");
         cmd.env("RAYKIT_HOME", &self.home)
             .env("RAYKIT_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -167,14 +173,19 @@ impl Cluster {
 
     /// Waits (at most [`DRIVER_LIMIT`]) for the process `name`; returns status and stdout.
     pub fn wait(&mut self, name: &str) -> (ExitStatus, String) {
-        let deadline = Instant::now() + DRIVER_LIMIT;
+        self.wait_limited(name, DRIVER_LIMIT)
+    }
+
+    /// Waits (at most `limit`) for the process `name`; returns status and stdout.
+    pub fn wait_limited(&mut self, name: &str, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child(name).try_wait().expect("wait for a process") {
                 break status;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "`{name}` did not finish within {DRIVER_LIMIT:?}; output:\n{}{}",
+                    "`{name}` did not finish within {limit:?}; output:\n{}{}",
                     self.read(self.out_path(name)),
                     self.read(self.err_path(name))
                 );

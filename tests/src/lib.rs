@@ -3,10 +3,15 @@
 //! Every test binary is one process with one process-wide runtime, so the helpers here are
 //! process-wide too: named gates, rendezvous points and gauges that tasks (plain functions that
 //! cannot borrow from the test) reach by name, a timeout wrapper so no test hangs on a bug, and
-//! probes of memory use and value lifetimes.
+//! probes of memory use and value lifetimes. On a cluster (see [`backend`]) the named ones
+//! live in files that the driver and every worker share, so a task in a worker process opens
+//! the gate the test waits on, or counts itself in the test's gauge.
 
+pub mod backend;
 pub mod cluster;
 pub mod netns;
+
+pub use backend::{on_cluster, Shape};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -67,23 +72,121 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fresh number, different on every call in this process.
+/// A fresh number, different on every call in this process (on a cluster: in any process of
+/// the cluster run).
 pub fn unique_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // On a cluster ids made in different processes (the test, its workers) must differ too.
+    if on_cluster() {
+        (u64::from(std::process::id()) << 32) | n
+    } else {
+        n
+    }
 }
 
-/// Finds (or creates) the process-wide value registered under `name`.
+/// Finds (or creates) the process-wide value of kind `kind` registered under `name`.
 fn named<T: Default + Send + Sync + 'static>(
     table: &'static OnceLock<Mutex<HashMap<String, &'static T>>>,
+    kind: &str,
     name: &str,
+    shared: impl FnOnce(&mut T, Option<shared::Cells>),
 ) -> &'static T {
     let mut map = table
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(name.to_owned())
-        .or_insert_with(|| Box::leak(Box::default()))
+    map.entry(name.to_owned()).or_insert_with(|| {
+        let mut value = T::default();
+        shared(&mut value, shared::Cells::named(kind, name));
+        Box::leak(Box::new(value))
+    })
+}
+
+/// State shared by the processes of a cluster run: a few counters in a file of the scratch
+/// directory, changed under an exclusive file lock and replaced by a rename, so a reader
+/// without the lock sees the old or the new contents, never a torn write.
+mod shared {
+    use std::fs;
+    use std::hash::{Hash, Hasher};
+    use std::os::fd::AsRawFd;
+    use std::path::PathBuf;
+
+    /// How many counters a file holds.
+    pub(crate) const N: usize = 4;
+
+    /// One named file of counters.
+    #[derive(Debug)]
+    pub(crate) struct Cells {
+        path: PathBuf,
+    }
+
+    impl Cells {
+        /// The counters of `kind` `name`, on a cluster; `None` embedded.
+        pub(crate) fn named(kind: &str, name: &str) -> Option<Cells> {
+            let dir = crate::backend::scratch()?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            name.hash(&mut h);
+            let readable: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .take(60)
+                .collect();
+            Some(Cells {
+                path: dir.join(format!("{kind}-{readable}-{:016x}", h.finish())),
+            })
+        }
+
+        /// The counters now (zeros before the first update).
+        pub(crate) fn read(&self) -> [u64; N] {
+            let mut out = [0; N];
+            if let Ok(bytes) = fs::read(&self.path) {
+                for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *slot = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                }
+            }
+            out
+        }
+
+        /// Changes the counters with `f`, no other process changing them meanwhile.
+        pub(crate) fn update<R>(&self, f: impl FnOnce(&mut [u64; N]) -> R) -> R {
+            let lock_path = self.path.with_extension("lock");
+            let lock = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .expect("open a scratch lock file");
+            // SAFETY: flock on a descriptor this function owns; the lock goes with the file
+            // (dropped below, or with the process if it dies holding it).
+            let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+            assert_eq!(locked, 0, "lock a scratch file");
+            let mut cells = self.read();
+            let out = f(&mut cells);
+            let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_le_bytes()).collect();
+            let tmp = self
+                .path
+                .with_extension(format!("tmp{}", std::process::id()));
+            fs::write(&tmp, bytes).expect("write a scratch file");
+            fs::rename(&tmp, &self.path).expect("rename a scratch file");
+            drop(lock);
+            out
+        }
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes; returns whether it held.
+fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// How long a task waits at a [`Gate`] or [`Rendezvous`] before it gives up, so a bug shows as a
@@ -95,22 +198,34 @@ pub const TASK_WAIT: Duration = Duration::from_secs(60);
 pub struct Gate {
     open: Mutex<bool>,
     cv: Condvar,
+    shared: Option<shared::Cells>,
 }
 
 impl Gate {
     /// Opens the gate: every waiter (present and future) continues.
     pub fn open(&self) {
+        if let Some(cells) = &self.shared {
+            return cells.update(|c| c[0] = 1);
+        }
         *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_all();
     }
 
     /// Whether the gate is open.
     pub fn is_open(&self) -> bool {
+        if let Some(cells) = &self.shared {
+            return cells.read()[0] == 1;
+        }
         *self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Blocks until the gate opens; panics after [`TASK_WAIT`].
     pub fn wait(&self) {
+        if self.shared.is_some() {
+            let open = poll_until(TASK_WAIT, || self.is_open());
+            assert!(open, "gate not opened within {TASK_WAIT:?}");
+            return;
+        }
         let guard = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (guard, _) = self
             .cv
@@ -123,7 +238,7 @@ impl Gate {
 /// The process-wide [`Gate`] called `name` (created closed on first use).
 pub fn gate(name: &str) -> &'static Gate {
     static TABLE: OnceLock<Mutex<HashMap<String, &'static Gate>>> = OnceLock::new();
-    named(&TABLE, name)
+    named(&TABLE, "gate", name, |g, cells| g.shared = cells)
 }
 
 /// A meeting point: `meet(n)` returns once `n` parties are there (or gives up).
@@ -131,12 +246,17 @@ pub fn gate(name: &str) -> &'static Gate {
 pub struct Rendezvous {
     arrived: Mutex<usize>,
     cv: Condvar,
+    shared: Option<shared::Cells>,
 }
 
 impl Rendezvous {
     /// Arrives and waits until `n` parties in total have arrived. Returns whether they did
     /// within `timeout`: tasks that should run at the same time prove it by all returning true.
     pub fn meet(&self, n: usize, timeout: Duration) -> bool {
+        if let Some(cells) = &self.shared {
+            cells.update(|c| c[0] += 1);
+            return poll_until(timeout, || self.arrived() >= n);
+        }
         let mut arrived = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
         *arrived += 1;
         self.cv.notify_all();
@@ -149,6 +269,9 @@ impl Rendezvous {
 
     /// How many parties have arrived so far.
     pub fn arrived(&self) -> usize {
+        if let Some(cells) = &self.shared {
+            return cells.read()[0] as usize;
+        }
         *self.arrived.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -156,7 +279,7 @@ impl Rendezvous {
 /// The process-wide [`Rendezvous`] called `name`.
 pub fn rendezvous(name: &str) -> &'static Rendezvous {
     static TABLE: OnceLock<Mutex<HashMap<String, &'static Rendezvous>>> = OnceLock::new();
-    named(&TABLE, name)
+    named(&TABLE, "rendezvous", name, |r, cells| r.shared = cells)
 }
 
 /// Counts how many tasks run at once and remembers the most ever seen.
@@ -165,11 +288,24 @@ pub struct Gauge {
     running: AtomicUsize,
     max: AtomicUsize,
     done: AtomicUsize,
+    shared: Option<shared::Cells>,
 }
+
+/// Where a shared gauge keeps its counts.
+const RUNNING: usize = 0;
+const MAX: usize = 1;
+const DONE: usize = 2;
 
 impl Gauge {
     /// Marks one task running for as long as the guard lives.
     pub fn enter(&self) -> GaugeGuard<'_> {
+        if let Some(cells) = &self.shared {
+            cells.update(|c| {
+                c[RUNNING] += 1;
+                c[MAX] = c[MAX].max(c[RUNNING]);
+            });
+            return GaugeGuard(self);
+        }
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(now, Ordering::SeqCst);
         GaugeGuard(self)
@@ -187,16 +323,25 @@ impl Gauge {
 
     /// The most tasks ever seen running at once.
     pub fn max(&self) -> usize {
+        if let Some(cells) = &self.shared {
+            return cells.read()[MAX] as usize;
+        }
         self.max.load(Ordering::SeqCst)
     }
 
     /// How many tasks are in the gauge now.
     pub fn running(&self) -> usize {
+        if let Some(cells) = &self.shared {
+            return cells.read()[RUNNING] as usize;
+        }
         self.running.load(Ordering::SeqCst)
     }
 
     /// How many tasks have left the gauge.
     pub fn done(&self) -> usize {
+        if let Some(cells) = &self.shared {
+            return cells.read()[DONE] as usize;
+        }
         self.done.load(Ordering::SeqCst)
     }
 }
@@ -207,6 +352,12 @@ pub struct GaugeGuard<'a>(&'a Gauge);
 
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
+        if let Some(cells) = &self.0.shared {
+            return cells.update(|c| {
+                c[RUNNING] -= 1;
+                c[DONE] += 1;
+            });
+        }
         self.0.running.fetch_sub(1, Ordering::SeqCst);
         self.0.done.fetch_add(1, Ordering::SeqCst);
     }
@@ -215,7 +366,42 @@ impl Drop for GaugeGuard<'_> {
 /// The process-wide [`Gauge`] called `name`.
 pub fn gauge(name: &str) -> &'static Gauge {
     static TABLE: OnceLock<Mutex<HashMap<String, &'static Gauge>>> = OnceLock::new();
-    named(&TABLE, name)
+    named(&TABLE, "gauge", name, |g, cells| g.shared = cells)
+}
+
+/// A count that tasks and the test add to, by name: in place of a `static` atomic, which on a
+/// cluster each worker process would have its own of.
+#[derive(Debug, Default)]
+pub struct Counter {
+    value: AtomicU64,
+    shared: Option<shared::Cells>,
+}
+
+impl Counter {
+    /// Adds `n`; returns the count after.
+    pub fn add(&self, n: u64) -> u64 {
+        if let Some(cells) = &self.shared {
+            return cells.update(|c| {
+                c[0] += n;
+                c[0]
+            });
+        }
+        self.value.fetch_add(n, Ordering::SeqCst) + n
+    }
+
+    /// The count now.
+    pub fn get(&self) -> u64 {
+        if let Some(cells) = &self.shared {
+            return cells.read()[0];
+        }
+        self.value.load(Ordering::SeqCst)
+    }
+}
+
+/// The process-wide (on a cluster: cluster-wide) [`Counter`] called `name`, from 0.
+pub fn counter(name: &str) -> &'static Counter {
+    static TABLE: OnceLock<Mutex<HashMap<String, &'static Counter>>> = OnceLock::new();
+    named(&TABLE, "counter", name, |c, cells| c.shared = cells)
 }
 
 /// A value that records its drops and copies, by id, so a test can tell when the runtime freed
@@ -259,8 +445,24 @@ fn table(counts: &'static Counts) -> MutexGuard<'static, HashMap<u64, usize>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where a shared tracked id keeps its drops and copies.
+fn tracked_cells(id: u64) -> Option<shared::Cells> {
+    shared::Cells::named("tracked", &id.to_string())
+}
+
 fn count(counts: &'static Counts, id: u64) {
+    if let Some(cells) = tracked_cells(id) {
+        let slot = usize::from(std::ptr::eq(counts, &COPIES));
+        return cells.update(|c| c[slot] += 1);
+    }
     *table(counts).entry(id).or_insert(0) += 1;
+}
+
+fn counted(counts: &'static Counts, id: u64) -> usize {
+    if let Some(cells) = tracked_cells(id) {
+        return cells.read()[usize::from(std::ptr::eq(counts, &COPIES))] as usize;
+    }
+    table(counts).get(&id).copied().unwrap_or(0)
 }
 
 impl Tracked {
@@ -279,12 +481,12 @@ impl Tracked {
 
     /// How many values with this id have been dropped so far.
     pub fn drops(id: u64) -> usize {
-        table(&DROPS).get(&id).copied().unwrap_or(0)
+        counted(&DROPS, id)
     }
 
     /// How many copies of values with this id were made by deserialization so far.
     pub fn copies(id: u64) -> usize {
-        table(&COPIES).get(&id).copied().unwrap_or(0)
+        counted(&COPIES, id)
     }
 
     /// How many values with this id are alive, for an id built once (by [`Tracked::new`],

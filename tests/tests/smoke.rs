@@ -1,6 +1,8 @@
 //! A first end-to-end check: chained refs, num_returns and an awaited async task.
 use raykit::ObjectRef;
 
+raykit_tests::suite!(Shape::machine());
+
 #[raykit::remote]
 fn add(a: i64, b: i64) -> i64 {
     a + b
@@ -19,7 +21,7 @@ async fn aadd(a: i64, b: i64) -> i64 {
 
 #[test]
 fn smoke() -> raykit::Result<()> {
-    raykit::init()?;
+    init();
     let a: ObjectRef<i64> = add::remote(1, 2);
     let b = add::remote(&a, 10);
     let c = add::remote(a.clone(), b);

@@ -8,11 +8,7 @@ use std::sync::Arc;
 use raykit::{Config, ErrorKind, ObjectRef, TaskOptions};
 use raykit_tests::{gate, within};
 
-/// The configuration of every test in this file (one runtime per process).
-fn init() {
-    raykit::init_with(Config::default().num_cpus(4).resource("custom", 1.0))
-        .expect("init_with the file's config");
-}
+raykit_tests::suite!(Shape::cpus(4).resource("custom", 1.0));
 
 #[raykit::remote]
 fn add(a: i64, b: i64) -> i64 {
@@ -260,8 +256,7 @@ fn node_id_inside_a_task_is_the_drivers() {
         assert_eq!(id, raykit::node_id());
         assert_eq!(text, raykit::node_id().to_string());
         assert!(!text.is_empty());
-        let info =
-            raykit::init_with(Config::default().num_cpus(4).resource("custom", 1.0)).unwrap();
+        let info = init();
         assert_eq!(info.node_id(), id);
     });
 }
@@ -338,11 +333,9 @@ fn refs_inside_containers_stay_valid() {
     });
 }
 
-static UNIT_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 #[raykit::remote]
-fn unit_task(n: usize) {
-    UNIT_RUNS.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+fn unit_task(n: u64) {
+    raykit_tests::counter("unit_runs").add(n);
 }
 
 #[raykit::remote]
@@ -354,16 +347,13 @@ fn no_args() -> String {
 fn unit_returning_tasks() {
     init();
     within(60, || {
-        let before = UNIT_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+        let before = raykit_tests::counter("unit_runs").get();
         let r: ObjectRef<()> = unit_task::remote(1000);
         raykit::get(&r).unwrap();
         let refs: Vec<ObjectRef<()>> = (0..10).map(|_| unit_task::remote(1000)).collect();
         assert_eq!(raykit::get_all(&refs).unwrap(), vec![(); 10]);
         // Other tests may run `unit_task(0)` locally only, so the count is exact.
-        assert_eq!(
-            UNIT_RUNS.load(std::sync::atomic::Ordering::SeqCst) - before,
-            11_000
-        );
+        assert_eq!(raykit_tests::counter("unit_runs").get() - before, 11_000);
         assert_eq!(raykit::get(&no_args::remote()).unwrap(), "no arguments");
     });
 }
