@@ -16,8 +16,9 @@ use raykit::cluster::wire::handshake::{Side, Transcript, NONCE_LEN, PROOF_LEN};
 use raykit::cluster::wire::{Handshake, Message, Refusal, Role, PROTOCOL_VERSION};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
-/// A driver program, whose executable the cluster caches.
+/// Two driver programs: two different executables for the caches.
 const JOB_DRIVER: &str = env!("CARGO_BIN_EXE_job_driver");
+const CLUSTER_DRIVER: &str = env!("CARGO_BIN_EXE_cluster_driver");
 const TOKEN: &str = "test-token-0123456789";
 /// The longest any single step may take.
 const STEP: Duration = Duration::from_secs(10);
@@ -866,6 +867,18 @@ fn a_dead_node_leaves_the_table_after_the_grace_period_into_the_recently_dead_li
     assert!(node_line(&status, &node_id).is_none(), "{status}");
 }
 
+/// The executables in the cache directory `dir` and their total size.
+fn cached(dir: &Path) -> (Vec<String>, u64) {
+    let mut names = Vec::new();
+    let mut bytes = 0;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        names.push(e.file_name().to_string_lossy().into_owned());
+        bytes += e.metadata().map_or(0, |m| m.len());
+    }
+    names.sort();
+    (names, bytes)
+}
+
 fn kill_9(sb: &mut Sandbox, name: &str) {
     sb.child(name).kill().expect("kill -9 a daemon");
     let _ = sb.child(name).wait();
@@ -966,4 +979,60 @@ fn a_daemon_started_after_kill_9_removes_what_the_killed_daemons_left() {
     assert!(!sb.home.join("cluster.json").exists());
     let (st, out, _) = sb.run(&["stop"], &[]);
     assert!(st.success() && out.contains("no raykit daemons"), "{out}");
+}
+
+/// The executable caches stay under `RAYKIT_EXE_CACHE_BYTES` once no job uses what they hold.
+#[test]
+fn executable_caches_hold_at_most_their_cap_once_the_jobs_that_use_them_end() {
+    let mut sb = Sandbox::new("exe-cap");
+    let size = |p: &str| fs::metadata(p).expect("a driver's size").len();
+    // Room for either driver, not for both.
+    let cap = size(JOB_DRIVER).max(size(CLUSTER_DRIVER));
+    let cap_s = cap.to_string();
+    let port = free_port();
+    let port_s = port.to_string();
+    sb.spawn_daemon_with(
+        "head",
+        &[
+            "--head",
+            "--port",
+            &port_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+        &[("RAYKIT_EXE_CACHE_BYTES", &cap_s)],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    let address = format!("127.0.0.1:{port}");
+    let head = sb.records().pop().expect("the head's record");
+    // The head's store of uploads, and its node's cache of what it runs.
+    let dirs = [
+        sb.home.join(format!("head-{}", head.node_id)).join("exe"),
+        sb.home.join(&head.node_id).join("exe"),
+    ];
+    let first = exe::hash_file(Path::new(JOB_DRIVER)).expect("hash a driver");
+    let second = exe::hash_file(Path::new(CLUSTER_DRIVER)).expect("hash a driver");
+
+    let out = sb.drive(JOB_DRIVER, &["small", "3"], &address);
+    assert!(out.contains("sum 6"), "{out}");
+    for dir in &dirs {
+        assert_eq!(cached(dir).0, vec![first.clone()], "{}", dir.display());
+    }
+    let out = sb.drive(CLUSTER_DRIVER, &["spread", "1"], &address);
+    assert!(out.contains("nodes 1"), "{out}");
+    // The first job's executable made room for the second's.
+    wait_until(STEP, "the caches are back under their cap", || {
+        dirs.iter()
+            .all(|d| cached(d) == (vec![second.clone()], size(CLUSTER_DRIVER)))
+    });
+    for dir in &dirs {
+        assert!(cached(dir).1 <= cap);
+    }
+    assert!(
+        sb.log("head").contains("cached executable evicted"),
+        "{}",
+        sb.log("head")
+    );
 }

@@ -89,6 +89,7 @@ pub fn run(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
 }
 
 async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
+    let exe_cap = super::exe::cache_cap()?;
     // Daemons killed with `kill -9` leave their records and caches; this one cleans up after
     // them before it writes anything of its own.
     let swept = records::sweep();
@@ -135,7 +136,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     let node_dir = home.join(format!("{node_id}"));
     let head = spec
         .head
-        .then(|| Arc::new(Head::new(node_id, store.clone(), head_dir.clone())));
+        .then(|| Arc::new(Head::new(node_id, store.clone(), head_dir.clone(), exe_cap)));
     let shutdown = CancellationToken::new();
     let (to_head, outbox) = tokio::sync::mpsc::unbounded_channel();
     let executor = Executor::new(
@@ -148,7 +149,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         },
         spec.resources.clone(),
         store.clone(),
-        workers::exe_cache_dir(&home, node_id),
+        (workers::exe_cache_dir(&home, node_id), exe_cap),
         to_head,
     );
     let executor = Arc::new(if spec.head {
