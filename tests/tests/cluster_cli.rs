@@ -10,14 +10,20 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use raykit::cluster::records;
+use raykit::cluster::exe;
+use raykit::cluster::records::{self, ClusterRecord, DaemonRecord};
 use raykit::cluster::wire::handshake::{Side, Transcript, NONCE_LEN, PROOF_LEN};
 use raykit::cluster::wire::{Handshake, Message, Refusal, Role, PROTOCOL_VERSION};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
+/// Two driver programs: two different executables for the caches.
+const JOB_DRIVER: &str = env!("CARGO_BIN_EXE_job_driver");
+const CLUSTER_DRIVER: &str = env!("CARGO_BIN_EXE_cluster_driver");
 const TOKEN: &str = "test-token-0123456789";
 /// The longest any single step may take.
 const STEP: Duration = Duration::from_secs(10);
+/// The longest a driver may take (a debug build of one is uploaded first).
+const DRIVER_LIMIT: Duration = Duration::from_secs(120);
 
 /// A port that was free a moment ago (the CLI cannot be told to bind port 0).
 fn free_port() -> u16 {
@@ -176,6 +182,75 @@ impl Sandbox {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Runs `driver` with `args` against the cluster at `address` to completion (at most
+    /// [`DRIVER_LIMIT`]) and returns its output; panics when it fails.
+    fn drive(&self, driver: &str, args: &[&str], address: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let out_path = self.home.join(format!("driver-{n}.out"));
+        let mut child = Command::new(driver)
+            .args(args)
+            .env("RAYKIT_HOME", &self.home)
+            .env("RAYKIT_ADDRESS", address)
+            .env("RAYKIT_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out_path).expect("create the driver's output"))
+            .stderr(fs::File::create(out_path.with_extension("err")).expect("create a file"))
+            .spawn()
+            .expect("spawn a driver");
+        let deadline = Instant::now() + DRIVER_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the driver") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the driver `{}` did not finish within {DRIVER_LIMIT:?}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = fs::read_to_string(&out_path).unwrap_or_default();
+        let err = fs::read_to_string(out_path.with_extension("err")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "driver `{}` failed ({status}):\n{out}{err}",
+            args.join(" ")
+        );
+        out
+    }
+
+    /// The daemon records in `daemons/`.
+    fn records(&self) -> Vec<DaemonRecord> {
+        let mut out: Vec<DaemonRecord> = fs::read_dir(self.home.join("daemons"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| {
+                let text = fs::read(e.path()).expect("read a record");
+                serde_json::from_slice(&text).expect("parse a record")
+            })
+            .collect();
+        out.sort_by_key(|r| r.pid);
+        out
+    }
+
+    /// The per-daemon directories (`node-*`, `head-node-*`) in the home, sorted.
+    fn daemon_dirs(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(&self.home)
+            .expect("read the home")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("node-") || n.starts_with("head-node-"))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The pids recorded in `daemons/`.
@@ -790,4 +865,174 @@ fn a_dead_node_leaves_the_table_after_the_grace_period_into_the_recently_dead_li
     assert!(listed.contains(&node_id), "{status}");
     assert!(listed.contains("connection lost"), "{status}");
     assert!(node_line(&status, &node_id).is_none(), "{status}");
+}
+
+/// The executables in the cache directory `dir` and their total size.
+fn cached(dir: &Path) -> (Vec<String>, u64) {
+    let mut names = Vec::new();
+    let mut bytes = 0;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        names.push(e.file_name().to_string_lossy().into_owned());
+        bytes += e.metadata().map_or(0, |m| m.len());
+    }
+    names.sort();
+    (names, bytes)
+}
+
+fn kill_9(sb: &mut Sandbox, name: &str) {
+    sb.child(name).kill().expect("kill -9 a daemon");
+    let _ = sb.child(name).wait();
+}
+
+/// Item 8 of the hardening issue: daemons killed with `kill -9` left their records and their
+/// executable caches behind for good. Only a cluster has this to test: it kills daemon
+/// processes, and an embedded runtime has no daemons, records or caches.
+#[test]
+fn a_daemon_started_after_kill_9_removes_what_the_killed_daemons_left() {
+    let mut sb = Sandbox::new("sweep");
+    // No CPUs on the head: the driver's tasks run on the node, which caches its executable.
+    let port = start_head(&mut sb, &["--num-cpus", "0"]);
+    let address = format!("127.0.0.1:{port}");
+    sb.spawn_daemon(
+        "node",
+        &["--address", &address, "--num-cpus", "1", "--token", TOKEN],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 2 alive"));
+    let out = sb.drive(JOB_DRIVER, &["small", "5"], &address);
+    assert!(out.contains("sum 15"), "{out}");
+
+    let hash = exe::hash_file(Path::new(JOB_DRIVER)).expect("hash the driver");
+    let old = sb.records();
+    assert_eq!(old.len(), 2, "{old:?}");
+    let old_head = old.iter().find(|r| r.head).expect("the head's record");
+    let old_node = old.iter().find(|r| !r.head).expect("the node's record");
+    let uploaded = sb
+        .home
+        .join(format!("head-{}", old_head.node_id))
+        .join("exe")
+        .join(&hash);
+    let cached_on_node = sb.home.join(&old_node.node_id).join("exe").join(&hash);
+    assert!(uploaded.is_file() && cached_on_node.is_file());
+
+    kill_9(&mut sb, "node");
+    kill_9(&mut sb, "head");
+    // Nothing cleaned up after them.
+    assert_eq!(sb.records().len(), 2);
+    assert!(uploaded.is_file() && cached_on_node.is_file());
+    assert!(sb.home.join("cluster.json").is_file());
+
+    // A new head in the same home removes all of it before it records itself.
+    let port2 = free_port();
+    let port2_s = port2.to_string();
+    sb.spawn_daemon(
+        "head2",
+        &[
+            "--head",
+            "--port",
+            &port2_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+    );
+    // No CLI runs meanwhile (`raykit status` sweeps too): the head's record says it is up.
+    let pid2 = sb.child("head2").id();
+    wait_until(STEP, "the new head records itself", || {
+        sb.records().iter().any(|r| r.pid == pid2)
+    });
+    let new = sb.records();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].pid, pid2);
+    let mut want = vec![new[0].node_id.clone(), format!("head-{}", new[0].node_id)];
+    want.sort();
+    assert_eq!(sb.daemon_dirs(), want, "only the new head's directories");
+    for dir in &want {
+        assert!(
+            sb.home.join(dir).join(records::OWNER_FILE).is_file(),
+            "{dir}"
+        );
+    }
+    let cluster: ClusterRecord =
+        serde_json::from_slice(&fs::read(sb.home.join("cluster.json")).expect("cluster.json"))
+            .expect("parse cluster.json");
+    assert_eq!(cluster.address, format!("127.0.0.1:{port2}"));
+    let log = sb.log("head2");
+    let line = log
+        .lines()
+        .find(|l| l.contains("cleaned up after daemons that are gone"))
+        .unwrap_or_else(|| panic!("no line on the cleanup:\n{log}"));
+    assert!(
+        line.contains("removed 2 stale daemon records, 3 directories"),
+        "{line}"
+    );
+    sb.wait_for_status(port2, STEP, |out| out.contains("nodes: 1 alive"));
+
+    // With every daemon gone, status and stop clean up too and show nothing stale.
+    kill_9(&mut sb, "head2");
+    let (st, _, err) = sb.run(&["status"], &[]);
+    assert!(!st.success());
+    assert!(err.contains("removed 1 stale daemon record,"), "{err}");
+    assert!(err.contains("no cluster recorded"), "{err}");
+    assert!(sb.records().is_empty());
+    assert!(sb.daemon_dirs().is_empty(), "{:?}", sb.daemon_dirs());
+    assert!(!sb.home.join("cluster.json").exists());
+    let (st, out, _) = sb.run(&["stop"], &[]);
+    assert!(st.success() && out.contains("no raykit daemons"), "{out}");
+}
+
+/// The executable caches stay under `RAYKIT_EXE_CACHE_BYTES` once no job uses what they hold.
+#[test]
+fn executable_caches_hold_at_most_their_cap_once_the_jobs_that_use_them_end() {
+    let mut sb = Sandbox::new("exe-cap");
+    let size = |p: &str| fs::metadata(p).expect("a driver's size").len();
+    // Room for either driver, not for both.
+    let cap = size(JOB_DRIVER).max(size(CLUSTER_DRIVER));
+    let cap_s = cap.to_string();
+    let port = free_port();
+    let port_s = port.to_string();
+    sb.spawn_daemon_with(
+        "head",
+        &[
+            "--head",
+            "--port",
+            &port_s,
+            "--token",
+            TOKEN,
+            "--num-cpus",
+            "1",
+        ],
+        &[("RAYKIT_EXE_CACHE_BYTES", &cap_s)],
+    );
+    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
+    let address = format!("127.0.0.1:{port}");
+    let head = sb.records().pop().expect("the head's record");
+    // The head's store of uploads, and its node's cache of what it runs.
+    let dirs = [
+        sb.home.join(format!("head-{}", head.node_id)).join("exe"),
+        sb.home.join(&head.node_id).join("exe"),
+    ];
+    let first = exe::hash_file(Path::new(JOB_DRIVER)).expect("hash a driver");
+    let second = exe::hash_file(Path::new(CLUSTER_DRIVER)).expect("hash a driver");
+
+    let out = sb.drive(JOB_DRIVER, &["small", "3"], &address);
+    assert!(out.contains("sum 6"), "{out}");
+    for dir in &dirs {
+        assert_eq!(cached(dir).0, vec![first.clone()], "{}", dir.display());
+    }
+    let out = sb.drive(CLUSTER_DRIVER, &["spread", "1"], &address);
+    assert!(out.contains("nodes 1"), "{out}");
+    // The first job's executable made room for the second's.
+    wait_until(STEP, "the caches are back under their cap", || {
+        dirs.iter()
+            .all(|d| cached(d) == (vec![second.clone()], size(CLUSTER_DRIVER)))
+    });
+    for dir in &dirs {
+        assert!(cached(dir).1 <= cap);
+    }
+    assert!(
+        sb.log("head").contains("cached executable evicted"),
+        "{}",
+        sb.log("head")
+    );
 }

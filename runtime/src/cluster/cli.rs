@@ -1,5 +1,7 @@
 //! The `raykit` command line: `start` (a head or a node daemon, detached or `--block`),
 //! `status` (the cluster as the head sees it) and `stop` (the daemons recorded on this host).
+//! `status` and `stop` first remove what daemons killed on this host left
+//! ([`records::sweep`]), so neither shows a daemon or a cluster that is gone.
 //!
 //! This module parses, checks and prints; the daemons themselves are [`super::daemon`]. Its
 //! output to the terminal is the only printing the runtime library does.
@@ -52,8 +54,9 @@ enum Command {
     /// Start a node daemon: the head of a new cluster (--head) or a node joining one (--address).
     Start(StartArgs),
     /// Show the cluster: nodes, resources used/total, actors and tasks by state.
+    /// Records that daemons killed on this host left are removed first.
     Status(StatusArgs),
-    /// Stop the daemons started on this host.
+    /// Stop the daemons started on this host (records of daemons that are gone are removed).
     Stop,
 }
 
@@ -421,16 +424,25 @@ fn client_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn status(args: StatusArgs) -> Result<ExitCode> {
+    // What daemons killed on this host left is never shown as a cluster.
+    let swept = records::sweep();
+    if !swept.is_empty() {
+        eprintln!("{swept}");
+    }
     let recorded = records::read_cluster()?;
     let address = match args.address.filter(|a| !a.is_empty()) {
         Some(a) => a,
         None => match &recorded {
             Some(c) => c.address.clone(),
             None => {
+                let gone = match &swept.cluster {
+                    Some(a) => format!(" (the cluster at {a} has no daemon running here)"),
+                    None => String::new(),
+                };
                 return Err(config_error(format!(
-                    "no cluster recorded in {}: pass --address HOST:PORT or set RAYKIT_ADDRESS",
+                    "no cluster recorded in {}{gone}: pass --address HOST:PORT or set RAYKIT_ADDRESS",
                     records::home().display()
-                )))
+                )));
             }
         },
     };
@@ -592,6 +604,11 @@ async fn ask_to_stop(r: &DaemonRecord) -> Result<()> {
 }
 
 fn stop() -> Result<ExitCode> {
+    // Records of daemons that are gone are removed, with their directories, not listed.
+    let swept = records::sweep();
+    if !swept.is_empty() {
+        println!("{swept}");
+    }
     let mut daemons = records::daemons();
     if daemons.is_empty() {
         println!(
@@ -606,7 +623,8 @@ fn stop() -> Result<ExitCode> {
     let mut failed = 0;
     for r in &daemons {
         let what = if r.head { "head" } else { "node" };
-        if !records::process_runs(r.pid, r.exe.as_deref()) {
+        if !r.runs() {
+            // It ended since the sweep.
             records::remove_daemon(r.pid);
             println!(
                 "{what} at {} (pid {}) was not running; removed its record",
@@ -626,8 +644,7 @@ fn stop() -> Result<ExitCode> {
             }
         };
         let exited = exited
-            || (records::process_runs(r.pid, r.exe.as_deref())
-                && records::terminate(r.pid, Duration::from_secs(2)))
+            || (r.runs() && records::terminate(r.pid, Duration::from_secs(2)))
             || !records::process_alive(r.pid);
         if exited {
             records::remove_daemon(r.pid);
@@ -709,6 +726,7 @@ mod tests {
             token: "t".into(),
             exe: None,
             log: None,
+            started: None,
         };
         let msg = started_message(&r);
         assert!(

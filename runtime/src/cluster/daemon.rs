@@ -1,9 +1,11 @@
 //! A daemon process (`raykit start ... --block`): one listener, one node, and for a head the
 //! [`Head`] too; every accepted connection handshakes, then is served by the head or the node.
 //!
-//! This module owns the process's lifetime: it records itself in [`records`] once it listens,
-//! stops on a `Stop` message, SIGTERM or SIGINT, and removes its record on the way out. A
-//! connection that misbehaves ends that connection only.
+//! This module owns the process's lifetime: before anything else it sweeps away what daemons
+//! killed on this host left ([`records::sweep`]), claims its own directories, records itself
+//! in [`records`] once it listens, stops on a `Stop` message, SIGTERM or SIGINT, and removes
+//! its record and directories on the way out. A connection that misbehaves ends that
+//! connection only.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -90,6 +92,18 @@ pub fn run(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
 }
 
 async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
+    let exe_cap = super::exe::cache_cap()?;
+    // Daemons killed with `kill -9` leave their records and caches; this one cleans up after
+    // them before it writes anything of its own.
+    let swept = records::sweep();
+    if !swept.is_empty() {
+        tracing::info!(
+            records = swept.records,
+            dirs = swept.dirs,
+            bytes = swept.bytes,
+            "cleaned up after daemons that are gone: {swept}"
+        );
+    }
     let listener = TcpListener::bind((spec.bind, spec.port))
         .await
         .map_err(|e| {
@@ -126,7 +140,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     let node_dir = home.join(format!("{node_id}"));
     let head = spec
         .head
-        .then(|| Arc::new(Head::new(node_id, store.clone(), head_dir.clone())));
+        .then(|| Arc::new(Head::new(node_id, store.clone(), head_dir.clone(), exe_cap)));
     let shutdown = CancellationToken::new();
     let (to_head, outbox) = tokio::sync::mpsc::unbounded_channel();
     let executor = Executor::new(
@@ -139,7 +153,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         },
         spec.resources.clone(),
         store.clone(),
-        workers::exe_cache_dir(&home, node_id),
+        (workers::exe_cache_dir(&home, node_id), exe_cap),
         to_head,
     );
     let executor = Arc::new(if spec.head {
@@ -185,11 +199,20 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     };
     let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
     let mut agent = tokio::spawn(node.run(shutdown.clone(), joined_tx, outbox));
-    // However the daemon ends, its workers and its caches go with it.
+    // However the daemon ends, its workers and its caches go with it (and if it is killed,
+    // the next daemon's sweep removes them: their owner files name this process).
+    let mut dirs = vec![node_dir];
+    if spec.head {
+        dirs.push(head_dir);
+    }
     let _cleanup = Cleanup {
         executor: executor.clone(),
-        dirs: vec![head_dir, node_dir],
+        dirs: dirs.clone(),
     };
+    if let Err(e) = dirs.iter().try_for_each(|d| records::claim_dir(d)) {
+        shutdown.cancel();
+        return Err(e);
+    }
     let joined = tokio::select! {
         j = joined_rx => j.map_err(|_| None),
         r = &mut agent => Err(Some(r)),
@@ -233,6 +256,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         token: spec.token.clone(),
         exe: std::env::current_exe().ok(),
         log: spec.log.clone(),
+        started: records::process_start_time(std::process::id()),
     };
     let recorded = records::write_daemon(&record).and_then(|()| {
         records::write_cluster(&ClusterRecord {
@@ -264,7 +288,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     records::remove_daemon(record.pid);
     let others_in_cluster = records::daemons()
         .iter()
-        .any(|r| r.cluster == head_address && records::process_alive(r.pid));
+        .any(|r| r.cluster == head_address && r.runs());
     if !others_in_cluster {
         records::remove_cluster_if(&head_address);
     }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::arena::{Block, ARENA_MIN_VALUE};
+use super::exe::ExeCache;
 use super::head::ExeWriter;
 use super::peers::PeerPool;
 use super::store::{ObjectStore, Value};
@@ -50,7 +51,10 @@ pub struct Executor {
     head_address: String,
     token: String,
     store: Arc<ObjectStore>,
-    exe_dir: PathBuf,
+    /// The node's executable cache.
+    exes: ExeCache,
+    /// The executable of each job that has run here and not ended: in use in `exes`.
+    job_exes: Mutex<JobExes>,
     /// On the head's node: the head's store of executables, linked instead of downloaded.
     head_exes: Option<PathBuf>,
     declared: BTreeMap<String, f64>,
@@ -63,8 +67,6 @@ pub struct Executor {
     /// Connections to the nodes arguments are fetched from.
     peers: PeerPool,
     stats: Mutex<Stats>,
-    /// Executables known to be in the cache.
-    exes: Mutex<std::collections::HashSet<String>>,
     /// The actors this node hosts, by id and start: where their calls go.
     actors: Mutex<HashMap<(crate::actor::ActorId, u32), actors::Host>>,
     /// Tasks the head sent ahead ([`Message::HoldTask`]), in the order it sent them.
@@ -95,6 +97,13 @@ impl AsRef<[u8]> for ArgBytes {
     }
 }
 
+/// The jobs whose executable this node holds in use, and those that ended here.
+#[derive(Default)]
+struct JobExes {
+    live: HashMap<JobId, String>,
+    ended: std::collections::HashSet<JobId>,
+}
+
 #[derive(Default)]
 struct Stats {
     counts: TaskCounts,
@@ -112,12 +121,13 @@ impl fmt::Debug for Executor {
 
 impl Executor {
     /// A runner for the node at `env.node_address` declaring `declared`, storing in `store`,
-    /// caching executables in `exe_dir` and reporting to the head through `to_head`.
+    /// caching executables in `exe_dir` (at most `exe_cap` bytes of those not in use) and
+    /// reporting to the head through `to_head`.
     pub fn new(
         env: WorkerEnv,
         declared: BTreeMap<String, f64>,
         store: Arc<ObjectStore>,
-        exe_dir: PathBuf,
+        (exe_dir, exe_cap): (PathBuf, u64),
         to_head: mpsc::UnboundedSender<Report>,
     ) -> Executor {
         Executor {
@@ -125,7 +135,8 @@ impl Executor {
             head_address: env.head_address.clone(),
             token: env.token.clone(),
             store,
-            exe_dir,
+            exes: ExeCache::new(exe_dir, exe_cap),
+            job_exes: Mutex::new(JobExes::default()),
             head_exes: None,
             declared,
             to_head,
@@ -134,7 +145,6 @@ impl Executor {
             peers: PeerPool::new(Role::Node, env.token.clone(), Some(env.node_id)),
             workers: WorkerPool::new(env),
             stats: Mutex::new(Stats::default()),
-            exes: Mutex::new(std::collections::HashSet::new()),
             actors: Mutex::new(HashMap::new()),
             held: Mutex::new(VecDeque::new()),
         }
@@ -247,6 +257,15 @@ impl Executor {
         };
         let killed = self.workers.end_job(job);
         tracing::info!(%job, killed, dropped, "job cancelled on this node");
+        // Its workers are gone: its executable is no longer in use here.
+        let exe = {
+            let mut jobs = self.job_exes.lock();
+            jobs.ended.insert(job);
+            jobs.live.remove(&job)
+        };
+        if let Some(hash) = exe {
+            self.exes.release(&hash);
+        }
     }
 
     /// Keeps a task the head sent ahead, to start in place of the next task of the same
@@ -355,7 +374,7 @@ impl Executor {
             retryable: !matches!(error.kind(), ErrorKind::Config | ErrorKind::Protocol),
             error,
         };
-        let exe = match self.ensure_exe(&a.exe_hash).await {
+        let exe = match self.ensure_exe(a.task.job_id, &a.exe_hash).await {
             Ok(p) => p,
             Err(e) => return system(e),
         };
@@ -608,35 +627,59 @@ impl Executor {
         }
     }
 
-    /// The path of the executable `hash` in this node's cache, fetched from the head first
-    /// when missing.
-    pub async fn ensure_exe(&self, hash: &str) -> Result<PathBuf> {
-        let path = self.exe_dir.join(hash);
-        // Every task asks: answer from memory once the file was seen (cached files are only
-        // removed with the node's home).
-        if self.exes.lock().contains(hash) {
-            return Ok(path);
+    /// Marks `hash` in use by `job` until the job ends here ([`Executor::cancel_job`]):
+    /// the cache never evicts it meanwhile. Fails for a job that ended.
+    fn use_exe(&self, job: JobId, hash: &str) -> Result<()> {
+        let mut jobs = self.job_exes.lock();
+        if jobs.ended.contains(&job) {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                format!("cancelled: {job} ended"),
+            ));
         }
-        if path.is_file() {
-            self.exes.lock().insert(hash.to_owned());
-            return Ok(path);
+        match jobs.live.get(&job) {
+            Some(h) if h == hash => {}
+            Some(h) => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("{job} runs the executable {h}, not {hash}"),
+                ))
+            }
+            None => {
+                jobs.live.insert(job, hash.to_owned());
+                self.exes.acquire(hash);
+            }
         }
-        let _one_at_a_time = self.exe_fetch.lock().await;
-        if path.is_file() {
-            return Ok(path);
-        }
+        Ok(())
+    }
+
+    /// The path of the executable `hash` of `job` in this node's cache, fetched from the head
+    /// first when missing. It stays cached (in use) until the job ends here.
+    pub async fn ensure_exe(&self, job: JobId, hash: &str) -> Result<PathBuf> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::new(
                 ErrorKind::Protocol,
                 format!("`{hash}` is not an executable's hash"),
             ));
         }
+        self.use_exe(job, hash)?;
+        let path = self.exes.path(hash);
+        // Every task asks: answer from memory once the file is counted.
+        self.exes.touch(hash);
+        if self.exes.has(hash) {
+            return Ok(path);
+        }
+        let _one_at_a_time = self.exe_fetch.lock().await;
+        if self.exes.has(hash) {
+            return Ok(path);
+        }
         if let Some(source) = self.head_exes.as_ref().map(|d| d.join(hash)) {
             if source.is_file() {
-                super::head::private_dir(&self.exe_dir)?;
+                super::head::private_dir(self.exes.dir())?;
                 let linked = std::fs::hard_link(&source, &path)
                     .or_else(|_| std::fs::copy(&source, &path).map(|_| ()));
                 if linked.is_ok() && path.is_file() {
+                    self.exes.insert(hash)?;
                     return Ok(path);
                 }
             }
@@ -648,7 +691,7 @@ impl Executor {
             exe_hash: hash.to_owned(),
         })
         .await?;
-        let mut writer = ExeWriter::new(&self.exe_dir, hash);
+        let mut writer = ExeWriter::new(self.exes.dir(), hash);
         let mut offset = 0u64;
         loop {
             match conn.recv_timeout(FETCH_TIMEOUT).await? {
@@ -658,6 +701,7 @@ impl Executor {
                     offset += bytes.len() as u64;
                     if let Some(p) = done {
                         tracing::info!(exe = %p.display(), bytes = offset, "executable cached");
+                        self.exes.insert(hash)?;
                         return Ok(p);
                     }
                 }
@@ -718,7 +762,7 @@ impl Executor {
     }
 
     /// This node's executable cache.
-    pub fn exe_dir(&self) -> &Path {
-        &self.exe_dir
+    pub fn exe_cache(&self) -> &ExeCache {
+        &self.exes
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::arena::{Block, Lent};
-use super::exe::ExeHasher;
+use super::exe::{ExeCache, ExeHasher};
 use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
 use super::wire::ChunkAssembler;
@@ -61,8 +61,8 @@ pub struct Head {
     tables: Mutex<Tables>,
     /// The head's node's object store (puts land here).
     store: Arc<ObjectStore>,
-    /// Where uploaded executables are kept, by hash.
-    exe_dir: PathBuf,
+    /// The executables drivers uploaded, by hash; those of jobs still running are in use.
+    exes: ExeCache,
     /// How long a dead node stays in the table.
     dead_grace: Duration,
 }
@@ -296,8 +296,8 @@ pub(crate) async fn pump(mut writer: FrameWriter, mut rx: mpsc::UnboundedReceive
 
 impl Head {
     /// A head whose own node is `node_id`, whose node stores objects in `store`, keeping
-    /// uploaded executables under `dir`.
-    pub fn new(node_id: NodeId, store: Arc<ObjectStore>, dir: PathBuf) -> Head {
+    /// uploaded executables under `dir` (at most `exe_cap` bytes of those whose jobs ended).
+    pub fn new(node_id: NodeId, store: Arc<ObjectStore>, dir: PathBuf, exe_cap: u64) -> Head {
         Head {
             node_id,
             tables: Mutex::new(Tables {
@@ -308,14 +308,14 @@ impl Head {
                 sched: Scheduler::new(node_id, store.clone()),
             }),
             store,
-            exe_dir: dir.join("exe"),
+            exes: ExeCache::new(dir.join("exe"), exe_cap),
             dead_grace: dead_node_grace(),
         }
     }
 
     /// Where the executable `hash` is (or would be) stored.
     fn exe_path(&self, hash: &str) -> PathBuf {
-        self.exe_dir.join(hash)
+        self.exes.path(hash)
     }
 
     /// The head's own node.
@@ -788,7 +788,9 @@ impl Head {
                 }
                 t.jobs.next += 1;
                 let id = t.jobs.next;
-                let need_exe = !self.exe_path(&exe_hash).is_file();
+                // In use until the job ends (`close_job`): never evicted meanwhile.
+                self.exes.acquire(&exe_hash);
+                let need_exe = !self.exes.has(&exe_hash);
                 tracing::info!(job = %JobId(id), %name, exe = %exe_hash, size = exe_size, need_exe, "job registered");
                 t.jobs.jobs.insert(
                     id,
@@ -817,11 +819,19 @@ impl Head {
     fn close_job(&self, job_id: JobId, owner: bool) {
         if owner {
             let mut t = self.tables.lock();
+            let mut exe = None;
             if let Some(j) = t.jobs.jobs.get_mut(&job_id.0) {
+                if j.running {
+                    exe = Some(j.exe_hash.clone());
+                }
                 j.running = false;
                 tracing::debug!(job = %job_id, name = %j.name, "job ended");
             }
             t.sched.job_ended(job_id);
+            drop(t);
+            if let Some(hash) = exe {
+                self.exes.release(&hash);
+            }
         }
     }
 
@@ -834,7 +844,7 @@ impl Head {
         shutdown: &CancellationToken,
     ) {
         let peer = reader.peer_addr();
-        let mut upload = ExeWriter::new(&self.exe_dir, exe_hash);
+        let mut upload = ExeWriter::new(self.exes.dir(), exe_hash);
         // A large put arriving in pieces.
         let mut put: Option<ChunkAssembler> = None;
         // Arena blocks the driver is writing puts into, by object (kept a while if it leaves
@@ -867,12 +877,15 @@ impl Head {
                     match result {
                         Ok(Some(path)) => {
                             tracing::info!(exe = %path.display(), "executable stored");
+                            if let Err(e) = self.exes.insert(exe_hash) {
+                                tracing::warn!("counting a stored executable: {e}");
+                            }
                             let _ = outbox.send(Message::ExeStored);
                         }
                         Ok(None) => {}
                         Err(error) => {
                             tracing::warn!(%peer, "executable upload failed: {error}");
-                            upload = ExeWriter::new(&self.exe_dir, exe_hash);
+                            upload = ExeWriter::new(self.exes.dir(), exe_hash);
                             let _ = outbox.send(Message::Failed { error });
                         }
                     }
@@ -1119,7 +1132,12 @@ mod tests {
     fn a_dead_node_comes_back_only_as_a_fresh_higher_incarnation_and_a_stale_session_kills_nothing()
     {
         let id = super::super::new_node_id().unwrap();
-        let head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
+        let head = Head::new(
+            id,
+            Arc::new(ObjectStore::new()),
+            std::env::temp_dir(),
+            u64::MAX,
+        );
         let (tx, _rx) = mpsc::unbounded_channel();
         let s1 = head.register(info(id), 1, true, tx.clone()).unwrap();
         let s2 = head.register(info(id), 1, false, tx.clone()).unwrap();
@@ -1163,7 +1181,12 @@ mod tests {
     #[test]
     fn dead_nodes_leave_the_table_after_the_grace_into_a_history_of_at_most_32() {
         let id = super::super::new_node_id().unwrap();
-        let mut head = Head::new(id, Arc::new(ObjectStore::new()), std::env::temp_dir());
+        let mut head = Head::new(
+            id,
+            Arc::new(ObjectStore::new()),
+            std::env::temp_dir(),
+            u64::MAX,
+        );
         head.dead_grace = Duration::ZERO;
         let (tx, _rx) = mpsc::unbounded_channel();
         let mut ids = Vec::new();
@@ -1223,7 +1246,7 @@ mod tests {
         let id = super::super::new_node_id().unwrap();
         let dir = std::env::temp_dir().join(format!("raykit-head-test-{}", std::process::id()));
         let store = Arc::new(ObjectStore::with_arena(16 << 20));
-        let head = Arc::new(Head::new(id, store.clone(), dir.clone()));
+        let head = Arc::new(Head::new(id, store.clone(), dir.clone(), u64::MAX));
         let (tx, _rx) = mpsc::unbounded_channel();
         head.register(info(id), 1, true, tx).unwrap();
         let shutdown = CancellationToken::new();

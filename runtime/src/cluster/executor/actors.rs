@@ -193,8 +193,8 @@ impl Executor {
 
     /// Starts the actor's worker process and runs `new` there.
     async fn start_host(&self, a: ActorAssignment) -> Result<super::super::workers::Worker> {
-        let exe = self.ensure_exe(&a.exe_hash).await?;
         let create = a.actor.create;
+        let exe = self.ensure_exe(create.job_id, &a.exe_hash).await?;
         let args = self
             .fetch_args(&create.function, create.args, &a.arg_locations)
             .await?;
