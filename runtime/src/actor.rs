@@ -978,25 +978,33 @@ impl<A: ActorMethods> Hash for ActorHandle<A> {
     }
 }
 
+/// A handle travels as its actor's id and class, so it cannot be read back as another class's.
 impl<A: ActorMethods> Serialize for ActorHandle<A> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match &self.raw().inner {
+        let id = match &self.raw().inner {
             Inner::Local(guard) => {
                 directory::export(guard.cell.id, guard.clone());
-                guard.cell.id.serialize(s)
+                guard.cell.id
             }
             Inner::Cluster(actor) => {
                 // Held where the head cannot see: the actor lives until its job ends.
                 actor.escape();
-                actor.id().serialize(s)
+                actor.id()
             }
-        }
+        };
+        (id, A::__CLASS).serialize(s)
     }
 }
 
 impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let id = ActorId::deserialize(d)?;
+        let (id, class) = <(ActorId, std::borrow::Cow<'de, str>)>::deserialize(d)?;
+        if class != A::__CLASS {
+            return Err(serde::de::Error::custom(format!(
+                "actor {id} is a `{class}`, not a `{}`",
+                A::__CLASS
+            )));
+        }
         if runtime::current().is_ok_and(|rt| rt.cluster.is_some()) {
             let actor = ClusterActor::held::<A>(id);
             return Ok(ActorHandle::from_raw(RawHandle {
