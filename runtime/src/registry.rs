@@ -78,7 +78,9 @@ impl RemoteFunction {
             Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))
                 .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p))),
             Invoke::Async(f) => {
-                let fut = AssertUnwindSafe(f(args.to_vec())).catch_unwind();
+                let fut = crate::scheduler::LendWhileAwaiting::new(
+                    AssertUnwindSafe(f(args.to_vec())).catch_unwind(),
+                );
                 let done = match async_runtime() {
                     Ok(rt) => rt.block_on(fut),
                     Err(e) => return Err(e),

@@ -830,13 +830,83 @@ pub(crate) fn release_for_await() {
             ctx.awaiting_object.set(true);
             ctx.sched.release(&Demand::cpu_only(ctx.cpu));
         }
-        _ => {}
+        Some(_) => {}
+        // A cluster worker's own task, outside the pool: an async one lends its CPU from its
+        // `LendWhileAwaiting`; a sync one parks its thread here, so it lends it at once.
+        None if POLLING_ASYNC_TASK.with(Cell::get) => {
+            AWAITING_OUTSIDE_POOL.store(true, Ordering::Relaxed)
+        }
+        None => LENT_FOR_AWAIT.with(|lent| {
+            let mut lent = lent.borrow_mut();
+            if lent.is_none() {
+                *lent = crate::cluster::client::task_blocked();
+            }
+        }),
     });
+}
+
+/// Forgets that this thread's task lent its CPU for an await (the task ended: the node frees
+/// all it held).
+pub(crate) fn forget_lent_for_await() {
+    LENT_FOR_AWAIT.with(|lent| lent.borrow_mut().take());
+}
+
+type Reported = Option<(
+    Arc<crate::cluster::client::Client>,
+    crate::cluster::wire::TaskId,
+)>;
+
+thread_local! {
+    /// This thread polls the future of an async task outside the pool ([`LendWhileAwaiting`]).
+    static POLLING_ASYNC_TASK: Cell<bool> = const { Cell::new(false) };
+    /// The worker's sync task that lent its CPU in [`release_for_await`] while it awaits.
+    static LENT_FOR_AWAIT: std::cell::RefCell<Reported> = const { std::cell::RefCell::new(None) };
+}
+
+/// An object future outside this process's pool (an async task a worker process runs by name)
+/// returned `Pending` since [`LendWhileAwaiting`] last looked.
+static AWAITING_OUTSIDE_POOL: AtomicBool = AtomicBool::new(false);
+
+/// Runs an async task's future outside the pool (in a cluster worker, which runs one task at a
+/// time) so that, like an async task of the pool, it lends its CPU while it awaits objects: the
+/// tasks it awaits may need that CPU.
+pub(crate) struct LendWhileAwaiting<F> {
+    inner: F,
+    blocked: Reported,
+}
+
+impl<F> LendWhileAwaiting<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        LendWhileAwaiting {
+            inner,
+            blocked: None,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for LendWhileAwaiting<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Woken: take the CPU back to run, as a task of the pool does.
+        crate::cluster::client::task_unblocked(self.blocked.take());
+        AWAITING_OUTSIDE_POOL.store(false, Ordering::Relaxed);
+        POLLING_ASYNC_TASK.with(|p| p.set(true));
+        let out = Pin::new(&mut self.inner).poll(cx);
+        POLLING_ASYNC_TASK.with(|p| p.set(false));
+        if out.is_pending() && AWAITING_OUTSIDE_POOL.swap(false, Ordering::Relaxed) {
+            self.blocked = crate::cluster::client::task_blocked();
+        }
+        out
+    }
 }
 
 /// Called by an object future that is about to return `Ready`: a sync task that lent its CPU
 /// in [`release_for_await`] takes it back (waiting for it, ahead of new work) before it goes on.
 pub(crate) fn reclaim_after_await() {
+    if let Some(reported) = LENT_FOR_AWAIT.with(|lent| lent.borrow_mut().take()) {
+        crate::cluster::client::task_unblocked(Some(reported));
+    }
     let lent = TaskCtx::with_current(|ctx| match ctx {
         Some(ctx) if !ctx.is_async && ctx.awaiting_object.get() => {
             ctx.awaiting_object.set(false);

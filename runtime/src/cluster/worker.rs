@@ -431,5 +431,7 @@ fn run_task(
     CURRENT_TASK.with(|c| c.set(Some(task_id)));
     let result = f.invoke(encoded);
     CURRENT_TASK.with(|c| c.set(None));
+    // A task that ended while it had lent its CPU for an await: its end frees its resources.
+    crate::scheduler::forget_lent_for_await();
     result
 }
