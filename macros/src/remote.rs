@@ -407,6 +407,7 @@ impl RemoteFn {
                     resources: &[#((#res_names, #res_amounts)),*],
                     max_retries: #max_retries,
                     is_async: #is_async,
+                    params: &[#(::core::stringify!(#param_names)),*],
                 };
 
                 #[doc = #remote_doc]

@@ -39,6 +39,8 @@ pub struct TaskSpec {
     pub max_retries: u32,
     /// Whether the function is `async`.
     pub is_async: bool,
+    /// The parameters' names, in order, for the errors of failed arguments.
+    pub params: &'static [&'static str],
 }
 
 /// Per-call overrides of a remote function's options, for `f::options(..).remote(..)`.

@@ -70,6 +70,8 @@ pub(crate) struct Client {
     /// When the head last said anything, in milliseconds since `started`.
     heard_ms: AtomicU64,
     started: std::time::Instant,
+    /// The functions whose parameter names the head was sent (with their first task).
+    named_functions: Mutex<std::collections::HashSet<&'static str>>,
     /// Callers waiting for the head's answer to a status request, in request order.
     status_waiters: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<ClusterStatus>>>,
 }
@@ -176,6 +178,7 @@ impl Client {
             allocations: Mutex::new(HashMap::new()),
             heard_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            named_functions: Mutex::new(Default::default()),
             status_waiters: Mutex::new(Default::default()),
         });
         let puts = client.puts.clone();
@@ -632,7 +635,7 @@ pub(crate) fn submit(
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let task = client.task(
+    let mut task = client.task(
         spec.name,
         spec.signature_hash,
         args,
@@ -640,6 +643,11 @@ pub(crate) fn submit(
         TaskOptions::resources_for(options.as_ref(), spec),
         TaskOptions::retries_for(options.as_ref(), spec),
     );
+    if client.named_functions.lock().insert(spec.name) {
+        task.arg_names = Some(Box::new(
+            spec.params.iter().map(|p| (*p).to_owned()).collect(),
+        ));
+    }
     client.submit(Message::SubmitTask(task), &outputs);
 }
 
@@ -663,6 +671,7 @@ impl Client {
             outputs: outputs.iter().map(|s| s.id()).collect(),
             resources,
             max_retries,
+            arg_names: None,
         }
     }
 

@@ -276,6 +276,48 @@ pub struct Scheduler {
     /// Ids that tasks or watchers named before anyone made or put them, with when: those
     /// still unknown after [`UNKNOWN_GRACE`] fail (see [`Scheduler::expire_unknown`]).
     unknown: VecDeque<(std::time::Instant, ObjectId)>,
+    /// Functions' parameter names, by name and signature hash, from their first submissions.
+    arg_names: ArgNames,
+}
+
+/// Functions' parameter names as submitters sent them, bounded: a peer cannot grow it past
+/// [`ArgNames::MAX_FUNCTIONS`] functions of [`ArgNames::MAX_PARAMS`] short names each.
+#[derive(Debug, Default)]
+struct ArgNames(HashMap<(String, u64), Vec<String>>);
+
+impl ArgNames {
+    const MAX_FUNCTIONS: usize = 4096;
+    const MAX_PARAMS: usize = 64;
+    const MAX_NAME: usize = 64;
+
+    /// Remembers the names a submission carries, if any.
+    fn learn(&mut self, task: &TaskSubmission) {
+        let Some(names) = task.arg_names.as_deref() else {
+            return;
+        };
+        if names.len() > Self::MAX_PARAMS
+            || names.iter().any(|n| n.len() > Self::MAX_NAME)
+            || self.0.len() >= Self::MAX_FUNCTIONS
+        {
+            return;
+        }
+        self.0
+            .entry((task.function.clone(), task.signature_hash))
+            .or_insert_with(|| names.clone());
+    }
+
+    /// How a failed argument of `task` at `index` (from 0) is named: `` `b` `` when its
+    /// function's names are known, else `#2`.
+    fn name(&self, task: &TaskSubmission, index: usize) -> String {
+        match self
+            .0
+            .get(&(task.function.clone(), task.signature_hash))
+            .and_then(|names| names.get(index))
+        {
+            Some(name) => format!("`{name}`"),
+            None => format!("#{}", index + 1),
+        }
+    }
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -314,6 +356,7 @@ impl Scheduler {
             actor_names: HashMap::new(),
             ended_jobs: HashSet::new(),
             unknown: VecDeque::new(),
+            arg_names: ArgNames::default(),
         }
     }
 
@@ -680,7 +723,7 @@ impl Scheduler {
                 if t.state != TaskState::Waiting {
                     continue;
                 }
-                let error = dependency_error(&t.task, id, &error);
+                let error = dependency_error(&self.arg_names, &t.task, id, &error);
                 t.state = TaskState::Failed;
                 self.failed += 1;
                 done_tasks.push(task_id);
@@ -720,6 +763,7 @@ impl Scheduler {
     /// A driver submitted a task of a job running the executable `exe_hash`.
     pub fn submit(&mut self, conn: ConnId, task: TaskSubmission, exe_hash: String) {
         let task_id = task.task_id;
+        self.arg_names.learn(&task);
         if let Some(old) = self.tasks.get(&task_id) {
             tracing::warn!(task = %task_id, function = %old.task.function, "task submitted twice; ignored");
             return;
@@ -839,7 +883,7 @@ impl Scheduler {
                 ObjState::Ready { .. } => {}
                 ObjState::Failed(e) => {
                     let error = match self.tasks.get(&task_id) {
-                        Some(t) => dependency_error(&t.task, id, &e),
+                        Some(t) => dependency_error(&self.arg_names, &t.task, id, &e),
                         None => e,
                     };
                     self.fail_task(task_id, error);
@@ -849,7 +893,7 @@ impl Scheduler {
                     if matches!(state, ObjState::Lost) {
                         if let Err(e) = self.rebuild(id) {
                             let error = match self.tasks.get(&task_id) {
-                                Some(t) => dependency_error(&t.task, id, &e),
+                                Some(t) => dependency_error(&self.arg_names, &t.task, id, &e),
                                 None => e.clone(),
                             };
                             self.fail_object(id, e);
@@ -1540,13 +1584,13 @@ fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
 }
 
 /// The error of a task that cannot run because its argument `id` failed with `cause`.
-fn dependency_error(task: &TaskSubmission, id: ObjectId, cause: &Error) -> Error {
+fn dependency_error(names: &ArgNames, task: &TaskSubmission, id: ObjectId, cause: &Error) -> Error {
     let index = task
         .args
         .iter()
         .position(|a| matches!(a, WireArg::Ref(r) if *r == id))
-        .map_or(0, |i| i + 1);
-    Error::dependency_failed(&task.function, &format!("#{index}"), cause)
+        .unwrap_or(0);
+    Error::dependency_failed(&task.function, &names.name(task, index), cause)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 4 * 1024;
@@ -824,6 +824,10 @@ pub struct TaskSubmission {
     pub resources: BTreeMap<String, f64>,
     /// How often it is retried when its worker or node dies.
     pub max_retries: u32,
+    /// The function's parameter names, sent with its first submission on a connection and
+    /// `None` after: the head names a failed argument with them. (Boxed: most submissions
+    /// carry none, and every message is as large as the largest.)
+    pub arg_names: Option<Box<Vec<String>>>,
 }
 
 /// A task the head hands to a node, with what the node needs to run it.

@@ -272,7 +272,7 @@ impl Scheduler {
                             arg_locations.push(Some(address.clone()))
                         }
                         Some(ObjState::Failed(e)) => {
-                            failed = Some(dependency_error(&t.task, *id, e));
+                            failed = Some(dependency_error(&self.arg_names, &t.task, *id, e));
                             break;
                         }
                         Some(ObjState::Lost) => missing.push((*id, true)),
@@ -295,10 +295,10 @@ impl Scheduler {
                     self.entry_or_unknown(id);
                     if lost {
                         if let Err(e) = self.rebuild(id) {
-                            let error = self
-                                .tasks
-                                .get(&call)
-                                .map_or_else(|| e.clone(), |t| dependency_error(&t.task, id, &e));
+                            let error = self.tasks.get(&call).map_or_else(
+                                || e.clone(),
+                                |t| dependency_error(&self.arg_names, &t.task, id, &e),
+                            );
                             self.fail_object(id, e);
                             // The call failed with its argument; go on with the next.
                             if let Some(a) = self.actors.get_mut(&actor_id) {

@@ -26,6 +26,7 @@ fn task(id: u128, args: Vec<WireArg>, outputs: Vec<ObjectId>) -> TaskSubmission 
         outputs,
         resources: cpus(1.0),
         max_retries: 1,
+        arg_names: None,
     }
 }
 
@@ -391,3 +392,28 @@ fn the_tasks_a_dead_node_held_run_elsewhere() {
 }
 
 mod lifetime;
+
+#[test]
+fn failed_arguments_are_named_once_their_function_sent_its_names_and_the_names_are_bounded() {
+    let mut names = ArgNames::default();
+    let mut t = task(1, vec![], vec![]);
+    assert_eq!(names.name(&t, 1), "#2");
+    t.arg_names = Some(Box::new(vec!["a".into(), "b".into()]));
+    names.learn(&t);
+    t.arg_names = None;
+    assert_eq!(names.name(&t, 1), "`b`");
+    assert_eq!(names.name(&t, 5), "#6");
+    // Another build of the function (another hash) has names of its own.
+    t.signature_hash = 2;
+    assert_eq!(names.name(&t, 0), "#1");
+    // Too many or too long names from a peer are not kept.
+    t.arg_names = Some(Box::new(vec!["x".repeat(ArgNames::MAX_NAME + 1)]));
+    names.learn(&t);
+    assert_eq!(names.name(&t, 0), "#1");
+    for i in 0..ArgNames::MAX_FUNCTIONS + 10 {
+        t.function = format!("f{i}");
+        t.arg_names = Some(Box::new(vec!["p".into()]));
+        names.learn(&t);
+    }
+    assert_eq!(names.0.len(), ArgNames::MAX_FUNCTIONS);
+}
