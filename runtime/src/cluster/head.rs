@@ -34,6 +34,17 @@ use crate::runtime::NodeId;
 /// A node whose last heartbeat is older than this is declared dead.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// [`NODE_TIMEOUT`], or `RAYKIT_NODE_TIMEOUT_MS` when set (read once).
+fn node_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("RAYKIT_NODE_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(NODE_TIMEOUT, Duration::from_millis)
+    })
+}
+
 /// The death reason of a node that left on purpose.
 const LEFT: &str = "stopped";
 
@@ -461,14 +472,15 @@ impl Head {
         }
     }
 
-    /// Declares dead every node whose last heartbeat is older than [`NODE_TIMEOUT`].
+    /// Declares dead every node whose last heartbeat is older than [`NODE_TIMEOUT`] (or
+    /// `RAYKIT_NODE_TIMEOUT_MS`).
     fn check_heartbeats(&self) {
         let now = Instant::now();
         let mut t = self.tables.lock();
         let mut dead = Vec::new();
         for n in t.nodes.iter_mut().filter(|n| n.alive) {
             let silent = now.saturating_duration_since(n.last_heartbeat);
-            if silent > NODE_TIMEOUT {
+            if silent > node_timeout() {
                 let reason = format!("no heartbeat for {:.1} s", silent.as_secs_f64());
                 mark_dead(n, reason.clone());
                 dead.push((n.info.node_id, reason));
