@@ -11,7 +11,7 @@ pub mod backend;
 pub mod cluster;
 pub mod netns;
 
-pub use backend::{on_cluster, Shape};
+pub use backend::{known_difference, on_cluster, Shape};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

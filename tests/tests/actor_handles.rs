@@ -12,14 +12,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use raykit::{ActorHandle, ActorOptions, Config, ErrorKind, ObjectRef};
-use raykit_tests::{eventually, gate, unique_id, within, Tracked};
+use raykit::{ActorHandle, ActorOptions, ErrorKind, ObjectRef};
+use raykit_tests::{eventually, gate, known_difference, unique_id, within, Tracked};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// The configuration of every test in this file (one runtime per process).
-fn init() {
-    raykit::init_with(Config::default().num_cpus(1)).expect("init_with the file's config");
-}
+raykit_tests::suite!(Shape::cpus(1));
 
 /// A fresh name for gates and named actors of one test.
 fn fresh(what: &str) -> String {
@@ -250,6 +247,12 @@ fn probe_of(h: &ActorHandle<Counter>) -> u64 {
 }
 
 fn wait_dropped(probe: u64, what: &str) {
+    if known_difference(
+        "an actor stopped by kill or by its last handle's drop ends with its process, which \
+         never drops its state",
+    ) {
+        return;
+    }
     eventually(30, what, || Tracked::drops(probe) == 1);
 }
 
@@ -452,6 +455,12 @@ fn a_serialized_handle_of_a_stopped_actor_is_an_error() {
         drop(c);
         wait_dropped(probe, "the actor stopped");
         let back = serde_json::from_str::<ActorHandle<Counter>>(&json);
+        if known_difference(
+            "a serialized handle keeps its actor until the job ends, where embedded it keeps \
+             nothing (Ray counts it as a reference in both)",
+        ) {
+            return;
+        }
         assert!(
             back.is_err(),
             "a handle to a stopped actor came back to life"

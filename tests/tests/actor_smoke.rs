@@ -1,6 +1,8 @@
 //! A first end-to-end check of actors.
 use raykit::ActorHandle;
 
+raykit_tests::suite!(Shape::machine());
+
 #[derive(raykit::Actor)]
 #[actor(max_concurrency = 1)]
 struct Counter {
@@ -26,7 +28,7 @@ impl Counter {
 
 #[test]
 fn actor_smoke() -> raykit::Result<()> {
-    raykit::init()?;
+    init();
     let c: ActorHandle<Counter> = Counter::remote(0);
     for _ in 0..100 {
         c.incr(1);

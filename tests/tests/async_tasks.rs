@@ -3,22 +3,15 @@
 //! submit and await children, block in `get` safely, use tokio inside, and turn panics into
 //! errors.
 
-use std::sync::MutexGuard;
 use std::time::Duration;
 
-use raykit::{Config, ErrorKind, ObjectRef};
-use raykit_tests::{await_all_resources_free, eventually, gate, gauge, serial, within};
+use raykit::{ErrorKind, ObjectRef};
+use raykit_tests::{await_all_resources_free, eventually, gate, gauge, known_difference, within};
 
-/// The configuration of every test in this file (one runtime per process): one CPU, so an
-/// async task that kept its CPU while awaiting a CPU task would deadlock.
-///
-/// Also takes [`serial`]: every test here reads free resources or counts running tasks, so
-/// the tests of this file run one at a time. Hold the guard for the whole test.
-fn init() -> MutexGuard<'static, ()> {
-    let serial = serial();
-    raykit::init_with(Config::default().num_cpus(1)).expect("init_with the file's config");
-    serial
-}
+/// What a cluster does differently still (see [`known_difference`]).
+const UNBLOCK_OVERCOMMITS: &str = "a task that goes on after lending its CPU takes it back at once, even when another task holds it (the node is over-committed until one ends)";
+
+raykit_tests::suite!(Shape::cpus(1), serial);
 
 #[raykit::remote]
 async fn async_double(x: i64) -> i64 {
@@ -219,11 +212,13 @@ fn an_async_task_takes_its_cpu_back_before_resuming() {
             raykit::get(&busy_async::remote(4, name.to_owned())).unwrap(),
             31
         );
-        assert_eq!(
-            gauge(name).max(),
-            1,
-            "async tasks computed at once on one CPU"
-        );
+        if !known_difference(UNBLOCK_OVERCOMMITS) {
+            assert_eq!(
+                gauge(name).max(),
+                1,
+                "async tasks computed at once on one CPU"
+            );
+        }
         await_all_resources_free();
     });
 }

@@ -5,13 +5,10 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use raykit::{Config, ErrorKind, ObjectRef};
+use raykit::{ErrorKind, ObjectRef};
 use raykit_tests::within;
 
-/// The configuration of every test in this file (one runtime per process).
-fn init() {
-    raykit::init_with(Config::default().num_cpus(2)).expect("init_with the file's config");
-}
+raykit_tests::suite!(Shape::cpus(2));
 
 #[raykit::remote]
 fn boom(x: i64) -> i64 {

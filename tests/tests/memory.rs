@@ -5,17 +5,29 @@
 //!
 //! Liveness is observed with [`Tracked`], which counts its copies and drops by id.
 
-use raykit::{Config, ObjectRef};
-use raykit_tests::{eventually, gate, resident_bytes, serial, unique_id, within, Blob, Tracked};
+use raykit::ObjectRef;
+use raykit_tests::{
+    eventually, gate, known_difference, resident_bytes, serial, unique_id, within, Blob, Tracked,
+};
 
-/// The configuration of every test in this file (one runtime per process).
-fn init() {
-    raykit::init_with(Config::default().num_cpus(2)).expect("init_with the file's config");
+raykit_tests::suite!(Shape::cpus(2));
+
+/// [`Tracked`] sees the values of this process: on a cluster an object lives in the nodes'
+/// stores as bytes, so these checks would have to read the stores' object counts instead
+/// (`cluster_tasks` checks freeing that way, through `raykit status`).
+fn lifetimes_seen_only_embedded() -> bool {
+    known_difference(
+        "object lifetimes are checked through this process's values; the checks through the \
+         stores are not written yet",
+    )
 }
 
 #[test]
 fn a_put_object_is_freed_with_its_last_ref() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let t = Tracked::new();
         let id = t.id;
@@ -48,6 +60,9 @@ fn consume(t: Tracked) -> u64 {
 #[test]
 fn a_task_result_is_freed_with_its_last_ref() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let id = unique_id();
         let r = make_tracked::remote(id);
@@ -64,6 +79,9 @@ fn a_task_result_is_freed_with_its_last_ref() {
 #[test]
 fn arguments_are_freed_after_the_task() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         // Kept by the caller while the task runs: the task works on a copy.
         let id = unique_id();
@@ -92,6 +110,9 @@ fn arguments_are_freed_after_the_task() {
 #[test]
 fn a_ref_inside_a_live_object_keeps_its_target_alive() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let id = unique_id();
         let inner = raykit::put(Tracked::with_id(id));
@@ -130,6 +151,9 @@ fn wrap_in_vec(id: u64) -> Vec<ObjectRef<Tracked>> {
 #[test]
 fn refs_returned_by_tasks_keep_their_targets_alive() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let id = unique_id();
         let outer = wrap_in_ref::remote(id);
@@ -168,6 +192,9 @@ fn consume_after(t: Tracked, _go: u8) -> u64 {
 #[test]
 fn a_pending_task_keeps_its_arguments_alive() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let name = "memory::a_pending_task_keeps_its_arguments_alive";
         let id = unique_id();
@@ -193,6 +220,9 @@ fn a_pending_task_keeps_its_arguments_alive() {
 #[test]
 fn a_serialized_ref_does_not_keep_its_object_alive() {
     init();
+    if lifetimes_seen_only_embedded() {
+        return;
+    }
     within(60, || {
         let id = unique_id();
         let r = raykit::put(Tracked::with_id(id));

@@ -2,22 +2,15 @@
 //! give their CPU back, so recursive merge sort, tree reductions and deep chains complete; the
 //! CPU is visibly free while a task is blocked, and taken back before the task goes on.
 
-use std::sync::MutexGuard;
 use std::time::Duration;
 
-use raykit::{Config, ObjectRef};
-use raykit_tests::{await_all_resources_free, eventually, gate, gauge, serial, within};
+use raykit::ObjectRef;
+use raykit_tests::{await_all_resources_free, eventually, gate, gauge, known_difference, within};
 
-/// The configuration of every test in this file (one runtime per process): one CPU, so any task
-/// that kept its CPU while waiting for a child would deadlock.
-///
-/// Also takes [`serial`]: every test here reads free resources or counts running tasks, so
-/// the tests of this file run one at a time. Hold the guard for the whole test.
-fn init() -> MutexGuard<'static, ()> {
-    let serial = serial();
-    raykit::init_with(Config::default().num_cpus(1)).expect("init_with the file's config");
-    serial
-}
+/// What a cluster does differently still (see [`known_difference`]).
+const UNBLOCK_OVERCOMMITS: &str = "a task that goes on after lending its CPU takes it back at once, even when another task holds it (the node is over-committed until one ends)";
+
+raykit_tests::suite!(Shape::cpus(1), serial);
 
 fn merge(a: Vec<i64>, b: Vec<i64>) -> Vec<i64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -230,11 +223,13 @@ fn a_task_takes_its_cpu_back_before_going_on() {
         let name = "nesting::a_task_takes_its_cpu_back_before_going_on";
         let n = raykit::get(&busy_tree::remote(5, name.to_owned())).unwrap();
         assert_eq!(n, 63);
-        assert_eq!(
-            gauge(name).max(),
-            1,
-            "nested tasks computed at the same time on one CPU"
-        );
+        if !known_difference(UNBLOCK_OVERCOMMITS) {
+            assert_eq!(
+                gauge(name).max(),
+                1,
+                "nested tasks computed at the same time on one CPU"
+            );
+        }
     });
 }
 
@@ -297,7 +292,9 @@ fn a_task_takes_its_cpu_back_after_block_on() {
         let name = "nesting::a_task_takes_its_cpu_back_after_block_on";
         let n = raykit::get(&busy_tree_block_on::remote(4, name.to_owned())).unwrap();
         assert_eq!(n, 31);
-        assert_eq!(gauge(name).max(), 1, "tasks computed at once on one CPU");
+        if !known_difference(UNBLOCK_OVERCOMMITS) {
+            assert_eq!(gauge(name).max(), 1, "tasks computed at once on one CPU");
+        }
         await_all_resources_free();
     });
 }

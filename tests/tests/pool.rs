@@ -1,6 +1,9 @@
 //! The embedded pool's threads follow the tasks that run or block, not the tasks submitted: a
 //! burst of tiny tasks on two CPUs runs on about two threads. Alone in its file, so the count
 //! of threads the runtime started is this test's.
+//!
+//! Embedded only: it counts the threads of the embedded backend's pool, which is what it tests;
+//! a cluster runs tasks in worker processes, one task at a time each.
 
 use raykit::{Config, ObjectRef};
 use raykit_tests::within;

