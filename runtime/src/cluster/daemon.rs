@@ -383,7 +383,7 @@ impl Daemon {
     async fn serve_connection(self: Arc<Self>, stream: TcpStream, gate: Arc<Gate>, ticket: Ticket) {
         let Ok(peer) = stream.peer_addr() else { return };
         let accepted = {
-            let slot = gate.handshake_slot();
+            let slot = gate.handshake_slot().await;
             tokio::select! {
                 accepted = Connection::accept(stream, &self.token, self.welcome()) => accepted,
                 // A newer peer needed the slot this one held without finishing its handshake.
