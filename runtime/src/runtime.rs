@@ -100,14 +100,8 @@ impl Runtime {
                 ))
             }
             Some(address) => {
-                let token = crate::cluster::records::env_token()?.or_else(|| {
-                    crate::cluster::records::read_cluster()
-                        .ok()
-                        .flatten()
-                        .filter(|r| r.address == *address)
-                        .map(|r| r.token)
-                });
-                Some(crate::cluster::client::Client::connect(address, token)?)
+                let (address, token) = crate::cluster::records::resolve_cluster(address)?;
+                Some(crate::cluster::client::Client::connect(&address, token)?)
             }
             None => None,
         };

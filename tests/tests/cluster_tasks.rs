@@ -10,7 +10,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use raykit_tests::cluster::{line, Cluster, DRIVER_LIMIT, STEP};
+use raykit_tests::cluster::{free_port, line, Cluster, DRIVER_LIMIT, STEP};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
 const DRIVER: &str = env!("CARGO_BIN_EXE_cluster_driver");
@@ -59,6 +59,38 @@ fn joining_a_cluster_with_an_embedded_nodes_resource_settings_is_refused() {
         .expect("run the driver embedded");
     let embedded = String::from_utf8_lossy(&embedded.stdout).into_owned();
     assert!(embedded.contains(r#""CPU": 16.0"#), "{embedded}");
+}
+
+/// Cluster only: how a program finds its cluster from `RAYKIT_ADDRESS` with no token given.
+#[test]
+fn auto_and_localhost_find_the_recorded_cluster_and_a_wrong_port_says_nothing_answers() {
+    let mut c = cluster("addresses");
+    let port = c.address().rsplit(':').next().expect("a port").to_owned();
+    let run = |c: &mut Cluster, name: &str, address: String| {
+        let mut cmd = Command::new(DRIVER);
+        cmd.arg("basic")
+            .env("RAYKIT_ADDRESS", address)
+            .env_remove("RAYKIT_TOKEN")
+            .env_remove("RAYKIT_TOKEN_FILE");
+        c.spawn(name, cmd);
+        let (status, out) = c.wait(name);
+        let err = c.read(c.err_path(name));
+        (status, out, err)
+    };
+    // The head recorded its address and token in this RAYKIT_HOME.
+    let (status, out, err) = run(&mut c, "auto", "auto".to_owned());
+    assert!(status.success(), "{out}{err}");
+    assert!(out.contains("chain 99"), "{out}");
+    let (status, out, err) = run(&mut c, "localhost", format!("localhost:{port}"));
+    assert!(status.success(), "{out}{err}");
+    let wrong = format!("127.0.0.1:{}", free_port());
+    let (status, _, err) = run(&mut c, "wrong", wrong.clone());
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!("nothing answers at {wrong}")),
+        "{err}"
+    );
+    assert!(!err.contains("no token"), "{err}");
 }
 
 #[test]

@@ -128,15 +128,10 @@ impl Client {
     /// Joins the cluster at `address`: registers a job (uploading this executable if the head
     /// lacks it), or attaches to the job of the worker this process is.
     pub(crate) fn connect(address: &str, token: Option<String>) -> Result<Arc<Client>> {
-        let token = token.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                format!(
-                    "no token for the cluster at {address}: set RAYKIT_TOKEN or RAYKIT_TOKEN_FILE \
-                     (printed by `raykit start --head`)"
-                ),
-            )
-        })?;
+        let token = match token {
+            Some(t) => t,
+            None => return Err(no_token_error(address)),
+        };
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("raykit-client")
@@ -591,6 +586,53 @@ impl Client {
 /// The client of the running runtime, when it runs on a cluster.
 fn current() -> Option<Arc<Client>> {
     runtime::current().ok().and_then(|rt| rt.cluster.clone())
+}
+
+/// Why a program told `address` but no token cannot join: nothing listens there (a wrong port,
+/// a head that is down), or the cluster there is not the one this host recorded.
+fn no_token_error(address: &str) -> Error {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = address
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    if addrs.is_empty() {
+        return Error::new(
+            ErrorKind::Config,
+            format!("`{address}` is no HOST:PORT this host can resolve"),
+        );
+    }
+    let mut refused = None;
+    for a in &addrs {
+        match std::net::TcpStream::connect_timeout(a, Duration::from_secs(2)) {
+            Ok(_) => {
+                refused = None;
+                break;
+            }
+            Err(e) => refused = Some(e),
+        }
+    }
+    if let Some(e) = refused {
+        return Error::new(
+            ErrorKind::Network,
+            format!(
+                "nothing answers at {address} ({e}): is the head running there? \
+                 (`raykit status` shows this host's cluster)"
+            ),
+        );
+    }
+    let recorded = super::records::read_cluster()
+        .ok()
+        .flatten()
+        .map(|r| format!("; this host recorded the cluster at {}", r.address))
+        .unwrap_or_default();
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "no token for the cluster at {address}: set RAYKIT_TOKEN or RAYKIT_TOKEN_FILE \
+             (printed by `raykit start --head`){recorded}"
+        ),
+    )
 }
 
 /// How long a program waits for the head to describe the cluster.

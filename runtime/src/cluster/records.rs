@@ -484,20 +484,49 @@ pub fn env_token() -> Result<Option<String>> {
     }
 }
 
-/// The cluster a driver or tool on this host should use: `RAYKIT_ADDRESS` / `RAYKIT_TOKEN`
-/// when set, else the cluster record. The token is `None` when none is known.
-pub fn discover() -> Result<Option<(String, Option<String>)>> {
+/// The cluster a program joins when told `address` (`RAYKIT_ADDRESS` or `Config::address`),
+/// and its token: `RAYKIT_TOKEN`/`RAYKIT_TOKEN_FILE` when set, else the token this host
+/// recorded for that cluster, `None` when neither. `auto` names the cluster recorded on this
+/// host; an address matches the record when both name the same socket address
+/// (`localhost:6380` is the record's `127.0.0.1:6380`).
+pub fn resolve_cluster(address: &str) -> Result<(String, Option<String>)> {
     let env_token = env_token()?;
     let recorded = read_cluster()?;
-    if let Some(address) = std::env::var("RAYKIT_ADDRESS")
-        .ok()
-        .filter(|a| !a.is_empty())
-    {
-        let token =
-            env_token.or_else(|| recorded.filter(|r| r.address == address).map(|r| r.token));
-        return Ok(Some((address, token)));
+    if address.trim() == "auto" {
+        return match recorded {
+            Some(r) => Ok((r.address, Some(env_token.unwrap_or(r.token)))),
+            None => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "RAYKIT_ADDRESS=auto joins the cluster recorded on this host, but {} records \
+                     none: start one with `raykit start --head`, or give the head's HOST:PORT",
+                    home().display()
+                ),
+            )),
+        };
     }
-    Ok(recorded.map(|r| (r.address, Some(env_token.unwrap_or(r.token)))))
+    let token = env_token.or_else(|| {
+        recorded
+            .filter(|r| same_address(&r.address, address))
+            .map(|r| r.token)
+    });
+    Ok((address.to_owned(), token))
+}
+
+/// Whether two `HOST:PORT` texts name the same socket address (by text, or resolved).
+pub fn same_address(a: &str, b: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    if a.trim() == b.trim() {
+        return true;
+    }
+    let resolve = |s: &str| -> Vec<std::net::SocketAddr> {
+        s.trim()
+            .to_socket_addrs()
+            .map(|it| it.collect())
+            .unwrap_or_default()
+    };
+    let b = resolve(b);
+    resolve(a).iter().any(|x| b.contains(x))
 }
 
 /// Whether process `pid` exists and is not a zombie.
@@ -809,5 +838,13 @@ mod tests {
         assert!(!home.join("cluster.json").exists());
         assert!(!home.join(node(2)).exists());
         let _ = fs::remove_dir_all(&home);
+    }
+
+    #[test]
+    fn addresses_match_by_text_or_by_what_they_resolve_to() {
+        assert!(same_address("127.0.0.1:6380", "127.0.0.1:6380"));
+        assert!(same_address("127.0.0.1:6380", "localhost:6380"));
+        assert!(!same_address("127.0.0.1:6380", "127.0.0.1:6381"));
+        assert!(!same_address("127.0.0.1:6380", "no such host"));
     }
 }
