@@ -382,14 +382,25 @@ impl Daemon {
     /// Handshakes with one peer, then answers its requests until it leaves.
     async fn serve_connection(self: Arc<Self>, stream: TcpStream, gate: Arc<Gate>, ticket: Ticket) {
         let Ok(peer) = stream.peer_addr() else { return };
-        let accepted = {
-            let slot = gate.handshake_slot().await;
+        {
+            // A slot is held only until the peer says something. A newer peer takes the slot
+            // of the oldest; the evicted one still goes on when its first bytes are in (they are
+            // looked for first, with a peek: readiness alone can be spurious), so only silent
+            // peers are cut off, however slow this daemon is to look. The handshake itself is
+            // bounded by its own timeout.
+            let slot = gate.handshake_slot();
+            let mut first = [0u8; 1];
             tokio::select! {
-                accepted = Connection::accept(stream, &self.token, self.welcome()) => accepted,
-                // A newer peer needed the slot this one held without finishing its handshake.
+                biased;
+                spoke = stream.peek(&mut first) => {
+                    if spoke.is_err() {
+                        return;
+                    }
+                }
                 _ = slot.evicted() => return,
             }
-        };
+        }
+        let accepted = Connection::accept(stream, &self.token, self.welcome()).await;
         match accepted {
             Ok(accepted) => self.serve_accepted(accepted).await,
             Err(e) if e.kind() == ErrorKind::Network => {

@@ -23,6 +23,17 @@ type WriteStream = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 /// buffers would).
 const LINK_BUFFER: usize = 4 << 20;
 
+/// How often [`Connection::connect`] tries again when a daemon closes the handshake.
+const SHED_RETRIES: usize = 3;
+
+/// How one connection attempt failed.
+enum Attempt {
+    /// Connected, then cut off before the handshake's answer: worth another try.
+    Shed(Error),
+    /// Anything else: refused, unreachable, a wrong token, another version.
+    Failed(Error),
+}
+
 /// A fetched value: in a buffer of its own, or in the one the caller placed it in.
 #[derive(Debug)]
 pub enum Fetched<B> {
@@ -651,22 +662,61 @@ impl Connection {
     /// peer's [`Welcome`]. A refusal is an error of kind [`ErrorKind::Unauthorized`] or
     /// [`ErrorKind::Protocol`] that carries the peer's reason.
     pub async fn connect(address: &str, token: &str, role: Role) -> Result<(Connection, Welcome)> {
+        // A daemon that sheds load closes connections it has no room for: a peer cut off
+        // during its handshake tries again a few times, a little later each time.
+        let mut pause = Duration::from_millis(50);
+        for _ in 0..SHED_RETRIES {
+            match Connection::connect_once(address, token, role).await {
+                Err(Attempt::Shed(e)) => {
+                    tracing::debug!("{address} closed the handshake, trying again: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(done) => return Ok(done),
+            }
+        }
+        Connection::connect_once(address, token, role)
+            .await
+            .map_err(|(Attempt::Failed(e) | Attempt::Shed(e))| e)
+    }
+
+    /// One attempt of [`Connection::connect`].
+    async fn connect_once(
+        address: &str,
+        token: &str,
+        role: Role,
+    ) -> std::result::Result<(Connection, Welcome), Attempt> {
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
         {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(network(format!("cannot connect to {address}"), e)),
+            Ok(Err(e)) => {
+                return Err(Attempt::Failed(network(
+                    format!("cannot connect to {address}"),
+                    e,
+                )))
+            }
             Err(_) => {
-                return Err(Error::new(
+                return Err(Attempt::Failed(Error::new(
                     ErrorKind::Network,
                     format!("cannot connect to {address}: no answer within {CONNECT_TIMEOUT:?}"),
-                ))
+                )))
             }
         };
-        let conn = match super::tls::current()? {
-            None => Connection::new(stream)?,
-            Some(tls) => Connection::tls_client(stream, &tls, address).await?,
+        let conn = match super::tls::current().map_err(Attempt::Failed)? {
+            None => Connection::new(stream).map_err(Attempt::Failed)?,
+            Some(tls) => Connection::tls_client(stream, &tls, address)
+                .await
+                .map_err(Attempt::Failed)?,
         };
-        conn.handshake(address, token, role).await
+        conn.handshake(address, token, role).await.map_err(|e| {
+            // Cut off before any answer: the daemon had no room (or went away).
+            if e.kind() == ErrorKind::Network {
+                Attempt::Shed(e)
+            } else {
+                Attempt::Failed(e)
+            }
+        })
     }
 
     /// Starts TLS as the connecting side.
@@ -849,8 +899,9 @@ impl Connection {
                 format!("the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"),
             )),
             Ok(Some(Err(e))) => Err((Refusal::Malformed, format!("handshake with {peer}: {e}"))),
+            // Gone: nobody to refuse, and nothing guessed (a client that gave up, or died).
             Ok(None) => Err((
-                Refusal::Malformed,
+                Refusal::Timeout,
                 format!("{peer} closed the connection during the handshake"),
             )),
             Err(_) => Err((
@@ -961,8 +1012,15 @@ impl Connection {
             }
         })
         .await;
+        // A peer that went silent or away guessed nothing: a network failure, which the
+        // listener does not count against the peer's address (a thousand slow workers on one
+        // loopback address must not lock each other out).
+        let kind = match refusal {
+            Refusal::Timeout => ErrorKind::Network,
+            _ => refusal.error_kind(),
+        };
         Error::new(
-            refusal.error_kind(),
+            kind,
             format!("refused the connection from {peer}: {reason}"),
         )
     }

@@ -1,7 +1,7 @@
 //! What a listener admits before any peer has proven the token: a cap on open connections, a
-//! cap on handshakes in progress (a silent peer cannot hold a slot: one pending for
-//! [`EVICTABLE_AFTER`] makes room for a new one, and a new one waits for a slot while all are
-//! younger, so a burst of legitimate peers is never cut off), and a per-address budget of refused handshakes, after which that address
+//! cap on connections whose peer has not spoken yet (a silent peer cannot hold a slot: the
+//! oldest makes room for a new one; the daemon takes a peer out of the queue as soon as its
+//! hello is in, and one whose hello is in when it is evicted still goes on), and a per-address budget of refused handshakes, after which that address
 //! is refused at once until its budget refills. Refusals are logged individually only a few at a
 //! time, then as a periodic summary, so a flood of wrong tokens cannot fill a disk.
 
@@ -11,15 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How long a handshake may hold its slot before a new peer may take it: far longer than an
-/// honest peer's handshake takes on a busy host.
-pub const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
-
-/// Handshakes in progress at once; one more takes the slot of the oldest once that one has
-/// waited [`EVICTABLE_AFTER`], and waits until then.
+/// Handshakes in progress at once; one more evicts the oldest.
 pub const MAX_PENDING_HANDSHAKES: usize = 128;
 
 /// Refused handshakes an address may have in a burst.
@@ -54,8 +48,6 @@ pub struct Gate {
     max_connections: usize,
     open: Arc<AtomicUsize>,
     pending: Mutex<Pending>,
-    /// Told when a handshake slot frees.
-    freed: Notify,
     budgets: Mutex<HashMap<IpAddr, Budget>>,
     refusals: Mutex<Refusals>,
 }
@@ -63,7 +55,7 @@ pub struct Gate {
 #[derive(Debug, Default)]
 struct Pending {
     next: u64,
-    slots: VecDeque<(u64, Instant, CancellationToken)>,
+    slots: VecDeque<(u64, CancellationToken)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,9 +111,7 @@ impl HandshakeSlot<'_> {
 impl Drop for HandshakeSlot<'_> {
     fn drop(&mut self) {
         let mut p = self.gate.pending.lock().expect("pending handshakes");
-        p.slots.retain(|(id, _, _)| *id != self.id);
-        drop(p);
-        self.gate.freed.notify_one();
+        p.slots.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -132,7 +122,6 @@ impl Gate {
             max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             pending: Mutex::default(),
-            freed: Notify::new(),
             budgets: Mutex::default(),
             refusals: Mutex::default(),
         }
@@ -158,37 +147,23 @@ impl Gate {
         })
     }
 
-    /// A slot for one handshake. When all are taken, the oldest gives up its slot once it has
-    /// waited [`EVICTABLE_AFTER`]; until then this waits (for that, or for a slot to free).
-    pub async fn handshake_slot(&self) -> HandshakeSlot<'_> {
-        loop {
-            let freed = self.freed.notified();
-            let wait = {
-                let mut p = self.pending.lock().expect("pending handshakes");
-                if p.slots.len() >= MAX_PENDING_HANDSHAKES {
-                    let age = p.slots.front().map_or(EVICTABLE_AFTER, |s| s.1.elapsed());
-                    if age >= EVICTABLE_AFTER {
-                        if let Some((_, _, oldest)) = p.slots.pop_front() {
-                            oldest.cancel();
-                            self.refusals.lock().expect("refusals").evicted += 1;
-                        }
-                    }
-                }
-                if p.slots.len() < MAX_PENDING_HANDSHAKES {
-                    let evicted = CancellationToken::new();
-                    let id = p.next;
-                    p.next += 1;
-                    p.slots.push_back((id, Instant::now(), evicted.clone()));
-                    return HandshakeSlot {
-                        gate: self,
-                        id,
-                        evicted,
-                    };
-                }
-                let age = p.slots.front().map_or(EVICTABLE_AFTER, |s| s.1.elapsed());
-                EVICTABLE_AFTER.saturating_sub(age)
-            };
-            let _ = tokio::time::timeout(wait, freed).await;
+    /// A slot for one handshake, evicting the oldest when all are taken.
+    pub fn handshake_slot(&self) -> HandshakeSlot<'_> {
+        let evicted = CancellationToken::new();
+        let mut p = self.pending.lock().expect("pending handshakes");
+        while p.slots.len() >= MAX_PENDING_HANDSHAKES {
+            if let Some((_, oldest)) = p.slots.pop_front() {
+                oldest.cancel();
+                self.refusals.lock().expect("refusals").evicted += 1;
+            }
+        }
+        let id = p.next;
+        p.next += 1;
+        p.slots.push_back((id, evicted.clone()));
+        HandshakeSlot {
+            gate: self,
+            id,
+            evicted,
         }
     }
 
@@ -334,33 +309,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_handshake_waits_for_a_slot_and_only_an_old_one_is_evicted() {
+    async fn the_oldest_handshake_makes_room_for_a_new_one() {
         let gate = Gate::new(1000);
-        let first = gate.handshake_slot().await;
-        let mut rest = Vec::new();
-        for _ in 1..MAX_PENDING_HANDSHAKES {
-            rest.push(gate.handshake_slot().await);
-        }
-        // Every slot is young: a new handshake waits, and gets the slot that frees.
-        let freed = rest.pop().expect("a slot");
-        let ((), newest) = tokio::join!(
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                drop(freed);
-            },
-            gate.handshake_slot()
-        );
-        assert!(
-            !first.evicted.is_cancelled(),
-            "a young handshake was evicted"
-        );
-        // Every slot is taken again: the oldest gives its slot up once it is old enough.
-        let newer = gate.handshake_slot().await;
-        assert!(
-            first.evicted.is_cancelled(),
-            "the old handshake kept its slot"
-        );
-        assert!(!newest.evicted.is_cancelled() && !newer.evicted.is_cancelled());
+        let first = gate.handshake_slot();
+        let rest: Vec<_> = (1..MAX_PENDING_HANDSHAKES)
+            .map(|_| gate.handshake_slot())
+            .collect();
+        let newest = gate.handshake_slot();
+        tokio::time::timeout(Duration::from_secs(1), first.evicted())
+            .await
+            .expect("the oldest slot is evicted");
+        assert!(!newest.evicted.is_cancelled());
         assert!(rest.iter().all(|s| !s.evicted.is_cancelled()));
     }
 }
