@@ -91,6 +91,8 @@ fn submission(function: &str) -> TaskSubmission {
         outputs: vec![object_id(11), object_id(12)],
         resources: resources(&[("CPU", 1.0), ("custom", 0.5)]),
         max_retries: 3,
+        // As sent with a function's first submission on a connection.
+        arg_names: Some(Box::new(vec!["a".into(), "b".into()])),
     }
 }
 
