@@ -116,6 +116,12 @@ pub use raykit_macros::Actor;
 #[cfg(doctest)]
 pub struct ReadmeTour;
 
+/// The decoders of a peer's bytes, for the fuzz targets in `fuzz/` (feature `fuzzing`, off by
+/// default). Not public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use cluster::wire::fuzzing as __fuzz;
+
 /// Items the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {

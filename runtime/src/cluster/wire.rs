@@ -961,6 +961,8 @@ impl Message {
 }
 
 mod connection;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handshake;
 pub mod limits;
 pub mod tls;

@@ -629,7 +629,12 @@ impl Connection {
         ))
     }
 
-    fn from_halves(r: ReadStream, w: WriteStream, peer: SocketAddr, local: SocketAddr) -> Self {
+    pub(super) fn from_halves(
+        r: ReadStream,
+        w: WriteStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Self {
         Connection {
             reader: FrameReader {
                 frames: FramedRead::new(r, codec(HANDSHAKE_MAX_FRAME)),
