@@ -305,11 +305,16 @@ fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// Starts a head with the test token on a free port and waits until it answers.
 fn start_head(sb: &mut Sandbox, extra: &[&str]) -> u16 {
+    start_head_with(sb, extra, &[])
+}
+
+/// [`start_head`] with the environment variables `env`.
+fn start_head_with(sb: &mut Sandbox, extra: &[&str], env: &[(&str, &str)]) -> u16 {
     let port = free_port();
     let port_s = port.to_string();
     let mut args = vec!["--head", "--port", &port_s, "--token", TOKEN];
     args.extend_from_slice(extra);
-    sb.spawn_daemon("head", &args);
+    sb.spawn_daemon_with("head", &args, env);
     sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
     port
 }
@@ -824,22 +829,11 @@ fn a_frozen_node_is_declared_dead_by_missed_heartbeats_and_then_rejoins() {
 #[test]
 fn a_dead_node_leaves_the_table_after_the_grace_period_into_the_recently_dead_list() {
     let mut sb = Sandbox::new("grace");
-    let port = free_port();
-    let port_s = port.to_string();
-    sb.spawn_daemon_with(
-        "head",
-        &[
-            "--head",
-            "--port",
-            &port_s,
-            "--token",
-            TOKEN,
-            "--num-cpus",
-            "1",
-        ],
+    let port = start_head_with(
+        &mut sb,
+        &["--num-cpus", "1"],
         &[("RAYKIT_DEAD_NODE_GRACE_MS", "1500")],
     );
-    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
     let address = format!("127.0.0.1:{port}");
     sb.spawn_daemon(
         "node",
@@ -989,22 +983,11 @@ fn executable_caches_hold_at_most_their_cap_once_the_jobs_that_use_them_end() {
     // Room for either driver, not for both.
     let cap = size(JOB_DRIVER).max(size(CLUSTER_DRIVER));
     let cap_s = cap.to_string();
-    let port = free_port();
-    let port_s = port.to_string();
-    sb.spawn_daemon_with(
-        "head",
-        &[
-            "--head",
-            "--port",
-            &port_s,
-            "--token",
-            TOKEN,
-            "--num-cpus",
-            "1",
-        ],
+    let port = start_head_with(
+        &mut sb,
+        &["--num-cpus", "1"],
         &[("RAYKIT_EXE_CACHE_BYTES", &cap_s)],
     );
-    sb.wait_for_status(port, STEP, |out| out.contains("nodes: 1 alive"));
     let address = format!("127.0.0.1:{port}");
     let head = sb.records().pop().expect("the head's record");
     // The head's store of uploads, and its node's cache of what it runs.

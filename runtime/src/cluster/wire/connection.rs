@@ -670,20 +670,19 @@ impl Connection {
         // A daemon that sheds load closes connections it has no room for: a peer cut off
         // during its handshake tries again a few times, a little later each time.
         let mut pause = Duration::from_millis(50);
-        for _ in 0..SHED_RETRIES {
+        let mut retries = SHED_RETRIES;
+        loop {
             match Connection::connect_once(address, token, role).await {
-                Err(Attempt::Shed(e)) => {
+                Err(Attempt::Shed(e)) if retries > 0 => {
                     tracing::debug!("{address} closed the handshake, trying again: {e}");
+                    retries -= 1;
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
-                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Shed(e) | Attempt::Failed(e)) => return Err(e),
                 Ok(done) => return Ok(done),
             }
         }
-        Connection::connect_once(address, token, role)
-            .await
-            .map_err(|(Attempt::Failed(e) | Attempt::Shed(e))| e)
     }
 
     /// One attempt of [`Connection::connect`].
@@ -894,25 +893,27 @@ impl Connection {
         }
     }
 
-    /// The next handshake frame from an unauthenticated peer, or the refusal to send it.
-    async fn first_frame(&mut self) -> std::result::Result<bytes::BytesMut, (Refusal, String)> {
+    /// The next handshake frame from an unauthenticated peer, or the refusal to send it
+    /// (`None` when the peer closed the connection: nobody is left to refuse).
+    async fn first_frame(
+        &mut self,
+    ) -> std::result::Result<bytes::BytesMut, Option<(Refusal, String)>> {
         let peer = self.peer_addr();
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.reader.frames.next()).await {
             Ok(Some(Ok(frame))) => Ok(frame),
-            Ok(Some(Err(e))) if is_too_large(&e) => Err((
+            Ok(Some(Err(e))) if is_too_large(&e) => Err(Some((
                 Refusal::TooLarge,
                 format!("the handshake frame is larger than the {HANDSHAKE_MAX_FRAME}-byte limit"),
-            )),
-            Ok(Some(Err(e))) => Err((Refusal::Malformed, format!("handshake with {peer}: {e}"))),
-            // Gone: nobody to refuse, and nothing guessed (a client that gave up, or died).
-            Ok(None) => Err((
-                Refusal::Timeout,
-                format!("{peer} closed the connection during the handshake"),
-            )),
-            Err(_) => Err((
+            ))),
+            Ok(Some(Err(e))) => Err(Some((
+                Refusal::Malformed,
+                format!("handshake with {peer}: {e}"),
+            ))),
+            Ok(None) => Err(None),
+            Err(_) => Err(Some((
                 Refusal::Timeout,
                 format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
-            )),
+            ))),
         }
     }
 
@@ -925,7 +926,9 @@ impl Connection {
         let mut conn = self;
         let payload = match conn.first_frame().await {
             Ok(p) => p,
-            Err((refusal, reason)) => return Err(conn.refuse(refusal, reason).await),
+            Err(Some((refusal, reason))) => return Err(conn.refuse(refusal, reason).await),
+            // Gone (a client that gave up, or died): it guessed nothing.
+            Err(None) => return Err(conn.gone()),
         };
         // The version first, read from the hello's first bytes: a peer of another version
         // learns why, whatever the rest of its hello holds.
@@ -954,7 +957,9 @@ impl Connection {
             .await?;
         let payload = match conn.first_frame().await {
             Ok(p) => p,
-            Err((refusal, reason)) => return Err(conn.refuse(refusal, reason).await),
+            Err(Some((refusal, reason))) => return Err(conn.refuse(refusal, reason).await),
+            // Gone (a client that gave up, or died): it guessed nothing.
+            Err(None) => return Err(conn.gone()),
         };
         let proof = match Handshake::decode(&payload) {
             Ok(Handshake::Proof { proof }) => proof,
@@ -989,6 +994,17 @@ impl Connection {
     }
 
     /// Tells the peer why it is refused, closes the connection and returns the error to log.
+    /// The error of a peer that closed the connection during its handshake.
+    fn gone(&self) -> Error {
+        Error::new(
+            ErrorKind::Network,
+            format!(
+                "{} closed the connection during the handshake",
+                self.peer_addr()
+            ),
+        )
+    }
+
     async fn refuse(self, refusal: Refusal, reason: String) -> Error {
         let peer = self.peer_addr();
         let Connection { reader, mut writer } = self;
@@ -1017,9 +1033,9 @@ impl Connection {
             }
         })
         .await;
-        // A peer that went silent or away guessed nothing: a network failure, which the
-        // listener does not count against the peer's address (a thousand slow workers on one
-        // loopback address must not lock each other out).
+        // A peer that went silent guessed nothing: a network failure, which the listener does
+        // not count against the peer's address (a thousand slow workers on one loopback
+        // address must not lock each other out).
         let kind = match refusal {
             Refusal::Timeout => ErrorKind::Network,
             _ => refusal.error_kind(),
