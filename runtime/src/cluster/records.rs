@@ -358,10 +358,7 @@ pub fn sweep_in(home: &Path) -> Swept {
     for entry in fs::read_dir(&daemons).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(writer) = temporary_writer(&name) {
-            if !process_alive(writer) {
-                let _ = fs::remove_file(&path);
-            }
+        if sweep_temporary(&name, &path) {
             continue;
         }
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -387,10 +384,7 @@ pub fn sweep_in(home: &Path) -> Swept {
     for entry in fs::read_dir(home).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(writer) = temporary_writer(&name) {
-            if !process_alive(writer) {
-                let _ = fs::remove_file(&path);
-            }
+        if sweep_temporary(&name, &path) {
             continue;
         }
         let Some(node) = daemon_dir_node(&name) else {
@@ -424,6 +418,17 @@ pub fn sweep_in(home: &Path) -> Swept {
         }
     }
     swept
+}
+
+/// Whether `name` is a temporary file of a writer (removed when that writer is dead).
+fn sweep_temporary(name: &str, path: &Path) -> bool {
+    let Some(writer) = temporary_writer(name) else {
+        return false;
+    };
+    if !process_alive(writer) {
+        let _ = fs::remove_file(path);
+    }
+    true
 }
 
 /// The process that writes the temporary file `name` (`<name>.tmp<pid>`, see [`write_json`]).
