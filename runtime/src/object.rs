@@ -175,9 +175,10 @@ pub struct Slot {
     exported: AtomicBool,
     /// How to decode the value when it arrives encoded (cluster objects).
     decoder: Option<DecodeFn>,
-    /// Whether this process owns the object on a cluster (it submitted the task that makes it,
-    /// or put it): dropping the slot tells the head this owner's last ref is gone.
-    cluster_owned: AtomicBool,
+    /// Whether this process owns the object in another process's store (it submitted the task
+    /// that makes it, or put it there): dropping the slot tells the backend this owner's last
+    /// ref is gone.
+    owned_elsewhere: AtomicBool,
 }
 
 impl fmt::Debug for Slot {
@@ -193,7 +194,7 @@ impl Slot {
             state: Mutex::new(state),
             exported: AtomicBool::new(false),
             decoder,
-            cluster_owned: AtomicBool::new(false),
+            owned_elsewhere: AtomicBool::new(false),
         })
     }
 
@@ -211,8 +212,8 @@ impl Slot {
     }
 
     /// Marks the slot as the owner's on a cluster: its drop releases the object there.
-    pub(crate) fn set_cluster_owned(&self) {
-        self.cluster_owned.store(true, Ordering::Relaxed);
+    pub(crate) fn set_owned_elsewhere(&self) {
+        self.owned_elsewhere.store(true, Ordering::Relaxed);
     }
 
     fn settle(&self, new: State) {
@@ -318,7 +319,7 @@ impl Slot {
         if let State::Remote(location) = &*state {
             let location = location.clone();
             *state = State::Fetching(Vec::new());
-            crate::cluster::client::fetch_into(self.clone(), location);
+            crate::backend::fetch(self.clone(), location);
         }
         match &mut *state {
             State::Pending(waiters) | State::Fetching(waiters) => {
@@ -350,7 +351,7 @@ impl Slot {
                 let location = location.clone();
                 *state = State::Fetching(Vec::new());
                 drop(state);
-                crate::cluster::client::fetch_into(self.clone(), location);
+                crate::backend::fetch(self.clone(), location);
                 None
             }
             State::Ready(value, clone) => Some(clone(value.as_ref()).and_then(downcast::<T>)),
@@ -436,8 +437,8 @@ impl Drop for Slot {
         if self.exported.load(Ordering::Relaxed) {
             directory::remove(self.id);
         }
-        if self.cluster_owned.load(Ordering::Relaxed) {
-            crate::cluster::client::release(self.id);
+        if self.owned_elsewhere.load(Ordering::Relaxed) {
+            crate::backend::release(self.id);
         }
     }
 }
@@ -594,9 +595,9 @@ impl<T> Hash for ObjectRef<T> {
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        // The id leaves this process inside a value: on a cluster, the head must never free it.
+        // The id leaves this process inside a value: the object must outlive this process's refs.
         if directory::export(&self.slot) {
-            crate::cluster::client::escaped(self.slot.id);
+            crate::backend::escaped(self.slot.id);
         }
         self.slot.id.serialize(s)
     }
@@ -611,8 +612,8 @@ where
         if let Some(slot) = directory::find(id) {
             return Ok(ObjectRef::from_slot(slot));
         }
-        // On a cluster the object lives elsewhere: ask the head where, and fetch on read.
-        crate::cluster::client::watch(id, decode_value::<T>)
+        // The object may live in another process: the backend finds it, fetched on read.
+        crate::backend::watch(id, decode_value::<T>)
             .map(ObjectRef::from_slot)
             .ok_or_else(|| serde::de::Error::custom(format!("object {id} no longer exists here")))
     }
@@ -628,10 +629,8 @@ pub fn put<T>(value: T) -> ObjectRef<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    if let Some(slot) = crate::cluster::client::put(&value, decode_value::<T>) {
-        return ObjectRef::from_slot(slot);
-    }
-    ObjectRef::from_slot(Slot::ready(Box::new(value), clone_by_serde::<T>))
+    let here = |value: T| Slot::ready(Box::new(value), clone_by_serde::<T>);
+    ObjectRef::from_slot(crate::backend::put(value, decode_value::<T>, here))
 }
 
 /// Stores a copy of `value` as an object, as Ray's `ray.put` does: the caller keeps its value.
@@ -650,10 +649,8 @@ pub fn put_copy<T>(value: &T) -> ObjectRef<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
 {
-    if let Some(slot) = crate::cluster::client::put(value, decode_value::<T>) {
-        return ObjectRef::from_slot(slot);
-    }
-    ObjectRef::from_slot(Slot::ready(Box::new(value.clone()), clone_by_serde::<T>))
+    let here = |value: &T| Slot::ready(Box::new(value.clone()), clone_by_serde::<T>);
+    ObjectRef::from_slot(crate::backend::put(value, decode_value::<T>, here))
 }
 
 /// Blocks until the object is ready and returns a copy of its value, or the error of the task

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
+use crate::backend::{self, Blocked};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Latch;
 
@@ -785,8 +786,8 @@ pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
         }
         _ => None,
     });
-    // In a cluster worker, the head lends the task's CPU on its node meanwhile.
-    let reported = crate::cluster::client::task_blocked();
+    // In a worker process of another node, that node lends the task's CPU meanwhile.
+    let reported = backend::task_blocked();
     let on_async_worker = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     // Taking the CPU back may wait as well (until another task gives one up), so it belongs in
@@ -794,7 +795,7 @@ pub(crate) fn blocking<R>(wait: impl FnOnce() -> R) -> R {
     // thread the task now holding the CPU needs to run on (a deadlock with few executor threads).
     let wait_then_reclaim = || {
         let result = wait();
-        crate::cluster::client::task_unblocked(reported);
+        backend::task_unblocked(reported);
         if let Some((sched, cpu)) = &lent {
             sched.reacquire_blocking(*cpu);
         }
@@ -831,15 +832,15 @@ pub(crate) fn release_for_await() {
             ctx.sched.release(&Demand::cpu_only(ctx.cpu));
         }
         Some(_) => {}
-        // A cluster worker's own task, outside the pool: an async one lends its CPU from its
+        // A worker process's own task, outside the pool: an async one lends its CPU from its
         // `LendWhileAwaiting`; a sync one parks its thread here, so it lends it at once.
         None if POLLING_ASYNC_TASK.with(Cell::get) => {
             AWAITING_OUTSIDE_POOL.store(true, Ordering::Relaxed)
         }
         None => LENT_FOR_AWAIT.with(|lent| {
             let mut lent = lent.borrow_mut();
-            if lent.is_none() {
-                *lent = crate::cluster::client::task_blocked();
+            if !lent.is_reported() {
+                *lent = backend::task_blocked();
             }
         }),
     });
@@ -848,38 +849,33 @@ pub(crate) fn release_for_await() {
 /// Forgets that this thread's task lent its CPU for an await (the task ended: the node frees
 /// all it held).
 pub(crate) fn forget_lent_for_await() {
-    LENT_FOR_AWAIT.with(|lent| lent.borrow_mut().take());
+    LENT_FOR_AWAIT.with(|lent| *lent.borrow_mut() = Blocked::NONE);
 }
-
-type Reported = Option<(
-    Arc<crate::cluster::client::Client>,
-    crate::cluster::wire::TaskId,
-)>;
 
 thread_local! {
     /// This thread polls the future of an async task outside the pool ([`LendWhileAwaiting`]).
     static POLLING_ASYNC_TASK: Cell<bool> = const { Cell::new(false) };
     /// The worker's sync task that lent its CPU in [`release_for_await`] while it awaits.
-    static LENT_FOR_AWAIT: std::cell::RefCell<Reported> = const { std::cell::RefCell::new(None) };
+    static LENT_FOR_AWAIT: std::cell::RefCell<Blocked> = const { std::cell::RefCell::new(Blocked::NONE) };
 }
 
 /// An object future outside this process's pool (an async task a worker process runs by name)
 /// returned `Pending` since [`LendWhileAwaiting`] last looked.
 static AWAITING_OUTSIDE_POOL: AtomicBool = AtomicBool::new(false);
 
-/// Runs an async task's future outside the pool (in a cluster worker, which runs one task at a
+/// Runs an async task's future outside the pool (in a worker process, which runs one task at a
 /// time) so that, like an async task of the pool, it lends its CPU while it awaits objects: the
 /// tasks it awaits may need that CPU.
 pub(crate) struct LendWhileAwaiting<F> {
     inner: F,
-    blocked: Reported,
+    blocked: Blocked,
 }
 
 impl<F> LendWhileAwaiting<F> {
     pub(crate) fn new(inner: F) -> Self {
         LendWhileAwaiting {
             inner,
-            blocked: None,
+            blocked: Blocked::NONE,
         }
     }
 }
@@ -889,13 +885,13 @@ impl<F: Future + Unpin> Future for LendWhileAwaiting<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // Woken: take the CPU back to run, as a task of the pool does.
-        crate::cluster::client::task_unblocked(self.blocked.take());
+        backend::task_unblocked(std::mem::replace(&mut self.blocked, Blocked::NONE));
         AWAITING_OUTSIDE_POOL.store(false, Ordering::Relaxed);
         POLLING_ASYNC_TASK.with(|p| p.set(true));
         let out = Pin::new(&mut self.inner).poll(cx);
         POLLING_ASYNC_TASK.with(|p| p.set(false));
         if out.is_pending() && AWAITING_OUTSIDE_POOL.swap(false, Ordering::Relaxed) {
-            self.blocked = crate::cluster::client::task_blocked();
+            self.blocked = backend::task_blocked();
         }
         out
     }
@@ -904,9 +900,9 @@ impl<F: Future + Unpin> Future for LendWhileAwaiting<F> {
 /// Called by an object future that is about to return `Ready`: a sync task that lent its CPU
 /// in [`release_for_await`] takes it back (waiting for it, ahead of new work) before it goes on.
 pub(crate) fn reclaim_after_await() {
-    if let Some(reported) = LENT_FOR_AWAIT.with(|lent| lent.borrow_mut().take()) {
-        crate::cluster::client::task_unblocked(Some(reported));
-    }
+    let reported =
+        LENT_FOR_AWAIT.with(|lent| std::mem::replace(&mut *lent.borrow_mut(), Blocked::NONE));
+    backend::task_unblocked(reported);
     let lent = TaskCtx::with_current(|ctx| match ctx {
         Some(ctx) if !ctx.is_async && ctx.awaiting_object.get() => {
             ctx.awaiting_object.set(false);

@@ -585,7 +585,9 @@ impl Client {
 
 /// The client of the running runtime, when it runs on a cluster.
 fn current() -> Option<Arc<Client>> {
-    runtime::current().ok().and_then(|rt| rt.cluster.clone())
+    runtime::current()
+        .ok()
+        .and_then(|rt| rt.backend.cluster().cloned())
 }
 
 /// Why a program told `address` but no token cannot join: nothing listens there (a wrong port,
@@ -661,18 +663,13 @@ pub(crate) fn resource_view(
 
 /// Submits a task to the cluster: its outputs are filled when the head reports them.
 pub(crate) fn submit(
+    client: &Client,
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     wire: Vec<Result<WireArg>>,
     outputs: Vec<Arc<Slot>>,
 ) {
     let fail = |e: Error| outputs.iter().for_each(|s| s.fail(e.clone()));
-    let Some(client) = current() else {
-        return fail(Error::new(
-            ErrorKind::Config,
-            "a cluster submission without a cluster",
-        ));
-    };
     let args = match wire.into_iter().collect::<Result<Vec<_>>>() {
         Ok(a) => a,
         Err(e) => return fail(e),
@@ -721,7 +718,7 @@ impl Client {
     /// for them; they fail when the head cannot be told.
     fn submit(&self, msg: Message, outputs: &[Arc<Slot>]) {
         for slot in outputs {
-            slot.set_cluster_owned();
+            slot.set_owned_elsewhere();
             self.await_object(slot);
         }
         if let Err(e) = self.send(msg) {
@@ -733,14 +730,13 @@ impl Client {
     }
 }
 
-/// On a cluster: stores `value` on the head's node and returns its slot, already holding the
-/// encoded value for local readers. `None` when the runtime is embedded.
-pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>> {
-    let client = current()?;
+/// Stores `value` on the head's node and returns its slot, already holding the encoded value
+/// for local readers.
+pub(crate) fn put<T: serde::Serialize>(client: &Client, value: &T, decoder: DecodeFn) -> Arc<Slot> {
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
-    slot.set_cluster_owned();
-    if shared::try_put(&client, value, &slot) {
-        return Some(slot);
+    slot.set_owned_elsewhere();
+    if shared::try_put(client, value, &slot) {
+        return slot;
     }
     match postcard::to_allocvec(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
@@ -768,20 +764,19 @@ pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<A
         }
         Err(e) => slot.fail(Error::serialization(std::any::type_name::<T>(), e)),
     }
-    Some(slot)
+    slot
 }
 
-/// On a cluster: a slot for an object known by id only (a ref that arrived inside a value),
-/// filled when the head says where it is. `None` when the runtime is embedded.
-pub(crate) fn watch(id: ObjectId, decoder: DecodeFn) -> Option<Arc<Slot>> {
-    let client = current()?;
+/// A slot for an object known by id only (a ref that arrived inside a value), filled when the
+/// head says where it is.
+pub(crate) fn watch(client: &Client, id: ObjectId, decoder: DecodeFn) -> Arc<Slot> {
     let slot = Slot::pending_decodable(id, Some(decoder));
     directory::export(&slot);
     client.await_object(&slot);
     if let Err(e) = client.send(Message::WatchObject { id }) {
         slot.fail(e);
     }
-    Some(slot)
+    slot
 }
 
 /// The owner's last ref to `id` is gone (its slot dropped): tell the head. Never starts a
