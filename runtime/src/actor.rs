@@ -13,7 +13,6 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use futures::future::BoxFuture;
@@ -32,29 +31,7 @@ mod host;
 
 pub use host::{host_actor, Encoded};
 
-/// The id of an actor.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ActorId(u128);
-
-impl ActorId {
-    pub(crate) fn next() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        ActorId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
-    }
-}
-
-impl fmt::Display for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorId({self})")
-    }
-}
+pub use crate::ids::ActorId;
 
 /// What `#[derive(raykit::Actor)]` knows about an actor type: its `#[actor(..)]` options.
 #[doc(hidden)]

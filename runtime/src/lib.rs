@@ -49,6 +49,7 @@ mod backend;
 pub mod cluster;
 mod config;
 mod error;
+mod ids;
 mod object;
 pub mod registry;
 mod runtime;

@@ -5,9 +5,7 @@
 //! never takes a lock.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
@@ -17,41 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::scheduler::{Resources, Scheduler};
 
-/// The id of a node (for the embedded runtime: this process).
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct NodeId(u64);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "node-{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({self})")
-    }
-}
-
-/// A random number, different in every process.
-fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-/// The high half of every object id made in this process.
-pub(crate) fn process_prefix() -> u64 {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    *PREFIX.get_or_init(random_u64)
-}
+pub use crate::ids::NodeId;
 
 /// What [`init`] started: the node and its resources. Dropping it does not stop the runtime.
 #[derive(Debug, Clone)]
@@ -87,7 +51,7 @@ impl Runtime {
         // Actors and local work still run on this process's own scheduler.
         let resources = Resources::new(config.cpus(), config.num_gpus, &config.resources)?;
         let sched = Scheduler::new(resources)?;
-        let node_id = backend.node_id().unwrap_or_else(|| NodeId(random_u64()));
+        let node_id = backend.node_id().unwrap_or_else(NodeId::random);
         tracing::debug!(cpus = config.cpus(), "raykit runtime started");
         Ok(Arc::new(Runtime {
             actors: Default::default(),
@@ -198,7 +162,7 @@ pub fn node_id() -> NodeId {
     }
     match current() {
         Ok(rt) => rt.node_id,
-        Err(_) => NodeId(process_prefix()),
+        Err(_) => NodeId::from_raw(crate::ids::process_prefix()),
     }
 }
 

@@ -57,8 +57,6 @@ pub(crate) struct Client {
     /// How many fetches of each object failed because its node did not answer.
     unreachable: Mutex<super::IdMap<ObjectId, u32>>,
     lost: AtomicBool,
-    task_prefix: u64,
-    task_counter: AtomicU64,
     /// Who waits for the head's answer about a named actor, by name.
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
     /// Bytes of large puts not written to the head yet.
@@ -165,8 +163,6 @@ impl Client {
             peers: PeerPool::new(Role::Driver, token, None),
             unreachable: Mutex::new(super::IdMap::default()),
             lost: AtomicBool::new(false),
-            task_prefix: crate::runtime::process_prefix(),
-            task_counter: AtomicU64::new(1),
             named: Mutex::new(HashMap::new()),
             puts: Arc::default(),
             arena,
@@ -271,8 +267,7 @@ impl Client {
     }
 
     fn next_task_id(&self) -> TaskId {
-        let n = self.task_counter.fetch_add(1, Ordering::Relaxed);
-        TaskId((u128::from(self.task_prefix) << 64) | u128::from(n))
+        TaskId::next()
     }
 
     async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {

@@ -65,11 +65,7 @@ pub fn new_token() -> Result<String> {
 
 /// A fresh random node id.
 pub(crate) fn new_node_id() -> Result<NodeId> {
-    let raw = u64::from_le_bytes(random_bytes::<8>()?);
-    // `NodeId`'s constructor is private to `runtime`; its serde form is its number, so build it
-    // through that until the runtime offers a constructor.
-    let bytes = postcard::to_allocvec(&raw).map_err(|e| Error::serialization("node id", e))?;
-    postcard::from_bytes(&bytes).map_err(|e| Error::serialization("node id", e))
+    Ok(NodeId::from_raw(u64::from_le_bytes(random_bytes::<8>()?)))
 }
 
 /// A map keyed by ids (objects, tasks, connections, actors), hashed with [`IdHasher`].

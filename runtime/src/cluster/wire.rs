@@ -776,25 +776,7 @@ pub const OBJECT_CHUNK: usize = 4 << 20;
 /// Values smaller than this travel inline in [`Message::ObjectReady`] instead of being fetched.
 pub const INLINE_MAX: usize = 64 << 10;
 
-/// The id of a job (one driver run). Unique within a head's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job-{}", self.0)
-    }
-}
-
-/// The id of a task: unique cluster-wide (chosen by the submitter from its random prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskId(pub u128);
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
+pub use crate::ids::{JobId, TaskId};
 
 /// An argument on the wire: a value, or a ref to fetch before the task runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
