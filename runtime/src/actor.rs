@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{ActorLink, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
+use crate::local::{Body, Demand, Job, ResourceRequest, Scheduler, What};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler, What};
 use crate::task::{schedule, CallOutputs, Returns};
 
 mod host;
@@ -200,7 +200,7 @@ struct Call<A> {
     exclusive: bool,
     is_async: bool,
     deps: Vec<Arc<Slot>>,
-    /// Who submitted it (see [`crate::scheduler::current_caller`]): calls of one caller run in
+    /// Who submitted it (see [`crate::local::current_caller`]): calls of one caller run in
     /// the order it submitted them, and never wait behind another caller's call.
     caller: u64,
     /// The argument whose readiness it is told of now (a waiter is registered on it).
@@ -858,7 +858,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                 .filter(|s| !s.is_ready())
                 .cloned()
                 .collect(),
-            caller: crate::scheduler::current_caller(),
+            caller: crate::local::current_caller(),
             waiting_on: None,
             outputs,
             run: Box::new(run),

@@ -50,10 +50,10 @@ pub mod cluster;
 mod config;
 mod error;
 mod ids;
+mod local;
 mod object;
 pub mod registry;
 mod runtime;
-mod scheduler;
 mod task;
 
 pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};

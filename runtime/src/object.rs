@@ -404,7 +404,7 @@ impl Slot {
                 _ => return,
             }
         }
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(None);
         });
     }
@@ -669,7 +669,7 @@ fn wait_for_all<T>(refs: &[ObjectRef<T>]) {
         }
     }
     if !latch.is_open() {
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(None);
         });
     }
@@ -704,7 +704,7 @@ pub fn wait<T>(
         for _ in ready_now..settled {
             latch.count_down();
         }
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(deadline);
         });
         for slot in registered {
@@ -730,11 +730,11 @@ impl<T: 'static> Future for ObjectRef<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         if self.slot.add_waker(cx.waker()) {
-            crate::scheduler::release_for_await();
+            crate::local::release_for_await();
             return Poll::Pending;
         }
         // A sync task that lent its CPU while this was pending takes it back first.
-        crate::scheduler::reclaim_after_await();
+        crate::local::reclaim_after_await();
         // The sole holder moves the value out instead of copying it.
         if let Some(slot) = Arc::get_mut(&mut self.slot) {
             return Poll::Ready(slot.take_unique());

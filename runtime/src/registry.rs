@@ -78,7 +78,7 @@ impl RemoteFunction {
             Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))
                 .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p))),
             Invoke::Async(f) => {
-                let fut = crate::scheduler::LendWhileAwaiting::new(
+                let fut = crate::local::LendWhileAwaiting::new(
                     AssertUnwindSafe(f(args.to_vec())).catch_unwind(),
                 );
                 let done = match async_runtime() {

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::scheduler::{Resources, Scheduler};
+use crate::local::{Resources, Scheduler};
 
 pub use crate::ids::NodeId;
 

@@ -17,9 +17,9 @@ use parking_lot::Mutex;
 
 use crate::backend::{self, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
+use crate::local::{Body, Demand, Job, ResourceRequest, What};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest, What};
 
 /// What the `#[remote]` macro knows about a remote function at compile time.
 #[doc(hidden)]
@@ -547,7 +547,7 @@ pub(crate) fn schedule(rt: &Runtime, job: Job, deps: &[Option<Arc<Slot>>]) {
 struct WaitingTask {
     remaining: AtomicUsize,
     job: Mutex<Option<Job>>,
-    sched: Arc<crate::scheduler::Scheduler>,
+    sched: Arc<crate::local::Scheduler>,
 }
 
 impl Dependent for WaitingTask {

@@ -432,6 +432,6 @@ fn run_task(
     let result = f.invoke(encoded);
     CURRENT_TASK.with(|c| c.set(None));
     // A task that ended while it had lent its CPU for an await: its end frees its resources.
-    crate::scheduler::forget_lent_for_await();
+    crate::local::forget_lent_for_await();
     result
 }
