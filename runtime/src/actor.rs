@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{ActorLink, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
-use crate::local::{Body, Demand, Job, ResourceRequest, Scheduler, What};
+use crate::local::{Body, Demand, Job, Scheduler, What};
 use crate::object::{Dependent, Slot, Waiter};
+use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
 use crate::task::{schedule, CallOutputs, Returns};
 

@@ -53,6 +53,7 @@ mod ids;
 mod local;
 mod object;
 pub mod registry;
+mod resources;
 mod runtime;
 mod task;
 

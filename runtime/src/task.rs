@@ -17,8 +17,9 @@ use parking_lot::Mutex;
 
 use crate::backend::{self, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
-use crate::local::{Body, Demand, Job, ResourceRequest, What};
+use crate::local::{Body, Demand, Job, What};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
+use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
 
 /// What the `#[remote]` macro knows about a remote function at compile time.

@@ -38,7 +38,7 @@ pub(crate) use lending::{
 };
 use pool::Pool;
 use resources::shutdown_error;
-pub(crate) use resources::{Demand, ResourceRequest, Resources, What};
+pub(crate) use resources::{Demand, Resources, What};
 
 /// The body of a task: a sync task runs inside it and returns `None`; an async task returns its
 /// future. Dropping a job without running it fails its outputs.

@@ -4,8 +4,7 @@
 
 use super::*;
 
-/// Fixed-point scale of resource amounts.
-pub(super) const UNIT: f64 = 10_000.0;
+use crate::resources::{check_fits, Amount};
 
 pub(super) const CPU: usize = 0;
 pub(super) const GPU: usize = 1;
@@ -18,7 +17,7 @@ pub(super) fn shutdown_error() -> Error {
 }
 
 pub(super) fn to_units(x: f64) -> u64 {
-    (x * UNIT).round() as u64
+    Amount::from_f64(x).units().max(0) as u64
 }
 
 /// What a piece of work needs while it runs.
@@ -58,50 +57,6 @@ pub(crate) struct What<'a>(pub(crate) &'static str, pub(crate) &'a str);
 impl fmt::Display for What<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} `{}`", self.0, self.1)
-    }
-}
-
-/// What options ask for: CPUs, GPUs and custom resources over the defaults written in code
-/// (`#[remote(..)]`, `#[actor(..)]`). Shared by task and actor options.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct ResourceRequest {
-    pub(crate) num_cpus: Option<f64>,
-    pub(crate) num_gpus: Option<f64>,
-    /// Custom amounts; each replaces the default amount of that name.
-    pub(crate) custom: Vec<(String, f64)>,
-}
-
-impl ResourceRequest {
-    pub(crate) fn set_custom(&mut self, name: String, amount: f64) {
-        self.custom.retain(|(n, _)| *n != name);
-        self.custom.push((name, amount));
-    }
-
-    /// Every non-zero amount by name (`CPU`, `GPU`, custom names): these overrides over the
-    /// defaults `cpus`, `gpus` and `custom`.
-    pub(crate) fn resolve(
-        request: Option<&ResourceRequest>,
-        cpus: f64,
-        gpus: f64,
-        custom: &[(&str, f64)],
-    ) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        out.insert(
-            "CPU".to_owned(),
-            request.and_then(|r| r.num_cpus).unwrap_or(cpus),
-        );
-        out.insert(
-            "GPU".to_owned(),
-            request.and_then(|r| r.num_gpus).unwrap_or(gpus),
-        );
-        for (name, amount) in custom {
-            out.insert((*name).to_owned(), *amount);
-        }
-        for (name, amount) in request.map_or(&[][..], |r| &r.custom[..]) {
-            out.insert(name.clone(), *amount);
-        }
-        out.retain(|_, a| *a != 0.0);
-        out
     }
 }
 
@@ -170,36 +125,15 @@ impl Resources {
     ) -> Result<Demand> {
         let mut parts = Vec::new();
         let check = |name: &str, amount: f64| -> Result<Option<(usize, u64)>> {
-            if !amount.is_finite() || amount < 0.0 {
-                return Err(Error::new(
-                    ErrorKind::ResourceUnavailable,
-                    format!("{what} asks for {amount} {name}: amounts must be finite and >= 0"),
-                ));
-            }
-            if amount == 0.0 {
+            let want = Amount::parse(what, name, amount)?;
+            if want == Amount::ZERO {
                 return Ok(None);
             }
-            let Some(index) = self.names.iter().position(|n| n == name) else {
-                return Err(Error::new(
-                    ErrorKind::ResourceUnavailable,
-                    format!(
-                        "{what} needs {amount} of resource `{name}`, which no node declares \
-                         (declared: {})",
-                        self.names.join(", ")
-                    ),
-                ));
-            };
-            let units = to_units(amount);
-            if units > self.total[index] {
-                return Err(Error::new(
-                    ErrorKind::ResourceUnavailable,
-                    format!(
-                        "{what} needs {amount} {name}, but no node has more than {} {name}",
-                        self.total[index] as f64 / UNIT
-                    ),
-                ));
-            }
-            Ok(Some((index, units)))
+            let index = self.names.iter().position(|n| n == name);
+            let most = index.map_or(Amount::ZERO, |i| Amount::from_units(self.total[i] as i64));
+            check_fits(what, name, want, most)?;
+            // `check_fits` passed, so the node declares the resource.
+            Ok(index.map(|i| (i, want.units() as u64)))
         };
         let cpu = check("CPU", cpus)?.map_or(0, |p| p.1);
         let gpu = check("GPU", gpus)?.map_or(0, |p| p.1);
@@ -243,7 +177,7 @@ impl Resources {
             .iter()
             .enumerate()
             .filter(|&(i, _)| self.total[i] > 0)
-            .map(|(i, name)| (name.clone(), amounts(i) as f64 / UNIT))
+            .map(|(i, name)| (name.clone(), Amount::from_units(amounts(i) as i64).as_f64()))
             .collect()
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use super::*;
 use crate::actor::{ActorId, ActorMethods, ActorOptions};
 use crate::cluster::wire::ActorCreation;
-use crate::local::ResourceRequest;
+use crate::resources::ResourceRequest;
 
 /// How long `get_actor` waits for the head's answer.
 const NAMED_TIMEOUT: Duration = Duration::from_secs(30);
