@@ -275,6 +275,11 @@ pub struct Scheduler {
     /// Ids that tasks or watchers named before anyone made or put them, with when: those
     /// still unknown after [`UNKNOWN_GRACE`] fail (see [`Scheduler::expire_unknown`]).
     unknown: VecDeque<(std::time::Instant, ObjectId)>,
+    /// Calls of actors the head has not heard of yet, by actor, and when each actor was first
+    /// called: a handle can reach a caller before its creation reaches the head (see
+    /// [`Scheduler::expire_unknown`]).
+    unknown_actors: IdMap<crate::actor::ActorId, Vec<TaskId>>,
+    unknown_actors_since: VecDeque<(std::time::Instant, crate::actor::ActorId)>,
     /// Functions' parameter names, by name and signature hash, from their first submissions.
     arg_names: ArgNames,
 }
@@ -355,6 +360,8 @@ impl Scheduler {
             actor_names: HashMap::new(),
             ended_jobs: HashSet::new(),
             unknown: VecDeque::new(),
+            unknown_actors: IdMap::default(),
+            unknown_actors_since: VecDeque::new(),
             arg_names: ArgNames::default(),
         }
     }
