@@ -144,6 +144,11 @@ pub trait HostedActor: Send + Sync {
     /// Decodes the arguments of a call of `method` and queues it; `done` gets its encoded
     /// result (or its error) once it ran. `args` are read before this returns, never after.
     fn call(&self, method: &str, args: &[u8], done: Done);
+
+    /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running
+    /// and queued calls fail at once. Returns whether its state is gone yet: the state is
+    /// dropped once no call runs any more.
+    fn kill(&self) -> Box<dyn Fn() -> bool + Send>;
 }
 
 /// How a worker process builds an actor of one class: constructor arguments encoded as one

@@ -247,12 +247,6 @@ fn probe_of(h: &ActorHandle<Counter>) -> u64 {
 }
 
 fn wait_dropped(probe: u64, what: &str) {
-    if known_difference(
-        "an actor stopped by kill or by its last handle's drop ends with its process, which \
-         never drops its state",
-    ) {
-        return;
-    }
     eventually(30, what, || Tracked::drops(probe) == 1);
 }
 
@@ -453,14 +447,14 @@ fn a_serialized_handle_of_a_stopped_actor_is_an_error() {
         let probe = probe_of(&c);
         let json = serde_json::to_string(&c).unwrap();
         drop(c);
-        wait_dropped(probe, "the actor stopped");
-        let back = serde_json::from_str::<ActorHandle<Counter>>(&json);
         if known_difference(
             "a serialized handle keeps its actor until the job ends, where embedded it keeps \
              nothing (Ray counts it as a reference in both)",
         ) {
             return;
         }
+        wait_dropped(probe, "the actor stopped");
+        let back = serde_json::from_str::<ActorHandle<Counter>>(&json);
         assert!(
             back.is_err(),
             "a handle to a stopped actor came back to life"
@@ -707,10 +701,15 @@ fn the_state_is_dropped_when_the_last_handle_is_gone() {
         );
         assert_eq!(Tracked::drops(probe), 0);
         drop(relay);
-        wait_dropped(
-            probe,
-            "the state is dropped after the relay, its last holder, went",
-        );
+        if !known_difference(
+            "a handle serialized into a task's argument or an actor's state keeps its actor \
+             until the job ends (no borrower counting yet)",
+        ) {
+            wait_dropped(
+                probe,
+                "the state is dropped after the relay, its last holder, went",
+            );
+        }
 
         // Never called at all.
         let c = Counter::remote(0);

@@ -331,6 +331,10 @@ fn tuple(
 /// Serves the actor this process hosts: tells the node how `new` went, then hands each call
 /// to the actor (which runs them in order, on the runtime's threads) and sends each result as
 /// it comes. Ends when the node says stop (after the calls already sent) or goes away.
+/// How long a killed actor's process waits for a running call to end so the actor's state is
+/// dropped; its node kills it after `KILLED_ACTOR_GRACE` (executor/actors.rs) anyway.
+const KILLED_STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn serve_actor(
     rt: &tokio::runtime::Runtime,
     conn: Connection,
@@ -371,6 +375,7 @@ fn serve_actor(
     });
     let mut failure = None;
     let mut shared = None;
+    let mut state_gone = None;
     loop {
         match rt.block_on(reader.recv_values()) {
             Ok(Message::SharedValue {
@@ -398,6 +403,12 @@ fn serve_actor(
                 });
                 hosted.call(&method, &args, done);
             }
+            // Killed: the calls fail at once; the state goes once no call runs (the node kills
+            // this process if one does not end soon).
+            Ok(Message::StopActor { kill: true, .. }) => {
+                state_gone = Some(hosted.kill());
+                break;
+            }
             Ok(Message::StopActor { .. }) => break,
             Ok(other) => tracing::warn!("ignoring a {} message from the node", other.name()),
             // The node is gone: nobody will read the answers.
@@ -417,6 +428,12 @@ fn serve_actor(
     drop(results);
     rt.block_on(writing)
         .map_err(|e| Error::new(ErrorKind::System, format!("the answer writer failed: {e}")))??;
+    if let Some(gone) = state_gone {
+        let deadline = std::time::Instant::now() + KILLED_STATE_WAIT;
+        while !gone() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     failure.map_or(Ok(()), Err)
 }
 
