@@ -31,6 +31,7 @@ use tokio::net::unix::pipe;
 use super::wire::{JobId, OutputLine, OUTPUT_LINE_MAX};
 use crate::runtime::NodeId;
 
+pub(crate) mod printer;
 mod queue;
 
 pub use queue::{OutputQueue, QUEUE_BYTES};
