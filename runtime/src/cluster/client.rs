@@ -5,6 +5,10 @@
 //! head where each object it waits for is ready, and fetches values directly from the node
 //! that holds them (never through the head). Every wait has a way out: when the head
 //! connection is lost, every object still awaited fails, so `get` returns an error.
+//!
+//! A driver also prints what its job's workers print (unless `RAYKIT_LOG_TO_DRIVER=0`), and
+//! before it exits (or shuts the runtime down) it waits, briefly, for what is still on the
+//! way ([`Client::drain_output`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::arena::ArenaLocation;
 use super::exe;
+use super::output::printer::Printer;
 use super::peers::PeerPool;
 use super::wire::{
     ClusterStatus, Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId,
@@ -72,7 +77,14 @@ pub(crate) struct Client {
     named_functions: Mutex<std::collections::HashSet<&'static str>>,
     /// Callers waiting for the head's answer to a status request, in request order.
     status_waiters: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<ClusterStatus>>>,
+    /// A driver that asked for its workers' output prints it with this.
+    output: Option<Arc<Printer>>,
+    /// The last drain of worker output asked for.
+    drains: AtomicU64,
 }
+
+/// How long a driver that exits waits for the output its workers printed before.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many bytes of large puts may wait to be written to the head at once: a program that
 /// puts faster than the connection carries them waits in `put` instead of queueing copies
@@ -116,6 +128,11 @@ impl std::fmt::Debug for Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        // From a thread of an async runtime (maybe the client's own), waiting could hold up
+        // what it waits for.
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.drain_output();
+        }
         if let Some(io) = self.io.take() {
             io.shutdown_background();
         }
@@ -153,6 +170,24 @@ impl Client {
         let arena = shared::attach(arena.as_ref());
         let (reader, mut writer) = conn.split();
         let (outbox, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        // A driver (not a worker's nested client) prints its workers' output; the request to
+        // send it goes first, before any task can run.
+        let output = if attached_job().is_none() && super::output::log_to_driver() {
+            match Printer::start() {
+                Ok(printer) => {
+                    let _ = outbox.send(Outgoing::Message(Message::ForwardOutput));
+                    Some(printer)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "worker output is not printed here: cannot start its thread: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let client = Arc::new(Client {
             job_id,
             head_node,
@@ -171,6 +206,8 @@ impl Client {
             started: std::time::Instant::now(),
             named_functions: Mutex::new(Default::default()),
             status_waiters: Mutex::new(Default::default()),
+            output: output.clone(),
+            drains: AtomicU64::new(0),
         });
         let puts = client.puts.clone();
         // Many small messages share one write: feed everything queued, then flush once.
@@ -202,10 +239,33 @@ impl Client {
             }
         });
         *CLIENT.lock() = Arc::downgrade(&client);
-        handle.spawn(read_head(Arc::downgrade(&client), reader));
+        if output.is_some() {
+            drain_at_exit();
+        }
+        handle.spawn(read_head(Arc::downgrade(&client), reader, output));
         handle.spawn(watch_head(Arc::downgrade(&client), head_timeout()));
         tracing::debug!(%address, job = %job_id, "joined the cluster");
         Ok(client)
+    }
+
+    /// Waits (at most [`DRAIN_TIMEOUT`]) until the output the job's workers printed so far is
+    /// printed here: the head asks every node for what it has not sent yet. Only a driver
+    /// that prints its workers' output waits, and only once.
+    pub(crate) fn drain_output(&self) {
+        let Some(printer) = &self.output else {
+            return;
+        };
+        if self.drains.load(Ordering::Acquire) > 0 || self.lost.load(Ordering::Acquire) {
+            return;
+        }
+        let seq = self.drains.fetch_add(1, Ordering::AcqRel) + 1;
+        let ask = Message::DrainOutput {
+            job_id: self.job_id,
+            seq,
+        };
+        if self.send(ask).is_ok() && !printer.wait_drained(seq, DRAIN_TIMEOUT) {
+            tracing::debug!("worker output still on the way after {DRAIN_TIMEOUT:?}");
+        }
     }
 
     /// The head's node (a driver counts as running there).
@@ -398,6 +458,35 @@ impl Batch {
     }
 }
 
+/// The job this process attaches to: a worker's, whose nested tasks belong to its job.
+fn attached_job() -> Option<JobId> {
+    std::env::var(super::worker::JOB_ENV)
+        .ok()
+        .and_then(|j| j.parse::<u64>().ok())
+        .map(JobId)
+}
+
+/// Registers, once, a hook that runs when the process exits (`main` returns or
+/// `std::process::exit`): the driver prints what its last tasks printed before it goes.
+fn drain_at_exit() {
+    extern "C" fn at_exit() {
+        // Nothing may unwind out of an exit hook.
+        let _ = std::panic::catch_unwind(|| {
+            let client = CLIENT.lock().upgrade();
+            if let Some(client) = client {
+                client.drain_output();
+            }
+        });
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as the program.
+        if unsafe { libc::atexit(at_exit) } != 0 {
+            tracing::debug!("cannot register the exit hook that waits for worker output");
+        }
+    });
+}
+
 /// Handshakes with the head and registers (or attaches to) the job.
 async fn join(
     address: &str,
@@ -405,12 +494,9 @@ async fn join(
 ) -> Result<(JobId, NodeId, Connection, Option<ArenaLocation>)> {
     let (mut conn, welcome) = Connection::connect(address, token, Role::Driver).await?;
     let timeout = Duration::from_secs(30);
-    let attach = std::env::var(super::worker::JOB_ENV)
-        .ok()
-        .and_then(|j| j.parse::<u64>().ok());
-    let registered = match attach {
-        Some(job) => {
-            conn.request(&Message::AttachJob { job_id: JobId(job) }, timeout)
+    let registered = match attached_job() {
+        Some(job_id) => {
+            conn.request(&Message::AttachJob { job_id }, timeout)
                 .await?
         }
         None => {
@@ -486,9 +572,22 @@ async fn upload(conn: &mut Connection, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads what the head says about objects until the connection ends, then fails the rest.
-async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
+/// Worker output goes to `output` (a driver's printer), even while the client is being
+/// dropped (it waits for the output then).
+async fn read_head(client: Weak<Client>, mut reader: FrameReader, output: Option<Arc<Printer>>) {
     let end = loop {
         let msg = reader.recv().await;
+        let msg = match (msg, &output) {
+            (Ok(Message::WorkerOutput(batch)), Some(printer)) => {
+                printer.batch(batch);
+                continue;
+            }
+            (Ok(Message::OutputDrained { seq, .. }), Some(printer)) => {
+                printer.drained(seq);
+                continue;
+            }
+            (msg, _) => msg,
+        };
         let Some(client) = client.upgrade() else {
             return;
         };

@@ -5,6 +5,8 @@
 //! - [`head`]: the head's tables (nodes, jobs) and liveness by heartbeat.
 //! - [`node`]: a node's membership: join, heartbeat, leave.
 //! - [`daemon`]: one daemon process: listener, connection dispatch, lifetime.
+//! - [`output`]: what workers print: their pipes and log files on a node, printed by the
+//!   driver.
 //! - [`records`]: where this host's daemons, their addresses and the token are written down.
 //! - [`cli`]: `raykit start | status | stop`.
 //!
@@ -26,6 +28,8 @@ pub mod executor;
 pub mod head;
 #[doc(hidden)]
 pub mod node;
+#[doc(hidden)]
+pub mod output;
 pub(crate) mod peers;
 #[doc(hidden)]
 pub mod records;

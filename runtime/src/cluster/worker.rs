@@ -84,7 +84,8 @@ fn serve_if_worker() {
     }
 }
 
-/// Worker logs go to stderr (the node daemon's log) at `RAYKIT_LOG`, default warnings.
+/// Worker logs go to stderr at `RAYKIT_LOG`, default warnings: like what the worker's tasks
+/// print there, into the worker's log file on its node and on to its driver.
 fn init_logging() {
     let level = std::env::var("RAYKIT_LOG")
         .ok()

@@ -212,6 +212,7 @@ impl Executor {
             .fetch_args(&create.function, create.args, &a.arg_locations)
             .await?;
         let mut worker = self.workers.checkout(create.job_id, &exe).await?;
+        worker.label(&a.actor.class);
         let host = Message::HostActor {
             actor_id: a.actor.actor_id,
             class: a.actor.class.clone(),
