@@ -145,10 +145,13 @@ pub trait HostedActor: Send + Sync {
     /// result (or its error) once it ran. `args` are read before this returns, never after.
     fn call(&self, method: &str, args: &[u8], done: Done);
 
+    /// Whether the actor's state is gone yet (it is dropped once the actor is stopped or
+    /// killed and no call runs any more).
+    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send>;
+
     /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running
-    /// and queued calls fail at once. Returns whether its state is gone yet: the state is
-    /// dropped once no call runs any more.
-    fn kill(&self) -> Box<dyn Fn() -> bool + Send>;
+    /// and queued calls fail at once.
+    fn kill(&self);
 }
 
 /// How a worker process builds an actor of one class: constructor arguments encoded as one

@@ -68,10 +68,13 @@ where
         (self.dispatch)(&self.raw, method, args, done)
     }
 
-    fn kill(&self) -> Box<dyn Fn() -> bool + Send> {
+    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send> {
         let state = self.cell.mailbox.lock().state.as_ref().map(Arc::downgrade);
-        self.cell.kill("was killed");
         Box::new(move || state.as_ref().is_none_or(|s| s.strong_count() == 0))
+    }
+
+    fn kill(&self) {
+        self.cell.kill("was killed");
     }
 }
 

@@ -332,9 +332,10 @@ fn tuple(
 /// Serves the actor this process hosts: tells the node how `new` went, then hands each call
 /// to the actor (which runs them in order, on the runtime's threads) and sends each result as
 /// it comes. Ends when the node says stop (after the calls already sent) or goes away.
-/// How long a killed actor's process waits for a running call to end so the actor's state is
-/// dropped; its node kills it after `KILLED_ACTOR_GRACE` (executor/actors.rs) anyway.
-const KILLED_STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a stopped actor's process waits, once its calls are answered, for the actor's
+/// state to be dropped (a killed one's node kills it after `KILLED_ACTOR_GRACE`, in
+/// executor/actors.rs, anyway).
+const KILLED_STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn serve_actor(
     rt: &tokio::runtime::Runtime,
@@ -406,11 +407,15 @@ fn serve_actor(
             }
             // Killed: the calls fail at once; the state goes once no call runs (the node kills
             // this process if one does not end soon).
-            Ok(Message::StopActor { kill: true, .. }) => {
-                state_gone = Some(hosted.kill());
+            // Stopped: the calls already queued still run. Either way the process waits for
+            // the actor's state to go before it exits.
+            Ok(Message::StopActor { kill, .. }) => {
+                state_gone = Some(hosted.state_gone());
+                if kill {
+                    hosted.kill();
+                }
                 break;
             }
-            Ok(Message::StopActor { .. }) => break,
             Ok(other) => tracing::warn!("ignoring a {} message from the node", other.name()),
             // The node is gone: nobody will read the answers.
             Err(e) if e.kind() == ErrorKind::Network => return Ok(()),

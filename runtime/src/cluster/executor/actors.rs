@@ -16,7 +16,7 @@ use crate::cluster::wire::{ActorAssignment, ActorCallAssignment, FrameReader};
 
 /// How long a killed actor's process may take to end its running call and drop the actor's
 /// state before the node kills it.
-pub(crate) const KILLED_ACTOR_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const KILLED_ACTOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the head asks of a hosted actor, in order.
 pub(super) enum Command {
