@@ -301,6 +301,9 @@ pub(crate) async fn pump(
     mut rx: mpsc::UnboundedReceiver<Message>,
     output: Option<Arc<OutputQueue>>,
 ) {
+    // One wait for output across many writes: it is not set up anew for each message.
+    let lines = next_output(output.as_deref());
+    tokio::pin!(lines);
     loop {
         let result = tokio::select! {
             biased;
@@ -315,7 +318,8 @@ pub(crate) async fn pump(
                 }
                 result
             }
-            batch = next_output(output.as_deref()) => {
+            batch = &mut lines => {
+                lines.set(next_output(output.as_deref()));
                 let mut result = Ok(());
                 for msg in &batch {
                     result = writer.feed(msg).await;

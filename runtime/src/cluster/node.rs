@@ -281,6 +281,10 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // What the workers print goes to the head on this connection too, after the reports.
         let output = self.executor.as_ref().map(|e| e.workers().output().clone());
+        let queue = output.as_deref().map(|o| o.queue());
+        // One wait for output across many messages: it is not set up anew for each one.
+        let lines = super::head::next_output(queue);
+        tokio::pin!(lines);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -366,8 +370,9 @@ impl Node {
                     }
                     to_head.flush().await?;
                 }
-                lines = super::head::next_output(output.as_deref().map(|o| o.queue())) => {
-                    for msg in &lines {
+                batch = &mut lines => {
+                    lines.set(super::head::next_output(queue));
+                    for msg in &batch {
                         to_head.feed(msg).await?;
                     }
                     to_head.flush().await?;
