@@ -156,12 +156,10 @@ impl<T: 'static> Arg<T> {
     #[doc(hidden)]
     pub fn to_wire(&self) -> Result<WireArg>
     where
-        T: serde::Serialize,
+        T: serde::Serialize + serde::de::DeserializeOwned,
     {
         match &self.0 {
-            ArgInner::Value(v) => postcard::to_allocvec(v)
-                .map(WireArg::Value)
-                .map_err(|e| Error::serialization(std::any::type_name::<T>(), e)),
+            ArgInner::Value(v) => crate::codec::encode(v).map(WireArg::Value),
             ArgInner::Ref(r) => Ok(WireArg::Ref(r.id())),
         }
     }

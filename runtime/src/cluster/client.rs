@@ -735,14 +735,17 @@ impl Client {
 
 /// On a cluster: stores `value` on the head's node and returns its slot, already holding the
 /// encoded value for local readers. `None` when the runtime is embedded.
-pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>> {
+pub(crate) fn put<T>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
     let client = current()?;
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
     slot.set_cluster_owned();
     if shared::try_put(&client, value, &slot) {
         return Some(slot);
     }
-    match postcard::to_allocvec(value) {
+    match crate::codec::encode(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
             client.puts.take(bytes.len() as u64, &client.lost);
             let put = Outgoing::Put {
@@ -766,7 +769,7 @@ pub(crate) fn put<T: serde::Serialize>(value: &T, decoder: DecodeFn) -> Option<A
                 Err(e) => slot.fail(e),
             }
         }
-        Err(e) => slot.fail(Error::serialization(std::any::type_name::<T>(), e)),
+        Err(e) => slot.fail(e),
     }
     Some(slot)
 }
