@@ -659,7 +659,7 @@ fn host_registration(
                 let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::ArgReader::read(
                     #what,
                     __args,
-                    |__r| ::core::result::Result::Ok((#(__r.next(#strs)?,)*)),
+                    |__r| ::core::result::Result::Ok((#(__r.next::<#types>(#strs)?,)*)),
                 ) {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return __done(::core::result::Result::Err(e)),
@@ -692,7 +692,7 @@ fn host_registration(
                     let (#(#ctor_names,)*): (#(#ctor_types,)*) = ::raykit::__private::ArgReader::read(
                         #ctor_what,
                         __args,
-                        |__r| ::core::result::Result::Ok((#(__r.next(#ctor_strs)?,)*)),
+                        |__r| ::core::result::Result::Ok((#(__r.next::<#ctor_types>(#ctor_strs)?,)*)),
                     )?;
                     ::raykit::__private::host_actor::<#self_ty, _>(
                         __max_concurrency,

@@ -329,7 +329,7 @@ impl RemoteFn {
             let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::ArgReader::read(
                 __SPEC.name,
                 &__args,
-                |__r| ::core::result::Result::Ok((#(__r.next(#param_strs)?,)*)),
+                |__r| ::core::result::Result::Ok((#(__r.next::<#param_aliases>(#param_strs)?,)*)),
             )?;
         };
         let invoke_body = if is_async {
