@@ -992,13 +992,14 @@ impl<A: ActorMethods> Serialize for ActorHandle<A> {
                 actor.id()
             }
         };
-        (id, A::__CLASS).serialize(s)
+        (crate::codec::Portable(id), A::__CLASS).serialize(s)
     }
 }
 
 impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let (id, class) = <(ActorId, std::borrow::Cow<'de, str>)>::deserialize(d)?;
+        let (crate::codec::Portable(id), class) =
+            <(crate::codec::Portable<ActorId>, std::borrow::Cow<'de, str>)>::deserialize(d)?;
         if crate::codec::tracing() {
             // Finding the format of a type that holds handles: an inert one (dropping it
             // tells no one).

@@ -24,6 +24,11 @@
 //! Both forms know where they end, so the arguments of a call travel as the concatenation of
 //! their encodings and are read back one by one ([`ArgReader`]).
 //!
+//! MessagePack, like JSON, writes `None` and a `Some` of a value that is itself nil (`()`,
+//! `None`, `Value::Null`) alike: inside a self-describing value, `Some(Value::Null)` and
+//! `Some(None)` read back as `None`, as they would through `serde_json`. Postcard values keep
+//! the difference.
+//!
 //! Decoding reads a peer's bytes: it returns an error, never panics, allocates no more than
 //! the input justifies, and refuses values nested deeper than [`MAX_DEPTH`] (postcard values of
 //! recursive types: [`MAX_POSTCARD_DEPTH`]; see [`bounded`]).
@@ -109,6 +114,54 @@ thread_local! {
     /// Set while this thread traces a type: deserializers with side effects (refs, actor
     /// handles) then build inert placeholders instead.
     static TRACING: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread encodes or decodes a MessagePack value (see [`Portable`]).
+    static SELF_DESCRIBING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with [`SELF_DESCRIBING`] set.
+fn self_describing<R>(f: impl FnOnce() -> R) -> R {
+    let was = SELF_DESCRIBING.with(|s| s.replace(true));
+    let result = f();
+    SELF_DESCRIBING.with(|s| s.set(was));
+    result
+}
+
+/// An id (of an object or an actor: a `u128`) inside a user value, in a form every serde
+/// path carries. In MessagePack a `u128` is 16 bytes of `bin`, which serde's buffering of
+/// untagged, internally tagged and flattened types reads back as bytes, not as a `u128`: a
+/// ref inside such a type could not be decoded. So in MessagePack the id travels as the bytes
+/// of its postcard encoding, which every path reads back as bytes; in postcard, as it is.
+#[derive(Debug)]
+pub(crate) struct Portable<T>(pub(crate) T);
+
+impl<T: Serialize> Serialize for Portable<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if !SELF_DESCRIBING.with(Cell::get) {
+            return self.0.serialize(s);
+        }
+        let bytes = postcard::to_allocvec(&self.0).map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Portable<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        if !SELF_DESCRIBING.with(Cell::get) {
+            return T::deserialize(d).map(Portable);
+        }
+        struct Bytes<T>(std::marker::PhantomData<T>);
+        impl<T: DeserializeOwned> serde::de::Visitor<'_> for Bytes<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an id, as bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<T, E> {
+                postcard::from_bytes(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_bytes(Bytes(std::marker::PhantomData))
+            .map(Portable)
+    }
 }
 
 /// Whether this thread is tracing a type's `Deserialize` (see [`trace`]): a `Deserialize`
@@ -187,7 +240,8 @@ fn encode_msgpack<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     // Room for the tag and the longest length, written once the length is known.
     const HEAD: usize = 1 + VARINT_MAX;
     let mut out = vec![0u8; HEAD];
-    rmp_serde::encode::write_named(&mut out, value).map_err(|e| encode_error::<T>(&e))?;
+    self_describing(|| rmp_serde::encode::write_named(&mut out, value))
+        .map_err(|e| encode_error::<T>(&e))?;
     let mut head = [0u8; HEAD];
     let n = head_of(out.len() - HEAD, &mut head);
     let start = HEAD - n;
@@ -230,7 +284,8 @@ pub(crate) fn measure<T: Serialize + DeserializeOwned + 'static>(value: &T) -> R
         }
     }
     let mut counter = Counter(0);
-    rmp_serde::encode::write_named(&mut counter, value).map_err(|e| encode_error::<T>(&e))?;
+    self_describing(|| rmp_serde::encode::write_named(&mut counter, value))
+        .map_err(|e| encode_error::<T>(&e))?;
     Ok(Measured {
         format: Format::SelfDescribing,
         len: head_of(counter.0, &mut [0; 1 + VARINT_MAX]) + counter.0,
@@ -279,7 +334,8 @@ pub(crate) fn encode_into<T: Serialize>(
                 return Err(wrong(n + measured.payload));
             }
             head.copy_from_slice(&bytes[..n]);
-            rmp_serde::encode::write_named(&mut body, value).map_err(|e| encode_error::<T>(&e))?;
+            self_describing(|| rmp_serde::encode::write_named(&mut body, value))
+                .map_err(|e| encode_error::<T>(&e))?;
             if !body.is_empty() {
                 return Err(wrong(measured.len - body.len()));
             }
@@ -426,7 +482,7 @@ fn take<T: DeserializeOwned + 'static>(input: &[u8]) -> Result<(T, &[u8])> {
             let budget = bounded::Budget::new(MAX_DEPTH);
             let mut de = rmp_serde::Deserializer::from_read_ref(payload);
             de.set_max_depth(MAX_DEPTH as usize + 1);
-            match T::deserialize(bounded::Bounded::new(&mut de, &budget)) {
+            match self_describing(|| T::deserialize(bounded::Bounded::new(&mut de, &budget))) {
                 Ok(value) => Ok((value, rest)),
                 Err(_) if budget.exceeded() => Err(fail(too_deep(MAX_DEPTH))),
                 Err(e) => Err(fail(format!("{e} (MessagePack)"))),

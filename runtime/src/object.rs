@@ -592,7 +592,7 @@ impl<T> Serialize for ObjectRef<T> {
         if directory::export(&self.slot) {
             crate::cluster::client::escaped(self.slot.id);
         }
-        self.slot.id.serialize(s)
+        crate::codec::Portable(self.slot.id).serialize(s)
     }
 }
 
@@ -601,7 +601,7 @@ where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let id = ObjectId::deserialize(d)?;
+        let crate::codec::Portable(id) = crate::codec::Portable::<ObjectId>::deserialize(d)?;
         if crate::codec::tracing() {
             // Finding the format of a type that holds refs: an inert ref, found nowhere.
             return Ok(ObjectRef::from_slot(Slot::new(id, State::Taken, None)));

@@ -69,9 +69,9 @@ impl RemoteFunction {
         self.spec.is_async
     }
 
-    /// Runs the function on its encoded arguments (each one's encoding, concatenated: see
-    /// [`codec`](crate::codec)), and returns its outputs encoded the same way: one value, or
-    /// one per element with `num_returns > 1`.
+    /// Runs the function on its encoded arguments (each one's encoding by the value codec,
+    /// concatenated), and returns its outputs encoded the same way: one value, or one per
+    /// element with `num_returns > 1`.
     /// A panic becomes an error naming the function.
     pub fn invoke(&self, args: &[u8]) -> Result<Outputs> {
         let name = self.spec.name;
@@ -236,7 +236,7 @@ fn check<T>(what: &str, name: &str, signature_hash: u64, found: Option<(T, u64)>
     }
 }
 
-/// Encodes a value (a result of `what`) as [`codec`](crate::codec) does.
+/// Encodes a value (a result of `what`) with the value codec.
 #[doc(hidden)]
 pub fn encode<T>(what: &str, value: &T) -> Result<Vec<u8>>
 where

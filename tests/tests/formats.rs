@@ -91,6 +91,34 @@ struct Job {
     settings: Value,
 }
 
+/// Refs and handles inside types that serde buffers before reading them (flattened, and
+/// internally tagged): their ids must survive the buffering.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind")]
+enum Work {
+    Sum { input: ObjectRef<Vec<u8>> },
+    Read { notes: ActorHandle<Notebook> },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    id: u32,
+    #[serde(flatten)]
+    work: Work,
+}
+
+#[raykit::remote]
+fn open(envelope: Envelope) -> (u32, Value) {
+    let value = match envelope.work {
+        Work::Sum { input } => {
+            let bytes = raykit::get(&input).expect("the input");
+            json!(bytes.iter().map(|b| u64::from(*b)).sum::<u64>())
+        }
+        Work::Read { notes } => raykit::get(&notes.doc()).expect("the notes"),
+    };
+    (envelope.id, value)
+}
+
 #[raykit::remote]
 fn annotate(v: Value, by: String) -> Value {
     let mut v = v;
@@ -460,5 +488,37 @@ fn an_actor_holds_and_returns_json_values() {
         let start = raykit::put(json!({"from": "ref"}));
         let other: ActorHandle<Notebook> = Notebook::remote(&start);
         assert_eq!(raykit::get(&other.doc()).unwrap(), json!({"from": "ref"}));
+    });
+}
+
+#[test]
+fn refs_and_handles_inside_flattened_and_tagged_values() {
+    init();
+    within(60, || {
+        let input = raykit::put(vec![1u8, 2, 3]);
+        let sum = Envelope {
+            id: 1,
+            work: Work::Sum { input },
+        };
+        assert_eq!(raykit::get(&open::remote(sum)).unwrap(), (1, json!(6)));
+        let notes: ActorHandle<Notebook> = Notebook::remote(json!({"k": "v"}));
+        let read = Envelope {
+            id: 2,
+            work: Work::Read { notes },
+        };
+        let stored = raykit::put(read);
+        assert_eq!(
+            raykit::get(&open::remote(&stored)).unwrap(),
+            (2, json!({"k": "v"}))
+        );
+        // Read back here too, twice: the handle still calls the actor.
+        for _ in 0..2 {
+            match raykit::get(&stored).unwrap().work {
+                Work::Read { notes } => {
+                    assert_eq!(raykit::get(&notes.doc()).unwrap(), json!({"k": "v"}))
+                }
+                Work::Sum { .. } => panic!("read back as another variant"),
+            }
+        }
     });
 }

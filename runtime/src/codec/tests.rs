@@ -469,3 +469,47 @@ fn refs_and_handles_trace_without_side_effects() {
         Verdict::Postcard { recursive: false }
     );
 }
+
+#[test]
+fn a_some_of_nil_in_a_self_describing_value_reads_back_as_none() {
+    // As through JSON; postcard values keep the difference.
+    assert_eq!(
+        decode::<Option<Value>>(&encode(&Some(Value::Null)).unwrap()).unwrap(),
+        None
+    );
+    assert_eq!(
+        decode::<Option<Option<u8>>>(&encode(&Some(None::<u8>)).unwrap()).unwrap(),
+        Some(None)
+    );
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(untagged)]
+enum RefOrValue {
+    Ref(crate::ObjectRef<u8>),
+    Value(Value),
+}
+
+#[test]
+fn refs_inside_untagged_enums() {
+    assert_eq!(format::<RefOrValue>(), Format::SelfDescribing);
+    let bytes = encode(&RefOrValue::Value(json!(1))).unwrap();
+    assert_eq!(
+        decode::<RefOrValue>(&bytes).unwrap(),
+        RefOrValue::Value(json!(1))
+    );
+    // A ref, whose id is a `u128`: serde's buffering of untagged enums cannot hold one.
+    let r = crate::put(5u8);
+    let bytes = encode(&RefOrValue::Ref(r.clone())).unwrap();
+    match decode::<RefOrValue>(&bytes).expect("a ref inside an untagged enum decodes") {
+        RefOrValue::Ref(back) => {
+            assert_eq!(back, r);
+            assert_eq!(crate::get(&back).unwrap(), 5);
+        }
+        other => panic!("read back as {other:?}"),
+    }
+    // In postcard, refs stay as they were.
+    assert_eq!(format::<crate::ObjectRef<u8>>(), Format::Postcard);
+    let bytes = encode(&r).unwrap();
+    assert_eq!(bytes[1..], postcard::to_allocvec(&r.id()).unwrap()[..]);
+}

@@ -151,7 +151,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Decodes a user value (an object, an argument, a result) as every process does: the
-/// production decoder of [`codec`](crate::codec).
+/// production decoder of the value codec (`runtime/src/codec.rs`).
 pub fn decode_value<T: serde::de::DeserializeOwned + 'static>(bytes: &[u8]) -> crate::Result<T> {
     crate::codec::decode(bytes)
 }
