@@ -37,6 +37,7 @@ fn main() {
         ("chunk_header", chunk_header_seeds()),
         ("recv_values", recv_values_seeds()),
         ("fetch_object", fetch_object_seeds()),
+        ("user_value", user_value_seeds()),
     ] {
         total += write(&root.join(target), &seeds);
     }
@@ -888,4 +889,110 @@ fn fetch_object_seeds() -> Vec<(String, Vec<u8>)> {
         ("one-piece-placed".into(), with_control(1, &one_piece)),
         ("Failed-object-lost".into(), with_control(0, &failed)),
     ]
+}
+
+/// A seed of `user_value`: the selector of `T` (see `raykit_fuzz::check_value`), then the
+/// encoding of `value`.
+fn user_value<T>(name: &str, selector: u8, value: &T) -> (String, Vec<u8>)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let mut bytes = vec![selector];
+    bytes.extend(__fuzz::encode_value(value).expect("a user value encodes"));
+    (name.to_owned(), bytes)
+}
+
+fn user_value_seeds() -> Vec<(String, Vec<u8>)> {
+    use raykit_fuzz::values::*;
+    use serde_json::json;
+    let sample = json!({
+        "name": "raykit", "n": -3, "big": u64::MAX, "x": 0.5,
+        "list": [null, true, "s", [1, [2]], {}], "nested": {"a": {"b": []}}
+    });
+    let mut nested = json!([]);
+    for _ in 0..40 {
+        nested = json!([nested]);
+    }
+    let mut list = List::Nil;
+    for i in 0..40 {
+        list = List::Cons(i, Box::new(list));
+    }
+    let mut seeds = vec![
+        user_value("value", 0, &sample),
+        user_value("value-nested", 0, &nested),
+        user_value("bytes", 1, &vec![7u8; 64]),
+        user_value(
+            "plain",
+            2,
+            &Plain {
+                id: 9,
+                name: "p".into(),
+                data: vec![1, 2, 3],
+                pair: Some((-1, 2.5)),
+                map: BTreeMap::from([("k".to_owned(), 4)]),
+            },
+        ),
+        user_value("list", 3, &list),
+        user_value("untagged-number", 4, &Loose::Number(-5)),
+        user_value(
+            "untagged-pair",
+            4,
+            &Loose::Pair {
+                left: 1,
+                right: vec!["r".into()],
+            },
+        ),
+        user_value("internal-start", 5, &Event::Start { at: 3 }),
+        user_value(
+            "internal-stop",
+            5,
+            &Event::Stop {
+                reason: "done".into(),
+            },
+        ),
+        user_value("internal-ping", 5, &Event::Ping),
+        user_value(
+            "flattened",
+            6,
+            &Record {
+                kind: "k".into(),
+                rest: BTreeMap::from([("score".to_owned(), json!(1.5))]),
+            },
+        ),
+        user_value(
+            "tree",
+            7,
+            &Tree::Node(vec![Tree::Leaf(json!(1)), Tree::Node(vec![Tree::Leaf(sample.clone())])]),
+        ),
+        user_value(
+            "mixed",
+            8,
+            &(
+                "s".to_owned(),
+                Some(vec![json!(null), json!("v")]),
+                u128::MAX,
+                [1u8, 2, 3, 4],
+            ),
+        ),
+    ];
+    // Hostile: MessagePack arrays nested far past the limit, and a postcard list as long.
+    // The selector of `Value`, the MessagePack format, then the payload's length as a varint.
+    let mut deep = vec![0u8, 1];
+    let payload: Vec<u8> = std::iter::repeat_n(0x91, 2000).chain([0x90]).collect();
+    let mut len = payload.len();
+    while len >= 0x80 {
+        deep.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    deep.push(len as u8);
+    deep.extend(payload);
+    seeds.push(("hostile-nested-value".into(), deep));
+    // The selector of `List`, the postcard format, then `Cons(1, ..)` cells.
+    let mut long = vec![3u8, 0];
+    for _ in 0..2000 {
+        long.extend([0, 1]);
+    }
+    long.push(1);
+    seeds.push(("hostile-long-list".into(), long));
+    seeds
 }

@@ -147,3 +147,134 @@ pub fn frames(mut written: &[u8]) -> Vec<&[u8]> {
     assert!(written.is_empty(), "bytes after the last frame");
     out
 }
+
+/// The user types the `user_value` target decodes, picked by its first byte: each shape the
+/// value codec treats differently (postcard, postcard of a recursive type, MessagePack of a
+/// `serde_json::Value`, of untagged, internally tagged and flattened types, of a recursive
+/// enum around a `Value`).
+pub mod values {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    /// A plain struct: postcard.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct Plain {
+        /// A number.
+        pub id: u64,
+        /// A string.
+        pub name: String,
+        /// Bytes.
+        pub data: Vec<u8>,
+        /// An optional pair.
+        pub pair: Option<(i32, f64)>,
+        /// A map.
+        pub map: BTreeMap<String, u32>,
+    }
+
+    /// A recursive enum: postcard, counted against the nesting limit.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub enum List {
+        /// A cell.
+        Cons(u8, Box<List>),
+        /// The end.
+        Nil,
+    }
+
+    /// An untagged enum: MessagePack.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum Loose {
+        /// A number.
+        Number(i64),
+        /// A string.
+        Text(String),
+        /// A struct.
+        Pair {
+            /// Left.
+            left: u8,
+            /// Right.
+            right: Vec<String>,
+        },
+    }
+
+    /// An internally tagged enum: MessagePack.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "t")]
+    pub enum Event {
+        /// A start.
+        Start {
+            /// When.
+            at: u64,
+        },
+        /// A stop.
+        Stop {
+            /// Why.
+            reason: String,
+        },
+        /// Nothing.
+        Ping,
+    }
+
+    /// A struct with flattened fields: MessagePack.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct Record {
+        /// A field of its own.
+        pub kind: String,
+        /// Flattened.
+        #[serde(flatten)]
+        pub rest: BTreeMap<String, Value>,
+    }
+
+    /// A recursive enum around a `Value`: MessagePack, whose enums nest without the decoder's
+    /// own depth count.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub enum Tree {
+        /// A leaf.
+        Leaf(Value),
+        /// A node.
+        Node(Vec<Tree>),
+    }
+
+    /// A tuple of what a call's arguments often are.
+    pub type Mixed = (String, Option<Vec<Value>>, u128, [u8; 4]);
+}
+
+/// How many types [`check_value`] picks from.
+pub const VALUE_TYPES: u8 = 9;
+
+/// Decodes `bytes` as a user value of the type `selector` picks (modulo [`VALUE_TYPES`]): a
+/// value that decodes must encode again, and that encoding must decode to a value of the same
+/// encoding.
+pub fn check_value(selector: u8, bytes: &[u8]) {
+    use values::*;
+    match selector % VALUE_TYPES {
+        0 => round_trip::<serde_json::Value>(bytes),
+        1 => round_trip::<Vec<u8>>(bytes),
+        2 => round_trip::<Plain>(bytes),
+        3 => round_trip::<List>(bytes),
+        4 => round_trip::<Loose>(bytes),
+        5 => round_trip::<Event>(bytes),
+        6 => round_trip::<Record>(bytes),
+        7 => round_trip::<Tree>(bytes),
+        _ => round_trip::<Mixed>(bytes),
+    }
+}
+
+fn round_trip<T>(bytes: &[u8])
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let Ok(value) = __fuzz::decode_value::<T>(bytes) else {
+        return;
+    };
+    let once = __fuzz::encode_value(&value).expect("a decoded value encodes");
+    let again: T = __fuzz::decode_value(&once).expect("the encoding of a decoded value decodes");
+    assert_eq!(
+        __fuzz::encode_value(&again).expect("it encodes again"),
+        once,
+        "a {} does not round-trip",
+        std::any::type_name::<T>()
+    );
+}

@@ -651,18 +651,24 @@ fn host_registration(
         ),
     );
     let ctor_names: Vec<&Ident> = ctor.params.iter().map(|(n, _)| n).collect();
+    let ctor_strs: Vec<String> = ctor_names.iter().map(|n| n.to_string()).collect();
     let ctor_types: Vec<&Type> = ctor.params.iter().map(|(_, t)| t).collect();
     let ctor_what = format!("{class}::new");
     let arms = methods.iter().map(|m| {
         let method_str = m.name.to_string();
         let what = format!("{class}::{}", m.name);
         let names: Vec<&Ident> = m.params.iter().map(|(n, _)| n).collect();
+        let strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
         let ret = &m.ret;
         let body = method_body(m, self_ty, &what, false);
         quote! {
             #method_str => {
-                let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::decode(#what, __args) {
+                let (#(#names,)*): (#(#types,)*) = match ::raykit::__private::ArgReader::read(
+                    #what,
+                    __args,
+                    |__r| ::core::result::Result::Ok((#(__r.next::<#types>(#strs)?,)*)),
+                ) {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return __done(::core::result::Result::Err(e)),
                 };
@@ -693,7 +699,11 @@ fn host_registration(
             #[allow(clippy::let_unit_value, clippy::unused_unit)]
             impl __Checked for __Host where #send_sync, #(#bounds,)* {
                 fn __host(&self, __args: &[u8], __max_concurrency: u32) -> __HostResult {
-                    let (#(#ctor_names,)*): (#(#ctor_types,)*) = ::raykit::__private::decode(#ctor_what, __args)?;
+                    let (#(#ctor_names,)*): (#(#ctor_types,)*) = ::raykit::__private::ArgReader::read(
+                        #ctor_what,
+                        __args,
+                        |__r| ::core::result::Result::Ok((#(__r.next::<#ctor_types>(#ctor_strs)?,)*)),
+                    )?;
                     ::raykit::__private::host_actor::<#self_ty, _>(
                         __max_concurrency,
                         move || <#self_ty>::new(#(#ctor_names),*),

@@ -331,17 +331,25 @@ impl RemoteFn {
                 ::core::result::Result::Ok(::std::vec![#(::raykit::__private::encode(__SPEC.name, &#elems)?),*])
             }
         };
+        // The arguments' encodings, one after another.
+        let decode_args = quote! {
+            let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::ArgReader::read(
+                __SPEC.name,
+                &__args,
+                |__r| ::core::result::Result::Ok((#(__r.next::<#param_aliases>(#param_strs)?,)*)),
+            )?;
+        };
         let invoke_body = if is_async {
             quote_spanned! {async_span=>
                 ::std::boxed::Box::pin(async move {
-                    let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, &__args)?;
+                    #decode_args
                     let __value: #ret_alias = #call;
                     #encode_outputs
                 })
             }
         } else {
             quote! {
-                let (#(#param_names,)*): (#(#param_aliases,)*) = ::raykit::__private::decode(__SPEC.name, __args)?;
+                #decode_args
                 let __value: #ret_alias = #call;
                 #encode_outputs
             }

@@ -226,6 +226,12 @@ impl<A: ActorMethods> ActorLink<A> {
         }
     }
 
+    /// A link to actor `id` that calls nothing and whose drop tells no one (for finding the
+    /// value format of a type that holds handles).
+    pub(crate) fn inert(id: ActorId) -> ActorLink<A> {
+        ActorLink::Cluster(ClusterActor::held::<A>(id))
+    }
+
     /// The live actor named `name`. Embedded, `here` looks among this process's named actors.
     pub(crate) fn named(
         rt: &Runtime,
@@ -258,13 +264,13 @@ impl<A: ActorMethods> ActorLink<A> {
 /// Stores `value` as an object. Embedded, `here` keeps it in this process; on a cluster it is
 /// encoded and stored on a node (the slot keeps the encoding for readers here, decoded with
 /// `decoder`).
-pub(crate) fn put<V: serde::Serialize>(
-    value: V,
-    decoder: DecodeFn,
-    here: impl FnOnce(V) -> Arc<Slot>,
-) -> Arc<Slot> {
+pub(crate) fn put<T, V>(value: V, decoder: DecodeFn, here: impl FnOnce(V) -> Arc<Slot>) -> Arc<Slot>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: std::borrow::Borrow<T>,
+{
     match crate::runtime::current().as_deref().map(|rt| &rt.backend) {
-        Ok(Backend::Cluster(client)) => client::put(client, &value, decoder),
+        Ok(Backend::Cluster(client)) => client::put::<T>(client, value.borrow(), decoder),
         Ok(Backend::Embedded) | Err(_) => here(value),
     }
 }

@@ -47,6 +47,7 @@
 mod actor;
 mod backend;
 pub mod cluster;
+mod codec;
 mod config;
 mod error;
 mod ids;
@@ -133,10 +134,9 @@ pub mod __private {
         RawHandle, ReadGuard, RefBody, WriteGuard,
     };
     pub use crate::backend::{worker_entry, EncodedArg};
+    pub use crate::codec::ArgReader;
     pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, DecodeFn, Slot};
-    pub use crate::registry::{
-        decode, encode, ActorClass, Done, HostedActor, Invoke, RemoteFunction,
-    };
+    pub use crate::registry::{encode, ActorClass, Done, HostedActor, Invoke, RemoteFunction};
     pub use crate::runtime::worker_threads_started;
     pub use crate::task::{submit_async, submit_sync, One, Returns, TaskSpec};
     pub use futures::future::BoxFuture;

@@ -69,8 +69,9 @@ impl RemoteFunction {
         self.spec.is_async
     }
 
-    /// Runs the function on arguments encoded with postcard as a tuple, and returns its
-    /// outputs encoded the same way: one value, or one per element with `num_returns > 1`.
+    /// Runs the function on its encoded arguments (each one's encoding by the value codec,
+    /// concatenated), and returns its outputs encoded the same way: one value, or one per
+    /// element with `num_returns > 1`.
     /// A panic becomes an error naming the function.
     pub fn invoke(&self, args: &[u8]) -> Result<Outputs> {
         let name = self.spec.name;
@@ -138,7 +139,7 @@ pub fn lookup(name: &str, signature_hash: u64) -> Result<&'static RemoteFunction
 pub type Done = Box<dyn FnOnce(Result<Outputs>) + Send>;
 
 /// An actor living in this process for a cluster node, called by method name with its
-/// arguments encoded as one postcard tuple.
+/// arguments encoded one after another.
 #[doc(hidden)]
 pub trait HostedActor: Send + Sync {
     /// Decodes the arguments of a call of `method` and queues it; `done` gets its encoded
@@ -154,8 +155,8 @@ pub trait HostedActor: Send + Sync {
     fn kill(&self);
 }
 
-/// How a worker process builds an actor of one class: constructor arguments encoded as one
-/// postcard tuple, and the actor's `max_concurrency`.
+/// How a worker process builds an actor of one class: constructor arguments encoded one after
+/// another, and the actor's `max_concurrency`.
 #[doc(hidden)]
 pub type HostFn = fn(&[u8], u32) -> Result<Box<dyn HostedActor>>;
 
@@ -243,16 +244,13 @@ fn check<T>(what: &str, name: &str, signature_hash: u64, found: Option<(T, u64)>
     }
 }
 
-/// Decodes a postcard-encoded value.
+/// Encodes a value (a result of `what`) with the value codec.
 #[doc(hidden)]
-pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::serialization(what, e))
-}
-
-/// Encodes a value with postcard.
-#[doc(hidden)]
-pub fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(|e| Error::serialization(what, e))
+pub fn encode<T>(what: &str, value: &T) -> Result<Vec<u8>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    crate::codec::encode(value).map_err(|e| Error::serialization(what, e.message()))
 }
 
 #[cfg(test)]

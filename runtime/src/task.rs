@@ -157,12 +157,10 @@ impl<T: 'static> Arg<T> {
     #[doc(hidden)]
     pub fn to_wire(&self) -> Result<EncodedArg>
     where
-        T: serde::Serialize,
+        T: serde::Serialize + serde::de::DeserializeOwned,
     {
         match &self.0 {
-            ArgInner::Value(v) => postcard::to_allocvec(v)
-                .map(EncodedArg::Value)
-                .map_err(|e| Error::serialization(std::any::type_name::<T>(), e)),
+            ArgInner::Value(v) => crate::codec::encode(v).map(EncodedArg::Value),
             ArgInner::Ref(r) => Ok(EncodedArg::Ref(r.id())),
         }
     }

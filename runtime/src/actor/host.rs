@@ -110,7 +110,7 @@ impl<T> Encoded<T> {
     }
 }
 
-impl<T: serde::Serialize + Send + 'static> Returns for Encoded<T> {
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Returns for Encoded<T> {
     type Value = T;
 
     fn fulfil(mut self, value: T) {

@@ -826,13 +826,16 @@ impl Client {
 
 /// Stores `value` on the head's node and returns its slot, already holding the encoded value
 /// for local readers.
-pub(crate) fn put<T: serde::Serialize>(client: &Client, value: &T, decoder: DecodeFn) -> Arc<Slot> {
+pub(crate) fn put<T>(client: &Client, value: &T, decoder: DecodeFn) -> Arc<Slot>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
     slot.set_owned_elsewhere();
     if shared::try_put(client, value, &slot) {
         return slot;
     }
-    match postcard::to_allocvec(value) {
+    match crate::codec::encode(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
             client.puts.take(bytes.len() as u64, &client.lost);
             let put = Outgoing::Put {
@@ -856,7 +859,7 @@ pub(crate) fn put<T: serde::Serialize>(client: &Client, value: &T, decoder: Deco
                 Err(e) => slot.fail(e),
             }
         }
-        Err(e) => slot.fail(Error::serialization(std::any::type_name::<T>(), e)),
+        Err(e) => slot.fail(e),
     }
     slot
 }

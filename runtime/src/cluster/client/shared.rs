@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::cluster::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
+use crate::codec;
 
 /// Where the head's answer to an [`Message::AllocObject`] goes.
 pub(super) type AllocReply = std::sync::mpsc::SyncSender<Option<u64>>;
@@ -39,9 +40,10 @@ impl Client {
     fn put_shared<T: serde::Serialize>(
         &self,
         value: &T,
-        len: usize,
+        measured: codec::Measured,
         slot: &Arc<Slot>,
     ) -> Result<bool> {
+        let len = measured.len();
         let Some(view) = &self.arena else {
             return Ok(false);
         };
@@ -69,42 +71,32 @@ impl Client {
         };
         // SAFETY: the head allocated these `len` bytes to this put alone, and nothing reads
         // them before the seal below.
-        let encoded = unsafe { view.block_mut(offset, len) }.and_then(|block| {
-            postcard::to_slice(value, block)
-                .map(|written| written.len())
-                .map_err(|e| Error::serialization(std::any::type_name::<T>(), e))
-        });
+        let encoded = unsafe { view.block_mut(offset, len) }
+            .and_then(|block| codec::encode_into(value, measured, block));
         // Sealed even when encoding failed, so the head does not keep the block: the slot then
         // fails, and its drop releases the object.
         self.await_object(slot);
         self.send(Message::SealObject { id })?;
-        match encoded {
-            Ok(n) if n == len => Ok(true),
-            Ok(n) => Err(Error::new(
-                ErrorKind::Serialization,
-                format!(
-                    "{} encoded to {n} bytes after measuring {len}",
-                    std::any::type_name::<T>()
-                ),
-            )),
-            Err(e) => Err(e),
-        }
+        encoded.map(|()| true)
     }
 }
 
 /// On a cluster whose head shares this host: puts a large `value` through the arena into
 /// `slot`. Returns whether it did (`false`: small value, no arena, or no room).
-pub(super) fn try_put<T: serde::Serialize>(client: &Client, value: &T, slot: &Arc<Slot>) -> bool {
+pub(super) fn try_put<T>(client: &Client, value: &T, slot: &Arc<Slot>) -> bool
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
     if client.arena.is_none() {
         return false;
     }
-    let Ok(len) = postcard::experimental::serialized_size(value) else {
+    let Ok(measured) = codec::measure(value) else {
         return false;
     };
-    if len < ARENA_MIN_VALUE {
+    if measured.len() < ARENA_MIN_VALUE {
         return false;
     }
-    match client.put_shared(value, len, slot) {
+    match client.put_shared(value, measured, slot) {
         Ok(done) => done,
         Err(e) => {
             client.awaited.lock().remove(&slot.id());

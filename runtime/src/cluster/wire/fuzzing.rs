@@ -149,3 +149,17 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     }
     RUNTIME.with(|rt| rt.block_on(future))
 }
+
+/// Decodes a user value (an object, an argument, a result) as every process does: the
+/// production decoder of the value codec (`runtime/src/codec.rs`).
+pub fn decode_value<T: serde::de::DeserializeOwned + 'static>(bytes: &[u8]) -> crate::Result<T> {
+    crate::codec::decode(bytes)
+}
+
+/// Encodes a user value as every process does.
+pub fn encode_value<T>(value: &T) -> crate::Result<Vec<u8>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    crate::codec::encode(value)
+}
