@@ -13,14 +13,14 @@ use raykit::cluster::arena::ArenaLocation;
 use raykit::cluster::wire::{
     encode_object_chunk, encode_object_data, ActorAssignment, ActorCallAssignment, ActorCounts,
     ActorCreation, ClusterStatus, Handshake, JobId, Message, NodeInfo, NodeLoad, NodeStatus,
-    Refusal, Role, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission,
-    Welcome, WireArg, PROTOCOL_VERSION,
+    OutputBatch, OutputLine, Refusal, Role, StoredObject, TaskAssignment, TaskCounts, TaskId,
+    TaskOutcome, TaskSubmission, Welcome, WireArg, PROTOCOL_VERSION,
 };
 use raykit::{Error, ErrorKind};
 use raykit_fuzz::{__fuzz, actor_id, frame, node_id, object_id, FETCHED, TOKEN};
 
 /// The variants of [`Message`]; every one has a seed.
-const MESSAGE_VARIANTS: usize = 66;
+const MESSAGE_VARIANTS: usize = 71;
 
 /// How deep item 1's hostile frame nests its error (the original nested 21,000 times; the
 /// shape is what matters, and a smaller seed keeps the corpus small).
@@ -402,7 +402,38 @@ fn messages() -> Vec<Message> {
         },
         Message::DeadNodesRequest,
         Message::DeadNodes(vec![dead_node()]),
+        Message::ForwardOutput,
+        Message::WorkerOutput(output_batch()),
+        Message::DrainOutput {
+            job_id: JobId(3),
+            seq: 1,
+        },
+        Message::OutputDrained {
+            job_id: JobId(3),
+            seq: 1,
+        },
+        Message::MuteOutput { job_id: JobId(3) },
     ]
+}
+
+/// Lines of a task and an actor on stdout and stderr, as a node sends them.
+fn output_batch() -> OutputBatch {
+    let line = |name: &str, stderr: bool, text: &str| OutputLine {
+        pid: 4243,
+        name: name.into(),
+        stderr,
+        text: text.into(),
+    };
+    OutputBatch {
+        job_id: JobId(3),
+        node_id: node_id(42),
+        lines: vec![
+            line("", true, "WARN starting"),
+            line("add", false, "adding 1 and 2"),
+            line("Counter", true, "incr: négatif \u{1b}[31m"),
+        ],
+        dropped: 2,
+    }
 }
 
 /// Item 1 of the hardening issue: a `Failed` message whose error nests `depth` times in the

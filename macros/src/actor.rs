@@ -424,6 +424,7 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
     let ctor_bounds = remote_bounds(ctor.params.iter().map(|(_, t)| t));
     let ctor_what = format!("{class}::new");
     let n_ctor = ctor.params.len();
+    let ctor_index: Vec<syn::Index> = (0..n_ctor).map(syn::Index::from).collect();
     let remote_doc = format!(
         "Creates a `{class}` actor: runs `{class}::new` on the runtime and returns its handle at \
          once. Each argument may be a value, an `ObjectRef` or a `&ObjectRef`."
@@ -437,6 +438,7 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
         let what = format!("{class}::{name}");
         let method_str = name.to_string();
         let n = params.len();
+        let index = (0..n).map(syn::Index::from);
         let body = method_body(m, self_ty, &what, true);
         quote! {
             #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
@@ -452,10 +454,16 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                         (&::raykit::__private::Probe::<#ret>::new()).cloner(),
                         (&::raykit::__private::Probe::<#ret>::new()).decoder(),
                     );
-                    // An actor on a cluster node gets its arguments encoded (refs by id).
-                    let __wire = self.0.is_cluster()
-                        .then(|| ::std::vec![#(#names.to_wire()),*]);
-                    self.0.call(#method_str, &__deps, __wire, __out, #body);
+                    // The arguments go as one tuple with the way to encode them, used when the
+                    // actor lives in another process.
+                    self.0.call(
+                        #method_str,
+                        &__deps,
+                        (#(#names,)*),
+                        |__a| ::std::vec![#(__a.#index.to_wire()),*],
+                        __out,
+                        move |(#(#names,)*)| #body,
+                    );
                     __ref
                 }
             }
@@ -530,14 +538,14 @@ fn generate(imp: &ItemImpl, class: &Ident, ctor: Constructor, methods: Vec<Metho
                 #(let #ctor_names = ::raykit::IntoArg::into_arg(#ctor_names);)*
                 let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_ctor] =
                     [#(#ctor_names.dependency()),*];
-                // On a cluster the actor is built on a node from its encoded arguments.
-                let __wire = ::raykit::__private::in_cluster()
-                    .then(|| ::std::vec![#(#ctor_names.to_wire()),*]);
+                // The arguments go as one tuple with the way to encode them, used when the actor
+                // is built in another process.
                 ::raykit::ActorHandle::from_raw(::raykit::__private::RawHandle::<#self_ty>::create(
                     self.0,
                     &__deps,
-                    __wire,
-                    move || {
+                    (#(#ctor_names,)*),
+                    |__a| ::std::vec![#(__a.#ctor_index.to_wire()),*],
+                    move |(#(#ctor_names,)*)| {
                         #(let #ctor_names = #ctor_names.resolve(#ctor_what, #ctor_strs)?;)*
                         ::core::result::Result::Ok(<#self_ty>::new(#(#ctor_names),*))
                     },
@@ -664,12 +672,14 @@ fn host_registration(
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return __done(::core::result::Result::Err(e)),
                 };
+                // The actor is in this process: its arguments are never encoded again.
                 __raw.call(
                     #method_str,
                     &[],
-                    ::core::option::Option::None,
+                    (#(#names,)*),
+                    |_| ::std::vec::Vec::new(),
                     ::raykit::__private::Encoded::<#ret>::new(#what, __done),
-                    #body,
+                    move |(#(#names,)*)| #body,
                 );
             }
         }

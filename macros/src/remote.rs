@@ -276,16 +276,23 @@ impl RemoteFn {
             .asyncness
             .as_ref()
             .map_or_else(|| name.span(), |a| a.span);
+        // The arguments travel as one tuple with the way to encode them, used by a backend
+        // that runs the call in another process.
+        let arg_index = (0..self.params.len()).map(syn::Index::from);
+        let args_and_encode = quote! {
+            (#(#param_names,)*),
+            |__a| ::std::vec![#(__a.#arg_index.to_wire()),*]
+        };
         let submit = if is_async {
             quote_spanned! {async_span=>
-                ::raykit::__private::submit_async(&__SPEC, __options, &__deps, __wire, #returns_expr, move || async move {
+                ::raykit::__private::submit_async(&__SPEC, __options, &__deps, #args_and_encode, #returns_expr, move |(#(#param_names,)*)| async move {
                     #(let #param_names = #param_names.resolve(__SPEC.name, #param_strs)?;)*
                     ::core::result::Result::Ok(#call)
                 });
             }
         } else {
             quote! {
-                ::raykit::__private::submit_sync(&__SPEC, __options, &__deps, __wire, #returns_expr, move || {
+                ::raykit::__private::submit_sync(&__SPEC, __options, &__deps, #args_and_encode, #returns_expr, move |(#(#param_names,)*)| {
                     #(let #param_names = #param_names.resolve(__SPEC.name, #param_strs)?;)*
                     ::core::result::Result::Ok(#call)
                 });
@@ -463,9 +470,6 @@ impl RemoteFn {
                         )*
                         let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n_params] =
                             [#(#param_names.dependency()),*];
-                        // On a cluster the arguments travel encoded (refs by id).
-                        let __wire = ::raykit::__private::in_cluster()
-                            .then(|| ::std::vec![#(#param_names.to_wire()),*]);
                         #submit
                         #refs_expr
                     }

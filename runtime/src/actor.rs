@@ -13,7 +13,6 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use futures::future::BoxFuture;
@@ -21,41 +20,19 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::client::ClusterActor;
-use crate::cluster::wire::WireArg;
+use crate::backend::{ActorLink, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
+use crate::local::{Body, Demand, Job, Scheduler, What};
 use crate::object::{Dependent, Slot, Waiter};
+use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest, Scheduler, What};
 use crate::task::{schedule, CallOutputs, Returns};
 
 mod host;
 
 pub use host::{host_actor, Encoded};
 
-/// The id of an actor.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ActorId(u128);
-
-impl ActorId {
-    pub(crate) fn next() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        ActorId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
-    }
-}
-
-impl fmt::Display for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorId({self})")
-    }
-}
+pub use crate::ids::ActorId;
 
 /// What `#[derive(raykit::Actor)]` knows about an actor type: its `#[actor(..)]` options.
 #[doc(hidden)]
@@ -224,7 +201,7 @@ struct Call<A> {
     exclusive: bool,
     is_async: bool,
     deps: Vec<Arc<Slot>>,
-    /// Who submitted it (see [`crate::scheduler::current_caller`]): calls of one caller run in
+    /// Who submitted it (see [`crate::local::current_caller`]): calls of one caller run in
     /// the order it submitted them, and never wait behind another caller's call.
     caller: u64,
     /// The argument whose readiness it is told of now (a waiter is registered on it).
@@ -555,8 +532,20 @@ impl<A: Send + Sync + 'static> Dependent for HeadReady<A> {
 }
 
 /// Keeps an actor alive: the actor stops when the last guard (the last handle) is gone.
-struct HandleGuard<A: Send + Sync + 'static> {
+pub(crate) struct HandleGuard<A: Send + Sync + 'static> {
     cell: Arc<ActorCell<A>>,
+}
+
+impl<A: Send + Sync + 'static> HandleGuard<A> {
+    /// The actor's id.
+    pub(crate) fn id(&self) -> ActorId {
+        self.cell.id
+    }
+
+    /// The actor's type name.
+    pub(crate) fn class(&self) -> &'static str {
+        self.cell.class
+    }
 }
 
 impl<A: Send + Sync + 'static> Drop for HandleGuard<A> {
@@ -570,24 +559,14 @@ impl<A: Send + Sync + 'static> Drop for HandleGuard<A> {
 /// The untyped core of a handle. Not public API: use [`ActorHandle`].
 #[doc(hidden)]
 pub struct RawHandle<A: Send + Sync + 'static> {
-    inner: Inner<A>,
-}
-
-/// Where the actor lives.
-enum Inner<A: Send + Sync + 'static> {
-    /// In this process.
-    Local(Arc<HandleGuard<A>>),
-    /// On a cluster node: calls go through the head's actor directory.
-    Cluster(Arc<ClusterActor>),
+    link: ActorLink<A>,
 }
 
 impl<A: Send + Sync + 'static> Clone for RawHandle<A> {
     fn clone(&self) -> Self {
-        let inner = match &self.inner {
-            Inner::Local(g) => Inner::Local(g.clone()),
-            Inner::Cluster(c) => Inner::Cluster(c.clone()),
-        };
-        RawHandle { inner }
+        RawHandle {
+            link: self.link.clone(),
+        }
     }
 }
 
@@ -600,28 +579,16 @@ impl<A: Send + Sync + 'static> fmt::Debug for RawHandle<A> {
 impl<A: Send + Sync + 'static> RawHandle<A> {
     fn local(guard: Arc<HandleGuard<A>>) -> Self {
         RawHandle {
-            inner: Inner::Local(guard),
+            link: ActorLink::Here(guard),
         }
-    }
-
-    /// Whether the actor lives on a cluster node (its calls travel encoded).
-    #[doc(hidden)]
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.inner, Inner::Cluster(_))
     }
 
     fn id(&self) -> ActorId {
-        match &self.inner {
-            Inner::Local(g) => g.cell.id,
-            Inner::Cluster(c) => c.id(),
-        }
+        self.link.id()
     }
 
     fn class(&self) -> &'static str {
-        match &self.inner {
-            Inner::Local(g) => g.cell.class,
-            Inner::Cluster(c) => c.class(),
-        }
+        self.link.class()
     }
 }
 
@@ -629,32 +596,42 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
 // `#[derive(raykit::Actor)]` the one error is then on the generated `ActorMethods` impl, none
 // on the code that creates and calls the actor.
 impl<A: ActorMethods> RawHandle<A> {
-    /// Creates an actor: runs `construct` (once its ref arguments are ready) with the actor's
-    /// resources taken.
+    /// Creates an actor from its constructor's arguments `args`: `construct` runs with them
+    /// (once their refs are ready) with the actor's resources taken; where the actor is built
+    /// in another process, `encode` encodes them for it.
     #[doc(hidden)]
-    pub fn create<F>(
+    pub fn create<Args, F>(
         options: ActorOptions,
         deps: &[Option<Arc<Slot>>],
-        wire: Option<Vec<Result<WireArg>>>,
+        args: Args,
+        encode: impl FnOnce(&Args) -> Vec<Result<EncodedArg>>,
         construct: F,
     ) -> Self
     where
-        F: FnOnce() -> Result<A> + Send + 'static,
+        Args: Send + 'static,
+        F: FnOnce(Args) -> Result<A> + Send + 'static,
     {
         let spec = &A::__SPEC;
-        if let Some(wire) = wire {
-            drop(construct);
-            return match crate::cluster::client::create_actor::<A>(&options, wire) {
-                Ok(actor) => RawHandle {
-                    inner: Inner::Cluster(actor),
-                },
-                Err(e) => Self::dead_on_arrival(spec, runtime::current().ok().as_ref(), e),
-            };
-        }
         let rt = match runtime::current() {
             Ok(rt) => rt,
             Err(e) => return Self::dead_on_arrival(spec, None, e),
         };
+        let here =
+            |options, args| Self::create_here(&rt, options, deps, move || construct(args)).link;
+        match ActorLink::create(&rt, options, args, encode, here) {
+            Ok(link) => RawHandle { link },
+            Err(e) => Self::dead_on_arrival(spec, Some(&rt), e),
+        }
+    }
+
+    /// Builds the actor in this process.
+    fn create_here(
+        rt: &Arc<Runtime>,
+        options: ActorOptions,
+        deps: &[Option<Arc<Slot>>],
+        construct: impl FnOnce() -> Result<A> + Send + 'static,
+    ) -> Self {
+        let spec = &A::__SPEC;
         let amounts = ResourceRequest::resolve(
             Some(&options.request),
             spec.num_cpus,
@@ -664,7 +641,7 @@ impl<A: ActorMethods> RawHandle<A> {
         let what = What("actor", spec.class);
         let demand = match rt.sched.resources.demand_for(&what, &amounts) {
             Ok(d) => d,
-            Err(e) => return Self::dead_on_arrival(spec, Some(&rt), e),
+            Err(e) => return Self::dead_on_arrival(spec, Some(rt), e),
         };
         let cell = Arc::new(ActorCell {
             id: ActorId::next(),
@@ -676,7 +653,7 @@ impl<A: ActorMethods> RawHandle<A> {
                 .max(1) as usize,
             demand: demand.clone(),
             sched: Some(rt.sched.clone()),
-            runtime: Arc::downgrade(&rt),
+            runtime: Arc::downgrade(rt),
             mailbox: Mutex::new(Mailbox::new(Status::Creating, None)),
         });
         let guard = Arc::new(HandleGuard { cell: cell.clone() });
@@ -766,7 +743,7 @@ impl<A: ActorMethods> RawHandle<A> {
             keep_resources: true,
             body,
         };
-        schedule(&rt, job, deps);
+        schedule(rt, job, deps);
         handle
     }
 
@@ -796,25 +773,32 @@ impl<A: ActorMethods> RawHandle<A> {
 }
 
 impl<A: Send + Sync + 'static> RawHandle<A> {
-    /// Queues a method call.
+    /// Queues a call of `method` with arguments `args`: `body` makes the call from them; where
+    /// the actor lives in another process, `encode` encodes them for it.
     #[doc(hidden)]
-    pub fn call<R: Returns>(
+    pub fn call<Args, R: Returns>(
         &self,
         method: &'static str,
         deps: &[Option<Arc<Slot>>],
-        wire: Option<Vec<Result<WireArg>>>,
+        args: Args,
+        encode: impl FnOnce(&Args) -> Vec<Result<EncodedArg>>,
+        returns: R,
+        body: impl FnOnce(Args) -> MethodBody<A, R::Value>,
+    ) {
+        self.link
+            .call(method, args, encode, returns, |guard, args, returns| {
+                Self::call_here(&guard.cell, method, deps, returns, body(args))
+            });
+    }
+
+    /// Queues a call in the mailbox of an actor of this process.
+    fn call_here<R: Returns>(
+        cell: &Arc<ActorCell<A>>,
+        method: &'static str,
+        deps: &[Option<Arc<Slot>>],
         returns: R,
         body: MethodBody<A, R::Value>,
     ) {
-        let cell = match &self.inner {
-            Inner::Local(g) => &g.cell,
-            Inner::Cluster(actor) => {
-                drop(body);
-                let wire = wire.unwrap_or_default();
-                crate::cluster::client::call_actor(actor, method, wire, returns.into_slots());
-                return;
-            }
-        };
         let (exclusive, is_async) = match &body {
             MethodBody::Ref(_) => (false, false),
             MethodBody::Mut(_) => (true, false),
@@ -875,7 +859,7 @@ impl<A: Send + Sync + 'static> RawHandle<A> {
                 .filter(|s| !s.is_ready())
                 .cloned()
                 .collect(),
-            caller: crate::scheduler::current_caller(),
+            caller: crate::local::current_caller(),
             waiting_on: None,
             outputs,
             run: Box::new(run),
@@ -935,10 +919,7 @@ impl<A: ActorMethods> ActorHandle<A> {
     /// process is killed; in this process a running call's thread cannot be stopped, so it
     /// runs to its end, but what it returns goes nowhere.
     pub fn kill(&self) {
-        match &self.raw().inner {
-            Inner::Local(g) => g.cell.kill("was killed"),
-            Inner::Cluster(actor) => crate::cluster::client::kill_actor(actor.id()),
-        }
+        self.raw().link.kill(|g| g.cell.kill("was killed"));
     }
 }
 
@@ -981,18 +962,9 @@ impl<A: ActorMethods> Hash for ActorHandle<A> {
 /// A handle travels as its actor's id and class, so it cannot be read back as another class's.
 impl<A: ActorMethods> Serialize for ActorHandle<A> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let id = match &self.raw().inner {
-            Inner::Local(guard) => {
-                directory::export(guard.cell.id, guard.clone());
-                guard.cell.id
-            }
-            Inner::Cluster(actor) => {
-                // Held where the head cannot see: the actor lives until its job ends.
-                actor.escape();
-                actor.id()
-            }
-        };
-        (crate::codec::Portable(id), A::__CLASS).serialize(s)
+        let link = &self.raw().link;
+        link.escape(|guard| directory::export(guard.cell.id, guard.clone()));
+        (crate::codec::Portable(link.id()), A::__CLASS).serialize(s)
     }
 }
 
@@ -1003,10 +975,8 @@ impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
         if crate::codec::tracing() {
             // Finding the format of a type that holds handles: an inert one (dropping it
             // tells no one).
-            let raw = RawHandle {
-                inner: Inner::Cluster(ClusterActor::held::<A>(id)),
-            };
-            return Ok(ActorHandle::from_raw(raw));
+            let link = ActorLink::inert(id);
+            return Ok(ActorHandle::from_raw(RawHandle { link }));
         }
         if class != A::__CLASS {
             return Err(serde::de::Error::custom(format!(
@@ -1014,21 +984,16 @@ impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
                 A::__CLASS
             )));
         }
-        if runtime::current().is_ok_and(|rt| rt.cluster.is_some()) {
-            let actor = ClusterActor::held::<A>(id);
-            return Ok(ActorHandle::from_raw(RawHandle {
-                inner: Inner::Cluster(actor),
-            }));
-        }
-        let any = directory::find(id)
-            .ok_or_else(|| serde::de::Error::custom(format!("actor {id} no longer exists here")))?;
-        let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
-            serde::de::Error::custom(format!(
-                "actor {id} is not a `{}`",
-                std::any::type_name::<A>()
-            ))
-        })?;
-        Ok(ActorHandle::from_raw(RawHandle::local(guard)))
+        let here = || {
+            let any =
+                directory::find(id).ok_or_else(|| format!("actor {id} no longer exists here"))?;
+            let guard = any
+                .downcast::<HandleGuard<A>>()
+                .map_err(|_| format!("actor {id} is not a `{}`", std::any::type_name::<A>()))?;
+            Ok(ActorLink::Here(guard))
+        };
+        let link = ActorLink::find(id, here).map_err(serde::de::Error::custom)?;
+        Ok(ActorHandle::from_raw(RawHandle { link }))
     }
 }
 
@@ -1120,43 +1085,26 @@ impl NamedActors {
 /// the actor under it is not an `A`.
 pub fn get_actor<A: ActorMethods>(name: &str) -> Result<ActorHandle<A>> {
     let rt = runtime::current()?;
-    if rt.cluster.is_some() {
-        let (id, class) = crate::cluster::client::get_actor(name)?.ok_or_else(|| {
+    let here = || {
+        let any = rt.actors.find(name).ok_or_else(|| {
             Error::new(
                 ErrorKind::ActorNotFound,
-                format!("no live actor is named `{name}` on the cluster"),
+                format!("no live actor is named `{name}`"),
             )
         })?;
-        if class != A::__CLASS {
-            return Err(Error::new(
+        let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
+            Error::new(
                 ErrorKind::ActorNotFound,
                 format!(
-                    "the actor named `{name}` is a `{class}`, not a `{}`",
+                    "the actor named `{name}` is not a `{}`",
                     std::any::type_name::<A>()
                 ),
-            ));
-        }
-        let actor = ClusterActor::held::<A>(id);
-        return Ok(ActorHandle::from_raw(RawHandle {
-            inner: Inner::Cluster(actor),
-        }));
-    }
-    let any = rt.actors.find(name).ok_or_else(|| {
-        Error::new(
-            ErrorKind::ActorNotFound,
-            format!("no live actor is named `{name}`"),
-        )
-    })?;
-    let guard = any.downcast::<HandleGuard<A>>().map_err(|_| {
-        Error::new(
-            ErrorKind::ActorNotFound,
-            format!(
-                "the actor named `{name}` is not a `{}`",
-                std::any::type_name::<A>()
-            ),
-        )
-    })?;
-    Ok(ActorHandle::from_raw(RawHandle::local(guard)))
+            )
+        })?;
+        Ok(ActorLink::Here(guard))
+    };
+    let link = ActorLink::named(&rt, name, here)?;
+    Ok(ActorHandle::from_raw(RawHandle { link }))
 }
 
 /// What `#[derive(raykit::Actor)]` checks: the type has its `#[raykit::actor]` impl block too.

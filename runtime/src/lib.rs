@@ -45,14 +45,17 @@
 )]
 
 mod actor;
+mod backend;
 pub mod cluster;
 mod codec;
 mod config;
 mod error;
+mod ids;
+mod local;
 mod object;
 pub mod registry;
+mod resources;
 mod runtime;
-mod scheduler;
 mod task;
 
 pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};
@@ -121,7 +124,7 @@ pub struct ReadmeTour;
 /// default). Not public API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub use cluster::wire::fuzzing as __fuzz;
+pub use backend::fuzzing as __fuzz;
 
 /// Items the macros expand to. Not public API.
 #[doc(hidden)]
@@ -130,11 +133,10 @@ pub mod __private {
         assert_actor_methods, host_actor, ActorMethods, ActorSpec, Encoded, MethodBody, MutBody,
         RawHandle, ReadGuard, RefBody, WriteGuard,
     };
-    pub use crate::cluster::worker::worker_entry;
+    pub use crate::backend::{worker_entry, EncodedArg};
     pub use crate::codec::ArgReader;
     pub use crate::object::{clone_by_clone, clone_by_serde, CloneFn, DecodeFn, Slot};
     pub use crate::registry::{encode, ActorClass, Done, HostedActor, Invoke, RemoteFunction};
-    pub use crate::runtime::in_cluster;
     pub use crate::runtime::worker_threads_started;
     pub use crate::task::{submit_async, submit_sync, One, Returns, TaskSpec};
     pub use futures::future::BoxFuture;

@@ -11,7 +11,7 @@ use std::future::{Future, IntoFuture};
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::Thread;
@@ -22,29 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The id of an object: unique within a runtime (node prefix + counter).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObjectId(u128);
-
-impl ObjectId {
-    pub(crate) fn next() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        ObjectId(((crate::runtime::process_prefix() as u128) << 64) | n as u128)
-    }
-}
-
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectId({self})")
-    }
-}
+pub use crate::ids::ObjectId;
 
 /// Copies a stored value for a reader when other refs still need the original.
 pub type CloneFn = fn(&(dyn Any + Send)) -> Result<Box<dyn Any + Send>>;
@@ -173,9 +151,10 @@ pub struct Slot {
     exported: AtomicBool,
     /// How to decode the value when it arrives encoded (cluster objects).
     decoder: Option<DecodeFn>,
-    /// Whether this process owns the object on a cluster (it submitted the task that makes it,
-    /// or put it): dropping the slot tells the head this owner's last ref is gone.
-    cluster_owned: AtomicBool,
+    /// Whether this process owns the object in another process's store (it submitted the task
+    /// that makes it, or put it there): dropping the slot tells the backend this owner's last
+    /// ref is gone.
+    owned_elsewhere: AtomicBool,
 }
 
 impl fmt::Debug for Slot {
@@ -191,7 +170,7 @@ impl Slot {
             state: Mutex::new(state),
             exported: AtomicBool::new(false),
             decoder,
-            cluster_owned: AtomicBool::new(false),
+            owned_elsewhere: AtomicBool::new(false),
         })
     }
 
@@ -209,8 +188,8 @@ impl Slot {
     }
 
     /// Marks the slot as the owner's on a cluster: its drop releases the object there.
-    pub(crate) fn set_cluster_owned(&self) {
-        self.cluster_owned.store(true, Ordering::Relaxed);
+    pub(crate) fn set_owned_elsewhere(&self) {
+        self.owned_elsewhere.store(true, Ordering::Relaxed);
     }
 
     fn settle(&self, new: State) {
@@ -316,7 +295,7 @@ impl Slot {
         if let State::Remote(location) = &*state {
             let location = location.clone();
             *state = State::Fetching(Vec::new());
-            crate::cluster::client::fetch_into(self.clone(), location);
+            crate::backend::fetch(self.clone(), location);
         }
         match &mut *state {
             State::Pending(waiters) | State::Fetching(waiters) => {
@@ -348,7 +327,7 @@ impl Slot {
                 let location = location.clone();
                 *state = State::Fetching(Vec::new());
                 drop(state);
-                crate::cluster::client::fetch_into(self.clone(), location);
+                crate::backend::fetch(self.clone(), location);
                 None
             }
             State::Ready(value, clone) => Some(clone(value.as_ref()).and_then(downcast::<T>)),
@@ -423,7 +402,7 @@ impl Slot {
                 _ => return,
             }
         }
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(None);
         });
     }
@@ -434,8 +413,8 @@ impl Drop for Slot {
         if self.exported.load(Ordering::Relaxed) {
             directory::remove(self.id);
         }
-        if self.cluster_owned.load(Ordering::Relaxed) {
-            crate::cluster::client::release(self.id);
+        if self.owned_elsewhere.load(Ordering::Relaxed) {
+            crate::backend::release(self.id);
         }
     }
 }
@@ -588,9 +567,9 @@ impl<T> Hash for ObjectRef<T> {
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        // The id leaves this process inside a value: on a cluster, the head must never free it.
+        // The id leaves this process inside a value: the object must outlive this process's refs.
         if directory::export(&self.slot) {
-            crate::cluster::client::escaped(self.slot.id);
+            crate::backend::escaped(self.slot.id);
         }
         crate::codec::Portable(self.slot.id).serialize(s)
     }
@@ -609,8 +588,8 @@ where
         if let Some(slot) = directory::find(id) {
             return Ok(ObjectRef::from_slot(slot));
         }
-        // On a cluster the object lives elsewhere: ask the head where, and fetch on read.
-        crate::cluster::client::watch(id, decode_value::<T>)
+        // The object may live in another process: the backend finds it, fetched on read.
+        crate::backend::watch(id, decode_value::<T>)
             .map(ObjectRef::from_slot)
             .ok_or_else(|| serde::de::Error::custom(format!("object {id} no longer exists here")))
     }
@@ -626,10 +605,8 @@ pub fn put<T>(value: T) -> ObjectRef<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    if let Some(slot) = crate::cluster::client::put(&value, decode_value::<T>) {
-        return ObjectRef::from_slot(slot);
-    }
-    ObjectRef::from_slot(Slot::ready(Box::new(value), clone_by_serde::<T>))
+    let here = |value: T| Slot::ready(Box::new(value), clone_by_serde::<T>);
+    ObjectRef::from_slot(crate::backend::put::<T, _>(value, decode_value::<T>, here))
 }
 
 /// Stores a copy of `value` as an object, as Ray's `ray.put` does: the caller keeps its value.
@@ -648,10 +625,8 @@ pub fn put_copy<T>(value: &T) -> ObjectRef<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
 {
-    if let Some(slot) = crate::cluster::client::put(value, decode_value::<T>) {
-        return ObjectRef::from_slot(slot);
-    }
-    ObjectRef::from_slot(Slot::ready(Box::new(value.clone()), clone_by_serde::<T>))
+    let here = |value: &T| Slot::ready(Box::new(value.clone()), clone_by_serde::<T>);
+    ObjectRef::from_slot(crate::backend::put::<T, _>(value, decode_value::<T>, here))
 }
 
 /// Blocks until the object is ready and returns a copy of its value, or the error of the task
@@ -692,7 +667,7 @@ fn wait_for_all<T>(refs: &[ObjectRef<T>]) {
         }
     }
     if !latch.is_open() {
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(None);
         });
     }
@@ -727,7 +702,7 @@ pub fn wait<T>(
         for _ in ready_now..settled {
             latch.count_down();
         }
-        crate::scheduler::blocking(|| {
+        crate::local::blocking(|| {
             latch.wait(deadline);
         });
         for slot in registered {
@@ -753,11 +728,11 @@ impl<T: 'static> Future for ObjectRef<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         if self.slot.add_waker(cx.waker()) {
-            crate::scheduler::release_for_await();
+            crate::local::release_for_await();
             return Poll::Pending;
         }
         // A sync task that lent its CPU while this was pending takes it back first.
-        crate::scheduler::reclaim_after_await();
+        crate::local::reclaim_after_await();
         // The sole holder moves the value out instead of copying it.
         if let Some(slot) = Arc::get_mut(&mut self.slot) {
             return Poll::Ready(slot.take_unique());

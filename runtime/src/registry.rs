@@ -79,7 +79,7 @@ impl RemoteFunction {
             Invoke::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(args)))
                 .unwrap_or_else(|p| Err(Error::task_panicked(name, &*p))),
             Invoke::Async(f) => {
-                let fut = crate::scheduler::LendWhileAwaiting::new(
+                let fut = crate::local::LendWhileAwaiting::new(
                     AssertUnwindSafe(f(args.to_vec())).catch_unwind(),
                 );
                 let done = match async_runtime() {
@@ -145,6 +145,14 @@ pub trait HostedActor: Send + Sync {
     /// Decodes the arguments of a call of `method` and queues it; `done` gets its encoded
     /// result (or its error) once it ran. `args` are read before this returns, never after.
     fn call(&self, method: &str, args: &[u8], done: Done);
+
+    /// Whether the actor's state is gone yet (it is dropped once the actor is stopped or
+    /// killed and no call runs any more).
+    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send>;
+
+    /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running
+    /// and queued calls fail at once.
+    fn kill(&self);
 }
 
 /// How a worker process builds an actor of one class: constructor arguments encoded one after

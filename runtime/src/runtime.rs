@@ -5,52 +5,17 @@
 //! never takes a lock.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
+use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::scheduler::{Resources, Scheduler};
+use crate::local::{Resources, Scheduler};
 
-/// The id of a node (for the embedded runtime: this process).
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct NodeId(u64);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "node-{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({self})")
-    }
-}
-
-/// A random number, different in every process.
-fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-/// The high half of every object id made in this process.
-pub(crate) fn process_prefix() -> u64 {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    *PREFIX.get_or_init(random_u64)
-}
+pub use crate::ids::NodeId;
 
 /// What [`init`] started: the node and its resources. Dropping it does not stop the runtime.
 #[derive(Debug, Clone)]
@@ -72,8 +37,8 @@ impl RuntimeInfo {
 }
 
 pub(crate) struct Runtime {
-    /// The cluster this program joined, if any: tasks and objects go there.
-    pub(crate) cluster: Option<Arc<crate::cluster::client::Client>>,
+    /// Where tasks, actors and objects go: this process's threads, or a cluster.
+    pub(crate) backend: Backend,
     pub(crate) actors: crate::actor::NamedActors,
     pub(crate) config: Config,
     pub(crate) node_id: NodeId,
@@ -82,43 +47,18 @@ pub(crate) struct Runtime {
 
 impl Runtime {
     fn start(config: Config) -> Result<Arc<Runtime>> {
-        let address = config.address.clone().or_else(|| {
-            std::env::var("RAYKIT_ADDRESS")
-                .ok()
-                .filter(|a| !a.is_empty())
-        });
-        let cluster = match &address {
-            Some(address) if config.declares_resources() => {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "Config's resource settings describe an embedded node, but this program \
-                         joins the cluster at {address}, whose nodes declare its resources \
-                         (raykit start --num-cpus/--num-gpus/--resources): drop num_cpus, \
-                         num_gpus and resource from the Config"
-                    ),
-                ))
-            }
-            Some(address) => {
-                let (address, token) = crate::cluster::records::resolve_cluster(address)?;
-                Some(crate::cluster::client::Client::connect(&address, token)?)
-            }
-            None => None,
-        };
+        let backend = Backend::start(&config)?;
         // Actors and local work still run on this process's own scheduler.
         let resources = Resources::new(config.cpus(), config.num_gpus, &config.resources)?;
         let sched = Scheduler::new(resources)?;
-        let node_id = match &cluster {
-            Some(client) => client.head_node(),
-            None => NodeId(random_u64()),
-        };
-        tracing::debug!(cpus = config.cpus(), cluster = ?address, "raykit runtime started");
+        let node_id = backend.node_id().unwrap_or_else(NodeId::random);
+        tracing::debug!(cpus = config.cpus(), "raykit runtime started");
         Ok(Arc::new(Runtime {
             actors: Default::default(),
             config,
             node_id,
             sched,
-            cluster,
+            backend,
         }))
     }
 
@@ -131,11 +71,7 @@ impl Runtime {
 
     /// The resources the runtime's nodes declare and those free now.
     fn resource_view(&self) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
-        if let Some(view) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| crate::cluster::client::resource_view(c))
-        {
+        if let Some(view) = self.backend.resource_view() {
             return view;
         }
         (
@@ -221,12 +157,12 @@ pub fn is_initialized() -> bool {
 
 /// The node that runs the caller (inside a task: the node running the task).
 pub fn node_id() -> NodeId {
-    if let Some(node) = crate::cluster::worker::WORKER_NODE_ID.get() {
-        return *node;
+    if let Some(node) = crate::backend::worker_node_id() {
+        return node;
     }
     match current() {
         Ok(rt) => rt.node_id,
-        Err(_) => NodeId(process_prefix()),
+        Err(_) => NodeId::from_raw(crate::ids::process_prefix()),
     }
 }
 
@@ -244,10 +180,4 @@ pub fn available_resources() -> BTreeMap<String, f64> {
 #[doc(hidden)]
 pub fn worker_threads_started() -> usize {
     current().map_or(0, |rt| rt.sched.threads_spawned())
-}
-
-/// Whether remote calls go to a cluster (the runtime joined one).
-#[doc(hidden)]
-pub fn in_cluster() -> bool {
-    current().is_ok_and(|rt| rt.cluster.is_some())
 }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use futures::FutureExt;
 use parking_lot::Mutex;
 
-use crate::cluster::wire::WireArg;
+use crate::backend::{self, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
+use crate::local::{Body, Demand, Job, What};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
+use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
-use crate::scheduler::{Body, Demand, Job, ResourceRequest, What};
 
 /// What the `#[remote]` macro knows about a remote function at compile time.
 #[doc(hidden)]
@@ -154,13 +155,13 @@ impl<T: 'static> Arg<T> {
 
     /// The argument as it travels to a cluster node: the encoded value, or the ref's id.
     #[doc(hidden)]
-    pub fn to_wire(&self) -> Result<WireArg>
+    pub fn to_wire(&self) -> Result<EncodedArg>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         match &self.0 {
-            ArgInner::Value(v) => crate::codec::encode(v).map(WireArg::Value),
-            ArgInner::Ref(r) => Ok(WireArg::Ref(r.id())),
+            ArgInner::Value(v) => crate::codec::encode(v).map(EncodedArg::Value),
+            ArgInner::Ref(r) => Ok(EncodedArg::Ref(r.id())),
         }
     }
 
@@ -401,31 +402,43 @@ tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 tuple_returns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
-/// The runtime to submit to and what the call needs; an error fails the call at once.
-fn prepare(spec: &TaskSpec, options: Option<&TaskOptions>) -> Result<(Arc<Runtime>, Demand)> {
-    let rt = runtime::current()?;
-    let demand = rt.task_demand(spec, options)?;
-    Ok((rt, demand))
-}
-
-/// Submits a call of a sync remote function.
+/// Submits a call of a sync remote function with arguments `args`: `call` runs it on them;
+/// where it runs in another process, `encode` encodes them for it.
 #[doc(hidden)]
-pub fn submit_sync<R, F>(
+pub fn submit_sync<A, R, F>(
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     deps: &[Option<Arc<Slot>>],
-    wire: Option<Vec<Result<WireArg>>>,
+    args: A,
+    encode: impl FnOnce(&A) -> Vec<Result<EncodedArg>>,
     returns: R,
     call: F,
 ) where
+    A: Send + 'static,
     R: Returns,
-    F: FnOnce() -> Result<R::Value> + Send + 'static,
+    F: FnOnce(A) -> Result<R::Value> + Send + 'static,
 {
-    if let Some(wire) = wire {
-        return crate::cluster::client::submit(spec, options, wire, returns.into_slots());
-    }
-    let (rt, demand) = match prepare(spec, options.as_ref()) {
-        Ok(ready) => ready,
+    let rt = match runtime::current() {
+        Ok(rt) => rt,
+        Err(e) => return returns.fail(e),
+    };
+    let here = |args, options: Option<TaskOptions>, returns| {
+        submit_sync_here(&rt, spec, options, deps, returns, move || call(args))
+    };
+    backend::submit_task(&rt, spec, options, args, encode, returns, here);
+}
+
+/// Runs a sync call on this process's scheduler.
+fn submit_sync_here<R: Returns>(
+    rt: &Runtime,
+    spec: &'static TaskSpec,
+    options: Option<TaskOptions>,
+    deps: &[Option<Arc<Slot>>],
+    returns: R,
+    call: impl FnOnce() -> Result<R::Value> + Send + 'static,
+) {
+    let demand = match rt.task_demand(spec, options.as_ref()) {
+        Ok(demand) => demand,
         Err(e) => return returns.fail(e),
     };
     let body: Body = Box::new(move || {
@@ -442,28 +455,49 @@ pub fn submit_sync<R, F>(
         keep_resources: false,
         body,
     };
-    schedule(&rt, job, deps);
+    schedule(rt, job, deps);
 }
 
-/// Submits a call of an async remote function.
+/// Submits a call of an async remote function with arguments `args`: `call` runs it on them;
+/// where it runs in another process, `encode` encodes them for it.
 #[doc(hidden)]
-pub fn submit_async<R, F, Fut>(
+pub fn submit_async<A, R, F, Fut>(
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     deps: &[Option<Arc<Slot>>],
-    wire: Option<Vec<Result<WireArg>>>,
+    args: A,
+    encode: impl FnOnce(&A) -> Vec<Result<EncodedArg>>,
     returns: R,
     call: F,
 ) where
+    A: Send + 'static,
     R: Returns,
-    F: FnOnce() -> Fut + Send + 'static,
+    F: FnOnce(A) -> Fut + Send + 'static,
     Fut: Future<Output = Result<R::Value>> + Send + 'static,
 {
-    if let Some(wire) = wire {
-        return crate::cluster::client::submit(spec, options, wire, returns.into_slots());
-    }
-    let (rt, demand) = match prepare(spec, options.as_ref()) {
-        Ok(ready) => ready,
+    let rt = match runtime::current() {
+        Ok(rt) => rt,
+        Err(e) => return returns.fail(e),
+    };
+    let here = |args, options: Option<TaskOptions>, returns| {
+        submit_async_here(&rt, spec, options, deps, returns, move || call(args))
+    };
+    backend::submit_task(&rt, spec, options, args, encode, returns, here);
+}
+
+/// Runs an async call on this process's executor.
+fn submit_async_here<R: Returns, Fut>(
+    rt: &Runtime,
+    spec: &'static TaskSpec,
+    options: Option<TaskOptions>,
+    deps: &[Option<Arc<Slot>>],
+    returns: R,
+    call: impl FnOnce() -> Fut + Send + 'static,
+) where
+    Fut: Future<Output = Result<R::Value>> + Send + 'static,
+{
+    let demand = match rt.task_demand(spec, options.as_ref()) {
+        Ok(demand) => demand,
         Err(e) => return returns.fail(e),
     };
     let body: Body = Box::new(move || {
@@ -484,7 +518,7 @@ pub fn submit_async<R, F, Fut>(
         keep_resources: false,
         body,
     };
-    schedule(&rt, job, deps);
+    schedule(rt, job, deps);
 }
 
 /// Hands `job` to the scheduler once every dependency is ready.
@@ -512,7 +546,7 @@ pub(crate) fn schedule(rt: &Runtime, job: Job, deps: &[Option<Arc<Slot>>]) {
 struct WaitingTask {
     remaining: AtomicUsize,
     job: Mutex<Option<Job>>,
-    sched: Arc<crate::scheduler::Scheduler>,
+    sched: Arc<crate::local::Scheduler>,
 }
 
 impl Dependent for WaitingTask {

@@ -96,6 +96,11 @@ impl Cluster {
         c
     }
 
+    /// Drivers of this cluster run the binary `driver` from now on.
+    pub fn set_driver(&mut self, driver: &'static str) {
+        self.driver = driver;
+    }
+
     /// The cluster's `RAYKIT_HOME`, where its processes' output goes.
     pub fn home(&self) -> &std::path::Path {
         &self.home

@@ -246,13 +246,14 @@ fn probe_of(h: &ActorHandle<Counter>) -> u64 {
     raykit::get(&h.probe()).expect("probe")
 }
 
+/// Seen on a loaded machine, not understood yet: the state built by a constructor that was
+/// running when its actor was killed or lost its last handle is sometimes never dropped on a
+/// cluster (the worker process ends first).
+const CONSTRUCTING_STATE_KEPT: &str =
+    "an actor stopped while its constructor runs may end with its process before the state \
+     it built is dropped";
+
 fn wait_dropped(probe: u64, what: &str) {
-    if known_difference(
-        "an actor stopped by kill or by its last handle's drop ends with its process, which \
-         never drops its state",
-    ) {
-        return;
-    }
     eventually(30, what, || Tracked::drops(probe) == 1);
 }
 
@@ -453,14 +454,14 @@ fn a_serialized_handle_of_a_stopped_actor_is_an_error() {
         let probe = probe_of(&c);
         let json = serde_json::to_string(&c).unwrap();
         drop(c);
-        wait_dropped(probe, "the actor stopped");
-        let back = serde_json::from_str::<ActorHandle<Counter>>(&json);
         if known_difference(
             "a serialized handle keeps its actor until the job ends, where embedded it keeps \
              nothing (Ray counts it as a reference in both)",
         ) {
             return;
         }
+        wait_dropped(probe, "the actor stopped");
+        let back = serde_json::from_str::<ActorHandle<Counter>>(&json);
         assert!(
             back.is_err(),
             "a handle to a stopped actor came back to life"
@@ -653,12 +654,17 @@ fn an_actor_killed_or_dropped_while_its_constructor_runs() {
         gate(&format!("{name}/entered")).wait();
         s.kill();
         let late = s.ping();
+        // The call after the kill has failed, so the kill has taken effect (on a cluster it
+        // travels to the head like the calls) before the constructor may go on.
+        assert_eq!(raykit::get(&late).unwrap_err().kind(), ErrorKind::ActorDied);
         gate(&name).open();
         for r in [&early, &late] {
             let e = raykit::get(r).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ActorDied, "{e:?}");
         }
-        wait_dropped(probe, "the state built after the kill is dropped");
+        if !known_difference(CONSTRUCTING_STATE_KEPT) {
+            wait_dropped(probe, "the state built after the kill is dropped");
+        }
 
         // Every handle dropped before its constructor finished: the calls queued meanwhile
         // still run, then the actor stops.
@@ -669,7 +675,9 @@ fn an_actor_killed_or_dropped_while_its_constructor_runs() {
         drop(s);
         gate(&name).open();
         assert_eq!(raykit::get(&queued).unwrap(), 1);
-        wait_dropped(probe, "the actor stops after its queued calls");
+        if !known_difference(CONSTRUCTING_STATE_KEPT) {
+            wait_dropped(probe, "the actor stops after its queued calls");
+        }
     });
 }
 
@@ -707,10 +715,15 @@ fn the_state_is_dropped_when_the_last_handle_is_gone() {
         );
         assert_eq!(Tracked::drops(probe), 0);
         drop(relay);
-        wait_dropped(
-            probe,
-            "the state is dropped after the relay, its last holder, went",
-        );
+        if !known_difference(
+            "a handle serialized into a task's argument or an actor's state keeps its actor \
+             until the job ends (no borrower counting yet)",
+        ) {
+            wait_dropped(
+                probe,
+                "the state is dropped after the relay, its last holder, went",
+            );
+        }
 
         // Never called at all.
         let c = Counter::remote(0);

@@ -45,12 +45,17 @@ where
             Some(Arc::new(tokio::sync::RwLock::new(actor))),
         )),
     });
-    let raw = RawHandle::local(Arc::new(HandleGuard { cell }));
-    Ok(Box::new(Hosted { raw, dispatch }))
+    let raw = RawHandle::local(Arc::new(HandleGuard { cell: cell.clone() }));
+    Ok(Box::new(Hosted {
+        raw,
+        cell,
+        dispatch,
+    }))
 }
 
 struct Hosted<A: Send + Sync + 'static, D> {
     raw: RawHandle<A>,
+    cell: Arc<ActorCell<A>>,
     dispatch: D,
 }
 
@@ -61,6 +66,15 @@ where
 {
     fn call(&self, method: &str, args: &[u8], done: Done) {
         (self.dispatch)(&self.raw, method, args, done)
+    }
+
+    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send> {
+        let state = self.cell.mailbox.lock().state.as_ref().map(Arc::downgrade);
+        Box::new(move || state.as_ref().is_none_or(|s| s.strong_count() == 0))
+    }
+
+    fn kill(&self) {
+        self.cell.kill("was killed");
     }
 }
 

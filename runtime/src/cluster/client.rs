@@ -5,6 +5,10 @@
 //! head where each object it waits for is ready, and fetches values directly from the node
 //! that holds them (never through the head). Every wait has a way out: when the head
 //! connection is lost, every object still awaited fails, so `get` returns an error.
+//!
+//! A driver also prints what its job's workers print (unless `RAYKIT_LOG_TO_DRIVER=0`), and
+//! before it exits (or shuts the runtime down) it waits, briefly, for what is still on the
+//! way ([`Client::drain_output`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::arena::ArenaLocation;
 use super::exe;
+use super::output::printer::Printer;
 use super::peers::PeerPool;
 use super::wire::{
     ClusterStatus, Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId,
@@ -57,8 +62,6 @@ pub(crate) struct Client {
     /// How many fetches of each object failed because its node did not answer.
     unreachable: Mutex<super::IdMap<ObjectId, u32>>,
     lost: AtomicBool,
-    task_prefix: u64,
-    task_counter: AtomicU64,
     /// Who waits for the head's answer about a named actor, by name.
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
     /// Bytes of large puts not written to the head yet.
@@ -74,7 +77,14 @@ pub(crate) struct Client {
     named_functions: Mutex<std::collections::HashSet<&'static str>>,
     /// Callers waiting for the head's answer to a status request, in request order.
     status_waiters: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<ClusterStatus>>>,
+    /// A driver that asked for its workers' output prints it with this.
+    output: Option<Arc<Printer>>,
+    /// The last drain of worker output asked for.
+    drains: AtomicU64,
 }
+
+/// How long a driver that exits waits for the output its workers printed before.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many bytes of large puts may wait to be written to the head at once: a program that
 /// puts faster than the connection carries them waits in `put` instead of queueing copies
@@ -118,6 +128,11 @@ impl std::fmt::Debug for Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        // From a thread of an async runtime (maybe the client's own), waiting could hold up
+        // what it waits for.
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.drain_output();
+        }
         if let Some(io) = self.io.take() {
             io.shutdown_background();
         }
@@ -155,6 +170,24 @@ impl Client {
         let arena = shared::attach(arena.as_ref());
         let (reader, mut writer) = conn.split();
         let (outbox, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        // A driver (not a worker's nested client) prints its workers' output; the request to
+        // send it goes first, before any task can run.
+        let output = if attached_job().is_none() && super::output::log_to_driver() {
+            match Printer::start() {
+                Ok(printer) => {
+                    let _ = outbox.send(Outgoing::Message(Message::ForwardOutput));
+                    Some(printer)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "worker output is not printed here: cannot start its thread: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let client = Arc::new(Client {
             job_id,
             head_node,
@@ -165,8 +198,6 @@ impl Client {
             peers: PeerPool::new(Role::Driver, token, None),
             unreachable: Mutex::new(super::IdMap::default()),
             lost: AtomicBool::new(false),
-            task_prefix: crate::runtime::process_prefix(),
-            task_counter: AtomicU64::new(1),
             named: Mutex::new(HashMap::new()),
             puts: Arc::default(),
             arena,
@@ -175,6 +206,8 @@ impl Client {
             started: std::time::Instant::now(),
             named_functions: Mutex::new(Default::default()),
             status_waiters: Mutex::new(Default::default()),
+            output: output.clone(),
+            drains: AtomicU64::new(0),
         });
         let puts = client.puts.clone();
         // Many small messages share one write: feed everything queued, then flush once.
@@ -206,10 +239,33 @@ impl Client {
             }
         });
         *CLIENT.lock() = Arc::downgrade(&client);
-        handle.spawn(read_head(Arc::downgrade(&client), reader));
+        if output.is_some() {
+            drain_at_exit();
+        }
+        handle.spawn(read_head(Arc::downgrade(&client), reader, output));
         handle.spawn(watch_head(Arc::downgrade(&client), head_timeout()));
         tracing::debug!(%address, job = %job_id, "joined the cluster");
         Ok(client)
+    }
+
+    /// Waits (at most [`DRAIN_TIMEOUT`]) until the output the job's workers printed so far is
+    /// printed here: the head asks every node for what it has not sent yet. Only a driver
+    /// that prints its workers' output waits, and only once.
+    pub(crate) fn drain_output(&self) {
+        let Some(printer) = &self.output else {
+            return;
+        };
+        if self.drains.load(Ordering::Acquire) > 0 || self.lost.load(Ordering::Acquire) {
+            return;
+        }
+        let seq = self.drains.fetch_add(1, Ordering::AcqRel) + 1;
+        let ask = Message::DrainOutput {
+            job_id: self.job_id,
+            seq,
+        };
+        if self.send(ask).is_ok() && !printer.wait_drained(seq, DRAIN_TIMEOUT) {
+            tracing::debug!("worker output still on the way after {DRAIN_TIMEOUT:?}");
+        }
     }
 
     /// The head's node (a driver counts as running there).
@@ -271,8 +327,7 @@ impl Client {
     }
 
     fn next_task_id(&self) -> TaskId {
-        let n = self.task_counter.fetch_add(1, Ordering::Relaxed);
-        TaskId((u128::from(self.task_prefix) << 64) | u128::from(n))
+        TaskId::next()
     }
 
     async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {
@@ -403,6 +458,35 @@ impl Batch {
     }
 }
 
+/// The job this process attaches to: a worker's, whose nested tasks belong to its job.
+fn attached_job() -> Option<JobId> {
+    std::env::var(super::worker::JOB_ENV)
+        .ok()
+        .and_then(|j| j.parse::<u64>().ok())
+        .map(JobId)
+}
+
+/// Registers, once, a hook that runs when the process exits (`main` returns or
+/// `std::process::exit`): the driver prints what its last tasks printed before it goes.
+fn drain_at_exit() {
+    extern "C" fn at_exit() {
+        // Nothing may unwind out of an exit hook.
+        let _ = std::panic::catch_unwind(|| {
+            let client = CLIENT.lock().upgrade();
+            if let Some(client) = client {
+                client.drain_output();
+            }
+        });
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as the program.
+        if unsafe { libc::atexit(at_exit) } != 0 {
+            tracing::debug!("cannot register the exit hook that waits for worker output");
+        }
+    });
+}
+
 /// Handshakes with the head and registers (or attaches to) the job.
 async fn join(
     address: &str,
@@ -410,12 +494,9 @@ async fn join(
 ) -> Result<(JobId, NodeId, Connection, Option<ArenaLocation>)> {
     let (mut conn, welcome) = Connection::connect(address, token, Role::Driver).await?;
     let timeout = Duration::from_secs(30);
-    let attach = std::env::var(super::worker::JOB_ENV)
-        .ok()
-        .and_then(|j| j.parse::<u64>().ok());
-    let registered = match attach {
-        Some(job) => {
-            conn.request(&Message::AttachJob { job_id: JobId(job) }, timeout)
+    let registered = match attached_job() {
+        Some(job_id) => {
+            conn.request(&Message::AttachJob { job_id }, timeout)
                 .await?
         }
         None => {
@@ -491,9 +572,22 @@ async fn upload(conn: &mut Connection, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads what the head says about objects until the connection ends, then fails the rest.
-async fn read_head(client: Weak<Client>, mut reader: FrameReader) {
+/// Worker output goes to `output` (a driver's printer), even while the client is being
+/// dropped (it waits for the output then).
+async fn read_head(client: Weak<Client>, mut reader: FrameReader, output: Option<Arc<Printer>>) {
     let end = loop {
         let msg = reader.recv().await;
+        let msg = match (msg, &output) {
+            (Ok(Message::WorkerOutput(batch)), Some(printer)) => {
+                printer.batch(batch);
+                continue;
+            }
+            (Ok(Message::OutputDrained { seq, .. }), Some(printer)) => {
+                printer.drained(seq);
+                continue;
+            }
+            (msg, _) => msg,
+        };
         let Some(client) = client.upgrade() else {
             return;
         };
@@ -585,7 +679,9 @@ impl Client {
 
 /// The client of the running runtime, when it runs on a cluster.
 fn current() -> Option<Arc<Client>> {
-    runtime::current().ok().and_then(|rt| rt.cluster.clone())
+    runtime::current()
+        .ok()
+        .and_then(|rt| rt.backend.cluster().cloned())
 }
 
 /// Why a program told `address` but no token cannot join: nothing listens there (a wrong port,
@@ -661,18 +757,13 @@ pub(crate) fn resource_view(
 
 /// Submits a task to the cluster: its outputs are filled when the head reports them.
 pub(crate) fn submit(
+    client: &Client,
     spec: &'static TaskSpec,
     options: Option<TaskOptions>,
     wire: Vec<Result<WireArg>>,
     outputs: Vec<Arc<Slot>>,
 ) {
     let fail = |e: Error| outputs.iter().for_each(|s| s.fail(e.clone()));
-    let Some(client) = current() else {
-        return fail(Error::new(
-            ErrorKind::Config,
-            "a cluster submission without a cluster",
-        ));
-    };
     let args = match wire.into_iter().collect::<Result<Vec<_>>>() {
         Ok(a) => a,
         Err(e) => return fail(e),
@@ -721,7 +812,7 @@ impl Client {
     /// for them; they fail when the head cannot be told.
     fn submit(&self, msg: Message, outputs: &[Arc<Slot>]) {
         for slot in outputs {
-            slot.set_cluster_owned();
+            slot.set_owned_elsewhere();
             self.await_object(slot);
         }
         if let Err(e) = self.send(msg) {
@@ -733,17 +824,16 @@ impl Client {
     }
 }
 
-/// On a cluster: stores `value` on the head's node and returns its slot, already holding the
-/// encoded value for local readers. `None` when the runtime is embedded.
-pub(crate) fn put<T>(value: &T, decoder: DecodeFn) -> Option<Arc<Slot>>
+/// Stores `value` on the head's node and returns its slot, already holding the encoded value
+/// for local readers.
+pub(crate) fn put<T>(client: &Client, value: &T, decoder: DecodeFn) -> Arc<Slot>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    let client = current()?;
     let slot = Slot::pending_decodable(ObjectId::next(), Some(decoder));
-    slot.set_cluster_owned();
-    if shared::try_put(&client, value, &slot) {
-        return Some(slot);
+    slot.set_owned_elsewhere();
+    if shared::try_put(client, value, &slot) {
+        return slot;
     }
     match crate::codec::encode(value) {
         Ok(bytes) if bytes.len() > OBJECT_CHUNK => {
@@ -771,20 +861,19 @@ where
         }
         Err(e) => slot.fail(e),
     }
-    Some(slot)
+    slot
 }
 
-/// On a cluster: a slot for an object known by id only (a ref that arrived inside a value),
-/// filled when the head says where it is. `None` when the runtime is embedded.
-pub(crate) fn watch(id: ObjectId, decoder: DecodeFn) -> Option<Arc<Slot>> {
-    let client = current()?;
+/// A slot for an object known by id only (a ref that arrived inside a value), filled when the
+/// head says where it is.
+pub(crate) fn watch(client: &Client, id: ObjectId, decoder: DecodeFn) -> Arc<Slot> {
     let slot = Slot::pending_decodable(id, Some(decoder));
     directory::export(&slot);
     client.await_object(&slot);
     if let Err(e) = client.send(Message::WatchObject { id }) {
         slot.fail(e);
     }
-    Some(slot)
+    slot
 }
 
 /// The owner's last ref to `id` is gone (its slot dropped): tell the head. Never starts a

@@ -256,6 +256,7 @@ impl Executor {
             before - held.len()
         };
         let killed = self.workers.end_job(job);
+        self.workers.output().job_ended(job);
         tracing::info!(%job, killed, dropped, "job cancelled on this node");
         // Its workers are gone: its executable is no longer in use here.
         let exe = {
@@ -392,6 +393,7 @@ impl Executor {
             Ok(w) => w,
             Err(e) => return system(e),
         };
+        worker.label(&task.function);
         let run = Message::RunTask {
             task_id: task.task_id,
             function: task.function.clone(),

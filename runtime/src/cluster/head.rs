@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::arena::{Block, Lent};
 use super::exe::{ExeCache, ExeHasher};
+use super::output::OutputQueue;
 use super::scheduler::{ConnId, Scheduler};
 use super::store::ObjectStore;
 use super::wire::ChunkAssembler;
@@ -30,6 +31,8 @@ use super::wire::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
 use crate::runtime::NodeId;
+
+mod relay;
 
 /// A node whose last heartbeat is older than this is declared dead.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -76,6 +79,8 @@ pub struct Head {
     exes: ExeCache,
     /// How long a dead node stays in the table.
     dead_grace: Duration,
+    /// Where worker output goes (nodes to drivers): a lock of its own, off the tables'.
+    relay: Mutex<relay::Relay>,
 }
 
 impl fmt::Debug for Head {
@@ -288,20 +293,55 @@ impl Drop for ExeWriter {
 /// other connections in.
 const ID_SLICE: usize = 4096;
 
-/// Sends one writer's queued messages as they come, batching what is queued together.
-pub(crate) async fn pump(mut writer: FrameWriter, mut rx: mpsc::UnboundedReceiver<Message>) {
-    while let Some(msg) = rx.recv().await {
-        let mut result = writer.feed(&msg).await;
-        while result.is_ok() {
-            match rx.try_recv() {
-                Ok(m) => result = writer.feed(&m).await,
-                Err(_) => break,
+/// Sends one writer's queued messages as they come, batching what is queued together; then,
+/// when nothing else waits, the worker output in `output` (bounded: a peer slow to read it
+/// makes lines drop there, not pile up here). Ends when every sender of `rx` is gone.
+pub(crate) async fn pump(
+    mut writer: FrameWriter,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    output: Option<Arc<OutputQueue>>,
+) {
+    // One wait for output across many writes: it is not set up anew for each message.
+    let lines = next_output(output.as_deref());
+    tokio::pin!(lines);
+    loop {
+        let result = tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return };
+                let mut result = writer.feed(&msg).await;
+                while result.is_ok() {
+                    match rx.try_recv() {
+                        Ok(m) => result = writer.feed(&m).await,
+                        Err(_) => break,
+                    }
+                }
+                result
             }
-        }
+            batch = &mut lines => {
+                lines.set(next_output(output.as_deref()));
+                let mut result = Ok(());
+                for msg in &batch {
+                    result = writer.feed(msg).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+        };
         if let Err(e) = result.and(writer.flush().await) {
             tracing::debug!("connection ended: {e}");
             return;
         }
+    }
+}
+
+/// The next worker output in `queue`; never, without one.
+pub(crate) async fn next_output(queue: Option<&OutputQueue>) -> Vec<Message> {
+    match queue {
+        Some(queue) => queue.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -321,6 +361,7 @@ impl Head {
             store,
             exes: ExeCache::new(dir.join("exe"), exe_cap),
             dead_grace: dead_node_grace(),
+            relay: Mutex::default(),
         }
     }
 
@@ -624,7 +665,8 @@ impl Head {
             }
         };
         let (mut reader, writer) = conn.split();
-        let pump = tokio::spawn(pump(writer, rx));
+        let pump = tokio::spawn(pump(writer, rx, None));
+        self.relay.lock().add_node(node_id, session, outbox.clone());
         self.node_loop(
             &mut reader,
             &outbox,
@@ -632,6 +674,7 @@ impl Head {
             shutdown,
         )
         .await;
+        self.relay.lock().remove_node(node_id, session);
         drop(outbox);
         // Let the last answer (a refusal) go out; the pump ends once every sender is gone.
         let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
@@ -710,6 +753,10 @@ impl Head {
                         tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
                     }
                 }
+                Ok(Message::WorkerOutput(batch)) => self.relay.lock().output(node_id, batch),
+                Ok(Message::OutputDrained { job_id, seq }) => {
+                    self.relay.lock().answered(job_id, Some(seq), node_id)
+                }
                 Ok(Message::UnregisterNode) => {
                     self.node_died(node_id, session, LEFT);
                     return;
@@ -770,11 +817,17 @@ impl Head {
         }
         let (mut reader, writer) = conn.split();
         let (outbox, rx) = mpsc::unbounded_channel();
-        let pump = tokio::spawn(pump(writer, rx));
+        // The job's worker output, if its driver asks for it.
+        let output = owner.then(|| Arc::new(OutputQueue::default()));
+        let pump = tokio::spawn(pump(writer, rx, output.clone()));
         let conn_id = self.tables.lock().sched.add_conn(outbox.clone(), job_id);
         tracing::info!(%peer, job = %job_id, ?role, "driver connected");
-        self.driver_loop(&mut reader, &outbox, conn_id, &exe_hash, shutdown)
+        let output = output.map(|queue| (job_id, queue));
+        self.driver_loop(&mut reader, &outbox, conn_id, &exe_hash, output, shutdown)
             .await;
+        if owner {
+            self.relay.lock().unsubscribe(job_id);
+        }
         self.tables.lock().sched.remove_conn(conn_id);
         self.close_job(job_id, owner);
         drop(outbox);
@@ -853,6 +906,7 @@ impl Head {
         outbox: &mpsc::UnboundedSender<Message>,
         conn_id: ConnId,
         exe_hash: &str,
+        output: Option<(JobId, Arc<OutputQueue>)>,
         shutdown: &CancellationToken,
     ) {
         let peer = reader.peer_addr();
@@ -1057,6 +1111,18 @@ impl Head {
                 }
                 Message::Ping => {
                     let _ = outbox.send(Message::Pong);
+                }
+                // Only the driver that started the job takes its output.
+                Message::ForwardOutput => match &output {
+                    Some((job, queue)) => self.relay.lock().subscribe(*job, queue.clone()),
+                    None => {
+                        tracing::debug!(%peer, "ForwardOutput from a job's other process; ignored")
+                    }
+                },
+                Message::DrainOutput { seq, .. } => {
+                    if let Some((job, _)) = &output {
+                        self.relay.lock().drain(*job, seq);
+                    }
                 }
                 other => {
                     let error = Error::new(

@@ -5,6 +5,8 @@
 //! - [`head`]: the head's tables (nodes, jobs) and liveness by heartbeat.
 //! - [`node`]: a node's membership: join, heartbeat, leave.
 //! - [`daemon`]: one daemon process: listener, connection dispatch, lifetime.
+//! - [`output`]: what workers print: their pipes and log files on a node, printed by the
+//!   driver.
 //! - [`records`]: where this host's daemons, their addresses and the token are written down.
 //! - [`cli`]: `raykit start | status | stop`.
 //!
@@ -26,6 +28,8 @@ pub mod executor;
 pub mod head;
 #[doc(hidden)]
 pub mod node;
+#[doc(hidden)]
+pub mod output;
 pub(crate) mod peers;
 #[doc(hidden)]
 pub mod records;
@@ -65,11 +69,7 @@ pub fn new_token() -> Result<String> {
 
 /// A fresh random node id.
 pub(crate) fn new_node_id() -> Result<NodeId> {
-    let raw = u64::from_le_bytes(random_bytes::<8>()?);
-    // `NodeId`'s constructor is private to `runtime`; its serde form is its number, so build it
-    // through that until the runtime offers a constructor.
-    let bytes = postcard::to_allocvec(&raw).map_err(|e| Error::serialization("node id", e))?;
-    postcard::from_bytes(&bytes).map_err(|e| Error::serialization("node id", e))
+    Ok(NodeId::from_raw(u64::from_le_bytes(random_bytes::<8>()?)))
 }
 
 /// A map keyed by ids (objects, tasks, connections, actors), hashed with [`IdHasher`].

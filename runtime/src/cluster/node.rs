@@ -279,6 +279,12 @@ impl Node {
         }
         let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the workers print goes to the head on this connection too, after the reports.
+        let output = self.executor.as_ref().map(|e| e.workers().output().clone());
+        let queue = output.as_deref().map(|o| o.queue());
+        // One wait for output across many messages: it is not set up anew for each one.
+        let lines = super::head::next_output(queue);
+        tokio::pin!(lines);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -336,6 +342,15 @@ impl Node {
                             executor.stop_actor(actor_id, incarnation, kill);
                         }
                     }
+                    Message::DrainOutput { job_id, seq } => match &output {
+                        Some(output) => output.drain(job_id, seq),
+                        None => to_head.send(&Message::OutputDrained { job_id, seq }).await?,
+                    },
+                    Message::MuteOutput { job_id } => {
+                        if let Some(output) = &output {
+                            output.mute(job_id);
+                        }
+                    }
                     other => tracing::debug!("ignoring a {} message from the head", other.name()),
                 },
                 Some(report) = outbox.recv() => {
@@ -352,6 +367,13 @@ impl Node {
                             tracing::debug!(incarnation, "a report of an old incarnation dropped: {}", msg.name());
                         }
                         next = outbox.try_recv().ok();
+                    }
+                    to_head.flush().await?;
+                }
+                batch = &mut lines => {
+                    lines.set(super::head::next_output(queue));
+                    for msg in &batch {
+                        to_head.feed(msg).await?;
                     }
                     to_head.flush().await?;
                 }

@@ -9,7 +9,8 @@
 //!   it listens and removed when it exits; `raykit stop` walks these.
 //! - `cluster.json`: the [`ClusterRecord`] of the cluster this host's daemons belong to (the
 //!   head's address and the token), read by `raykit status` and by drivers on this host.
-//! - `logs/`: the output of detached daemons.
+//! - `logs/`: the output of detached daemons, and each node's worker log files
+//!   (`logs/node-<id>/`, see `cluster::output`).
 //! - `node-<id>/` (the node's executable cache, `exe/`) and, for a head, `head-node-<id>/`
 //!   (the executables drivers uploaded, `exe/`): one of each per daemon, with an `owner.json`
 //!   ([`Owner`]) naming the process they belong to. The daemon removes them when it exits.

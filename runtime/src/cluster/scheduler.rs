@@ -44,6 +44,7 @@ use super::wire::{
 };
 use crate::error::{Error, ErrorKind};
 use crate::object::ObjectId;
+use crate::resources::{check_fits, Amount, UNIT};
 use crate::runtime::NodeId;
 
 /// Where messages to one connection (a node's or a driver's) go.
@@ -52,15 +53,13 @@ pub type Outbox = mpsc::UnboundedSender<Message>;
 /// The id of a driver (or worker client) connection at the head.
 pub type ConnId = u64;
 
-/// Resource amounts are kept in fixed point: 1/10000 of a unit, so sums do not drift.
-const UNIT: f64 = 10_000.0;
-
+/// Resource amounts are kept in fixed point (see [`Amount`]), so sums do not drift.
 fn to_units(amount: f64) -> i64 {
-    (amount * UNIT).round() as i64
+    Amount::from_f64(amount).units()
 }
 
 fn from_units(units: i64) -> f64 {
-    units as f64 / UNIT
+    Amount::from_units(units).as_f64()
 }
 
 struct NodeSlot {
@@ -82,7 +81,7 @@ impl NodeSlot {
     /// with the head's top-ups for several tasks sharing a write; more would keep work waiting
     /// behind busy CPUs while another node frees up.
     fn hold_limit(&self) -> usize {
-        let cpus = self.total.get("CPU").copied().unwrap_or(0) / UNIT as i64;
+        let cpus = self.total.get("CPU").copied().unwrap_or(0) / UNIT;
         2 * cpus.max(1) as usize
     }
 
@@ -276,6 +275,11 @@ pub struct Scheduler {
     /// Ids that tasks or watchers named before anyone made or put them, with when: those
     /// still unknown after [`UNKNOWN_GRACE`] fail (see [`Scheduler::expire_unknown`]).
     unknown: VecDeque<(std::time::Instant, ObjectId)>,
+    /// Calls of actors the head has not heard of yet, by actor, and when each actor was first
+    /// called: a handle can reach a caller before its creation reaches the head (see
+    /// [`Scheduler::expire_unknown`]).
+    unknown_actors: IdMap<crate::actor::ActorId, Vec<TaskId>>,
+    unknown_actors_since: VecDeque<(std::time::Instant, crate::actor::ActorId)>,
     /// Functions' parameter names, by name and signature hash, from their first submissions.
     arg_names: ArgNames,
 }
@@ -356,6 +360,8 @@ impl Scheduler {
             actor_names: HashMap::new(),
             ended_jobs: HashSet::new(),
             unknown: VecDeque::new(),
+            unknown_actors: IdMap::default(),
+            unknown_actors_since: VecDeque::new(),
             arg_names: ArgNames::default(),
         }
     }
@@ -1026,6 +1032,7 @@ impl Scheduler {
             return None;
         }
         let alive: Vec<&NodeSlot> = self.nodes.iter().filter(|n| n.alive).collect();
+        let what = format!("`{function}`");
         let mut short = Vec::new();
         for (r, amount) in demand {
             let most = alive
@@ -1033,19 +1040,9 @@ impl Scheduler {
                 .map(|n| n.total.get(r).copied().unwrap_or(0))
                 .max()
                 .unwrap_or(0);
-            if most < *amount {
-                if most == 0 {
-                    short.push(format!(
-                        "{} of resource `{r}`, which no alive node declares",
-                        from_units(*amount)
-                    ));
-                } else {
-                    short.push(format!(
-                        "{} of resource `{r}`, but no alive node declares more than {}",
-                        from_units(*amount),
-                        from_units(most)
-                    ));
-                }
+            let (want, most) = (Amount::from_units(*amount), Amount::from_units(most));
+            if let Err(e) = check_fits(&what, r, want, most) {
+                short.push(e.message().to_owned());
             }
         }
         let message = if short.is_empty() {
@@ -1058,7 +1055,7 @@ impl Scheduler {
                 wants.join(", ")
             )
         } else {
-            format!("`{function}` cannot run: it needs {}", short.join("; "))
+            short.join("; ")
         };
         Some(Error::new(ErrorKind::ResourceUnavailable, message))
     }
@@ -1565,17 +1562,9 @@ fn alive_node(nodes: &mut [NodeSlot], node_id: NodeId) -> Option<&mut NodeSlot> 
 /// A task's resource demand in units, zero amounts left out.
 fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
     let mut out = BTreeMap::new();
+    let what = format!("`{}`", task.function);
     for (r, amount) in &task.resources {
-        if !amount.is_finite() || *amount < 0.0 {
-            return Err(Error::new(
-                ErrorKind::ResourceUnavailable,
-                format!(
-                    "`{}` asks for {amount} of resource `{r}`: amounts must be finite and >= 0",
-                    task.function
-                ),
-            ));
-        }
-        let units = to_units(*amount);
+        let units = Amount::parse(&what, r, *amount)?.units();
         if units > 0 {
             out.insert(r.clone(), units);
         }

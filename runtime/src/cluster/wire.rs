@@ -47,7 +47,7 @@ use crate::runtime::NodeId;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 4 * 1024;
@@ -718,6 +718,125 @@ pub enum Message {
     DeadNodesRequest,
     /// Head → client: the most recently removed dead nodes (a bounded history), oldest first.
     DeadNodes(Vec<NodeStatus>),
+
+    // ---- Worker output (protocol version 11) ----
+    /// Driver → head, first on its connection: send what the job's workers print here (the
+    /// driver prints it). A driver that does not send it (`RAYKIT_LOG_TO_DRIVER=0`) gets none.
+    ForwardOutput,
+    /// Node → head, then head → driver: lines the job's worker processes printed, in order per
+    /// stream. The head sets `node_id` to the node whose connection it came on.
+    WorkerOutput(OutputBatch),
+    /// Driver → head, then head → every node: send every line the job's workers printed so
+    /// far, then [`Message::OutputDrained`]. A driver asks before it exits, so that what its
+    /// last tasks printed is printed too.
+    DrainOutput {
+        /// The job (set by the head; a driver's own is taken from its connection).
+        job_id: JobId,
+        /// Echoed in the answer.
+        seq: u64,
+    },
+    /// Node → head, then head → driver (once every node answered): every line asked for by
+    /// the [`Message::DrainOutput`] `seq` came before this.
+    OutputDrained {
+        /// The job.
+        job_id: JobId,
+        /// The request answered.
+        seq: u64,
+    },
+    /// Head → node: nobody takes the output of `job_id` (its driver did not ask for it, or is
+    /// gone): stop sending it; it still goes to the workers' log files.
+    MuteOutput {
+        /// The job.
+        job_id: JobId,
+    },
+}
+
+/// The longest line of worker output that travels as one line (longer ones are cut into
+/// pieces of this size).
+pub const OUTPUT_LINE_MAX: usize = 16 << 10;
+
+/// The most lines one [`OutputBatch`] may carry.
+pub const OUTPUT_BATCH_LINES: usize = 1024;
+
+/// The most bytes of text and names one [`OutputBatch`] may carry.
+pub const OUTPUT_BATCH_BYTES: usize = 1 << 20;
+
+/// The longest name of what a worker runs (a function or an actor class) in an output line.
+pub const OUTPUT_NAME_MAX: usize = 1024;
+
+/// Lines the worker processes of one job printed on one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputBatch {
+    /// The job.
+    pub job_id: JobId,
+    /// The node the workers run on.
+    pub node_id: NodeId,
+    /// The lines, in the order they were read.
+    pub lines: Vec<OutputLine>,
+    /// How many lines of the job were dropped on the way before these (a queue was full).
+    pub dropped: u64,
+}
+
+/// One line a worker process printed, without its newline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputLine {
+    /// The worker's process id.
+    pub pid: u32,
+    /// What the worker was running: a function's or an actor class's name (empty before its
+    /// first task).
+    pub name: String,
+    /// Whether it came on stderr (else stdout).
+    pub stderr: bool,
+    /// The line (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+impl OutputLine {
+    /// The bytes this line counts for in bounded queues.
+    pub fn cost(&self) -> usize {
+        self.text.len() + self.name.len() + 16
+    }
+}
+
+impl OutputBatch {
+    /// Checks a peer's batch against the limits ([`OUTPUT_BATCH_LINES`],
+    /// [`OUTPUT_BATCH_BYTES`], [`OUTPUT_LINE_MAX`], [`OUTPUT_NAME_MAX`]).
+    pub fn check(&self) -> Result<()> {
+        let fail = |what: String| {
+            Err(Error::new(
+                ErrorKind::Protocol,
+                format!("worker output of {}: {what}", self.job_id),
+            ))
+        };
+        if self.lines.len() > OUTPUT_BATCH_LINES {
+            return fail(format!(
+                "{} lines in one batch (at most {OUTPUT_BATCH_LINES})",
+                self.lines.len()
+            ));
+        }
+        let mut bytes = 0usize;
+        for line in &self.lines {
+            if line.text.len() > OUTPUT_LINE_MAX {
+                return fail(format!(
+                    "a line of {} bytes (at most {OUTPUT_LINE_MAX})",
+                    line.text.len()
+                ));
+            }
+            if line.name.len() > OUTPUT_NAME_MAX {
+                return fail(format!(
+                    "a name of {} bytes (at most {OUTPUT_NAME_MAX})",
+                    line.name.len()
+                ));
+            }
+            bytes += line.cost();
+        }
+        if bytes > OUTPUT_BATCH_BYTES {
+            return fail(format!(
+                "{bytes} bytes in one batch (at most {OUTPUT_BATCH_BYTES})"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An actor as its creator describes it.
@@ -776,25 +895,7 @@ pub const OBJECT_CHUNK: usize = 4 << 20;
 /// Values smaller than this travel inline in [`Message::ObjectReady`] instead of being fetched.
 pub const INLINE_MAX: usize = 64 << 10;
 
-/// The id of a job (one driver run). Unique within a head's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job-{}", self.0)
-    }
-}
-
-/// The id of a task: unique cluster-wide (chosen by the submitter from its random prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskId(pub u128);
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
+pub use crate::ids::{JobId, TaskId};
 
 /// An argument on the wire: a value, or a ref to fetch before the task runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -940,6 +1041,11 @@ impl Message {
             Message::Rejoin { .. } => "Rejoin",
             Message::DeadNodesRequest => "DeadNodesRequest",
             Message::DeadNodes(_) => "DeadNodes",
+            Message::ForwardOutput => "ForwardOutput",
+            Message::WorkerOutput(_) => "WorkerOutput",
+            Message::DrainOutput { .. } => "DrainOutput",
+            Message::OutputDrained { .. } => "OutputDrained",
+            Message::MuteOutput { .. } => "MuteOutput",
         }
     }
 

@@ -84,7 +84,8 @@ fn serve_if_worker() {
     }
 }
 
-/// Worker logs go to stderr (the node daemon's log) at `RAYKIT_LOG`, default warnings.
+/// Worker logs go to stderr at `RAYKIT_LOG`, default warnings: like what the worker's tasks
+/// print there, into the worker's log file on its node and on to its driver.
 fn init_logging() {
     let level = std::env::var("RAYKIT_LOG")
         .ok()
@@ -331,6 +332,11 @@ fn tuple(
 /// Serves the actor this process hosts: tells the node how `new` went, then hands each call
 /// to the actor (which runs them in order, on the runtime's threads) and sends each result as
 /// it comes. Ends when the node says stop (after the calls already sent) or goes away.
+/// How long a stopped actor's process waits, once its calls are answered, for the actor's
+/// state to be dropped (a killed one's node kills it after `KILLED_ACTOR_GRACE`, in
+/// executor/actors.rs, anyway).
+const KILLED_STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 fn serve_actor(
     rt: &tokio::runtime::Runtime,
     conn: Connection,
@@ -371,6 +377,7 @@ fn serve_actor(
     });
     let mut failure = None;
     let mut shared = None;
+    let mut state_gone = None;
     loop {
         match rt.block_on(reader.recv_values()) {
             Ok(Message::SharedValue {
@@ -398,7 +405,17 @@ fn serve_actor(
                 });
                 hosted.call(&method, &args, done);
             }
-            Ok(Message::StopActor { .. }) => break,
+            // Killed: the calls fail at once; the state goes once no call runs (the node kills
+            // this process if one does not end soon).
+            // Stopped: the calls already queued still run. Either way the process waits for
+            // the actor's state to go before it exits.
+            Ok(Message::StopActor { kill, .. }) => {
+                state_gone = Some(hosted.state_gone());
+                if kill {
+                    hosted.kill();
+                }
+                break;
+            }
             Ok(other) => tracing::warn!("ignoring a {} message from the node", other.name()),
             // The node is gone: nobody will read the answers.
             Err(e) if e.kind() == ErrorKind::Network => return Ok(()),
@@ -417,6 +434,12 @@ fn serve_actor(
     drop(results);
     rt.block_on(writing)
         .map_err(|e| Error::new(ErrorKind::System, format!("the answer writer failed: {e}")))??;
+    if let Some(gone) = state_gone {
+        let deadline = std::time::Instant::now() + KILLED_STATE_WAIT;
+        while !gone() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     failure.map_or(Ok(()), Err)
 }
 
@@ -432,6 +455,6 @@ fn run_task(
     let result = f.invoke(encoded);
     CURRENT_TASK.with(|c| c.set(None));
     // A task that ended while it had lent its CPU for an await: its end frees its resources.
-    crate::scheduler::forget_lent_for_await();
+    crate::local::forget_lent_for_await();
     result
 }

@@ -7,6 +7,9 @@
 //!
 //! Processes are started from one long-lived thread with `PR_SET_PDEATHSIG`: the kernel kills a
 //! worker when the thread that forked it ends, so a daemon that is killed leaves no orphans.
+//!
+//! Each worker's stdout and stderr are pipes the node reads ([`NodeOutput`]): into the
+//! worker's log files, and on to its job's driver.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::arena::{Arena, ArenaLocation, Block, Lent};
+use super::output::{Capture, NodeOutput};
 use super::wire::{Connection, JobId, Message};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
@@ -55,6 +59,8 @@ pub struct Worker {
     conn: Connection,
     /// The process mapped the node's arena: large arguments can go there.
     shared_memory: bool,
+    /// Its stdout and stderr, as the node reads them.
+    output: Arc<Capture>,
 }
 
 impl fmt::Debug for Worker {
@@ -75,6 +81,12 @@ impl Worker {
     /// Whether the process mapped the node's arena.
     pub fn shares_memory(&self) -> bool {
         self.shared_memory
+    }
+
+    /// The worker runs `name` (a function's or an actor class's stable name) from now on:
+    /// what it prints goes out under that name. Call it before sending the work.
+    pub fn label(&self, name: &str) {
+        self.output.label(name);
     }
 
     /// The process id and the connection, for a worker that serves one actor from now on
@@ -250,6 +262,7 @@ type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 /// The worker processes of one node.
 pub struct WorkerPool {
     env: WorkerEnv,
+    output: Arc<NodeOutput>,
     inner: Mutex<PoolInner>,
     spawner: Mutex<Option<std::sync::mpsc::Sender<SpawnRequest>>>,
 }
@@ -267,11 +280,18 @@ impl fmt::Debug for WorkerPool {
 impl WorkerPool {
     /// A pool of workers told `env`.
     pub fn new(env: WorkerEnv) -> WorkerPool {
+        let logs = super::output::node_logs_dir(&super::records::home(), env.node_id);
         WorkerPool {
+            output: Arc::new(NodeOutput::new(env.node_id, logs)),
             env,
             inner: Mutex::new(PoolInner::default()),
             spawner: Mutex::new(None),
         }
+    }
+
+    /// What the workers print.
+    pub fn output(&self) -> &Arc<NodeOutput> {
+        &self.output
     }
 
     /// The thread that starts every worker process (it never ends: see the module doc).
@@ -348,8 +368,8 @@ impl WorkerPool {
             .env("RAYKIT_ADDRESS", &self.env.head_address)
             .env_remove(super::worker::NODE_ARENA_ENV)
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(tunables) = worker_tunables() {
             cmd.env("GLIBC_TUNABLES", tunables);
         }
@@ -377,13 +397,19 @@ impl WorkerPool {
             .await
             .map_err(|e| Error::new(ErrorKind::System, format!("spawning a worker: {e}")))?
             .map_err(|_| Error::new(ErrorKind::System, "the worker spawner thread is gone"))?;
-        let child = spawned.map_err(|e| {
+        let mut child = spawned.map_err(|e| {
             Error::new(
                 ErrorKind::System,
                 format!("cannot start a worker from {}: {e}", exe.display()),
             )
         })?;
         let pid = child.id();
+        let output = self.output.capture(
+            pid,
+            job,
+            child.stdout.take().map(Into::into),
+            child.stderr.take().map(Into::into),
+        );
         let (tx, mut rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock();
@@ -407,13 +433,13 @@ impl WorkerPool {
                 return Err(error);
             }
         }
-        tracing::info!(pid, job = %job, exe = %exe.display(), "worker process started");
+        tracing::info!(pid, job = %job, exe = %exe.display(), logs = %self.output.dir().display(), "worker process started");
         let deadline = tokio::time::Instant::now() + WORKER_START_TIMEOUT;
         loop {
             tokio::select! {
                 conn = &mut rx => match conn {
                     Ok((conn, shared_memory)) => {
-                        return Ok(Worker { pid, job, conn, shared_memory })
+                        return Ok(Worker { pid, job, conn, shared_memory, output })
                     }
                     Err(_) => {
                         return Err(Error::new(ErrorKind::System, "the worker pool closed"));

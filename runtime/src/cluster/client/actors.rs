@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use super::*;
 use crate::actor::{ActorId, ActorMethods, ActorOptions};
 use crate::cluster::wire::ActorCreation;
-use crate::scheduler::ResourceRequest;
+use crate::resources::ResourceRequest;
 
 /// How long `get_actor` waits for the head's answer.
 const NAMED_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,10 +103,10 @@ fn cluster() -> Result<Arc<Client>> {
 
 /// Creates an actor of class `A` on the cluster with its constructor's arguments encoded.
 pub(crate) fn create_actor<A: ActorMethods>(
+    client: &Client,
     options: &ActorOptions,
     wire: Vec<Result<WireArg>>,
 ) -> Result<Arc<ClusterActor>> {
-    let client = cluster()?;
     let args = wire.into_iter().collect::<Result<Vec<_>>>()?;
     let spec = &A::__SPEC;
     let resources = ResourceRequest::resolve(
@@ -179,8 +179,7 @@ pub(crate) fn kill_actor(actor_id: ActorId) {
 }
 
 /// The live actor named `name` on the cluster, with its class's stable name.
-pub(crate) fn get_actor(name: &str) -> Result<Option<(ActorId, String)>> {
-    let client = cluster()?;
+pub(crate) fn get_actor(client: &Client, name: &str) -> Result<Option<(ActorId, String)>> {
     let (tx, rx) = std::sync::mpsc::channel();
     client
         .named

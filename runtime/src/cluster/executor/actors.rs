@@ -14,6 +14,10 @@ use super::*;
 use crate::actor::ActorId;
 use crate::cluster::wire::{ActorAssignment, ActorCallAssignment, FrameReader};
 
+/// How long a killed actor's process may take to end its running call and drop the actor's
+/// state before the node kills it.
+pub(crate) const KILLED_ACTOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the head asks of a hosted actor, in order.
 pub(super) enum Command {
     Call(ActorCallAssignment),
@@ -170,17 +174,26 @@ impl Executor {
                 }
                 Command::Stop { kill } => {
                     stopping.store(true, Ordering::Release);
+                    // Killed: the head failed the calls sent and not answered, so their
+                    // answers go nowhere. The process fails its calls, drops the actor's state
+                    // once no call runs and exits; a call that does not end in time goes with
+                    // the process.
                     if kill {
+                        in_flight.lock().clear();
+                    }
+                    let stop = Message::StopActor {
+                        actor_id,
+                        incarnation,
+                        kill,
+                    };
+                    if writer.send(&stop).await.is_err() {
                         self.workers.kill(pid);
-                    } else {
-                        let stop = Message::StopActor {
-                            actor_id,
-                            incarnation,
-                            kill: false,
-                        };
-                        if writer.send(&stop).await.is_err() {
-                            self.workers.kill(pid);
-                        }
+                    } else if kill {
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(KILLED_ACTOR_GRACE).await;
+                            this.workers.kill(pid);
+                        });
                     }
                     break;
                 }
@@ -199,6 +212,7 @@ impl Executor {
             .fetch_args(&create.function, create.args, &a.arg_locations)
             .await?;
         let mut worker = self.workers.checkout(create.job_id, &exe).await?;
+        worker.label(&a.actor.class);
         let host = Message::HostActor {
             actor_id: a.actor.actor_id,
             class: a.actor.class.clone(),
@@ -269,7 +283,9 @@ impl Executor {
                 Ok(Message::TaskResult { task_id, result }) => {
                     let Some((function, outputs, _shared)) = in_flight.lock().remove(&task_id)
                     else {
-                        tracing::warn!(actor = %actor_id, task = %task_id, "an answer to a call never sent; ignored");
+                        if !stopping.load(Ordering::Acquire) {
+                            tracing::warn!(actor = %actor_id, task = %task_id, "an answer to a call never sent; ignored");
+                        }
                         continue;
                     };
                     let outcome = self.store_outputs(&function, &outputs, result, Vec::new());

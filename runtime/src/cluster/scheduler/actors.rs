@@ -82,6 +82,37 @@ impl Scheduler {
             tracing::warn!(actor = %actor_id, "actor created twice; ignored");
             return;
         }
+        self.register_actor(conn, creation, exe_hash);
+        self.adopt_unknown_calls(actor_id);
+    }
+
+    /// The actor `actor_id` was just created: the calls that came before its creation join
+    /// its queue in the order they came (or fail, if it could not be created).
+    pub(super) fn adopt_unknown_calls(&mut self, actor_id: ActorId) {
+        let Some(calls) = self.unknown_actors.remove(&actor_id) else {
+            return;
+        };
+        let dead = match self.actors.get_mut(&actor_id) {
+            Some(a) => match &a.state {
+                ActorState::Dead(e) => Some(e.clone()),
+                _ => {
+                    a.queue.extend(calls.iter().copied());
+                    None
+                }
+            },
+            None => Some(super::unknown::unknown_actor_error(actor_id)),
+        };
+        match dead {
+            Some(error) => calls
+                .into_iter()
+                .for_each(|t| self.fail_task(t, error.clone())),
+            None => self.pump_actor(actor_id),
+        }
+    }
+
+    /// Enters a new actor in the directory and starts placing it.
+    fn register_actor(&mut self, conn: ConnId, creation: ActorCreation, exe_hash: String) {
+        let actor_id = creation.actor_id;
         let create_id = creation.create.task_id;
         let display = creation
             .class
@@ -360,13 +391,9 @@ impl Scheduler {
         let call = Some(ActorPart::Call(actor_id));
         self.add_task(conn, task, String::new(), BTreeMap::new(), call);
         match self.actors.get_mut(&actor_id) {
-            None => {
-                let error = Error::new(
-                    ErrorKind::ActorDied,
-                    format!("actor {actor_id} is unknown to this cluster (its cluster restarted?)"),
-                );
-                self.fail_task(task_id, error);
-            }
+            // Its creation may still be on its way (sent by another process over another
+            // connection): the call waits for it, for a while.
+            None => self.await_unknown_actor(actor_id, task_id),
             Some(a) => {
                 a.queue.push_back(task_id);
                 self.pump_actor(actor_id);

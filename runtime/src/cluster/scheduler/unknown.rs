@@ -8,6 +8,18 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::actor::ActorId;
+
+/// The error of a call of an actor the head never heard of.
+pub(super) fn unknown_actor_error(actor_id: ActorId) -> Error {
+    Error::new(
+        ErrorKind::ActorDied,
+        format!(
+            "actor {actor_id} is unknown to this cluster: no program created it (a handle from \
+             another cluster or run?)"
+        ),
+    )
+}
 
 /// How long an object id may stay unknown before what waits for it fails.
 pub const UNKNOWN_GRACE: Duration = Duration::from_secs(10);
@@ -23,9 +35,30 @@ impl Scheduler {
             .or_insert_with(|| ObjectEntry::pending(None))
     }
 
+    /// A call of `actor_id`, which the head has not heard of: it waits for the actor's
+    /// creation, at most [`UNKNOWN_GRACE`] after the actor's first such call.
+    pub(super) fn await_unknown_actor(&mut self, actor_id: ActorId, task_id: TaskId) {
+        let calls = self.unknown_actors.entry(actor_id).or_default();
+        if calls.is_empty() {
+            self.unknown_actors_since
+                .push_back((Instant::now(), actor_id));
+        }
+        calls.push(task_id);
+    }
+
     /// Fails the objects named [`UNKNOWN_GRACE`] or longer before `now` that nobody has made
-    /// or put since, and what waits for them.
+    /// or put since, and what waits for them; and the calls of actors still unknown that long
+    /// after their first call.
     pub fn expire_unknown(&mut self, now: Instant) {
+        while let Some(&(since, actor_id)) = self.unknown_actors_since.front() {
+            if now.saturating_duration_since(since) < UNKNOWN_GRACE {
+                break;
+            }
+            self.unknown_actors_since.pop_front();
+            for task_id in self.unknown_actors.remove(&actor_id).unwrap_or_default() {
+                self.fail_task(task_id, unknown_actor_error(actor_id));
+            }
+        }
         while let Some(&(since, id)) = self.unknown.front() {
             if now.saturating_duration_since(since) < UNKNOWN_GRACE {
                 return;
