@@ -975,10 +975,8 @@ impl<'de, A: ActorMethods> Deserialize<'de> for ActorHandle<A> {
         if crate::codec::tracing() {
             // Finding the format of a type that holds handles: an inert one (dropping it
             // tells no one).
-            let raw = RawHandle {
-                link: ActorLink::inert(id),
-            };
-            return Ok(ActorHandle::from_raw(raw));
+            let link = ActorLink::inert(id);
+            return Ok(ActorHandle::from_raw(RawHandle { link }));
         }
         if class != A::__CLASS {
             return Err(serde::de::Error::custom(format!(

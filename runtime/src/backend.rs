@@ -195,6 +195,12 @@ impl<A: Send + Sync + 'static> ActorLink<A> {
 }
 
 impl<A: ActorMethods> ActorLink<A> {
+    /// A link to no actor, for a handle read while the value codec traces a type: dropping
+    /// it tells no one.
+    pub(crate) fn inert(id: ActorId) -> Self {
+        ActorLink::Cluster(ClusterActor::held::<A>(id))
+    }
+
     /// Creates an actor of class `A`. Embedded, `here` builds it in this process; on a cluster
     /// the constructor's arguments are encoded and a node builds it.
     pub(crate) fn create<Args>(
@@ -263,7 +269,7 @@ impl<A: ActorMethods> ActorLink<A> {
 
 /// Stores `value` as an object. Embedded, `here` keeps it in this process; on a cluster it is
 /// encoded and stored on a node (the slot keeps the encoding for readers here, decoded with
-/// `decoder`).
+/// `decoder`). `value` is a `T` or a borrow of one.
 pub(crate) fn put<T, V>(value: V, decoder: DecodeFn, here: impl FnOnce(V) -> Arc<Slot>) -> Arc<Slot>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + 'static,
