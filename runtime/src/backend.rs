@@ -232,12 +232,6 @@ impl<A: ActorMethods> ActorLink<A> {
         }
     }
 
-    /// A link to actor `id` that calls nothing and whose drop tells no one (for finding the
-    /// value format of a type that holds handles).
-    pub(crate) fn inert(id: ActorId) -> ActorLink<A> {
-        ActorLink::Cluster(ClusterActor::held::<A>(id))
-    }
-
     /// The live actor named `name`. Embedded, `here` looks among this process's named actors.
     pub(crate) fn named(
         rt: &Runtime,
