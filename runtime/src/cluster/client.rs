@@ -326,10 +326,6 @@ impl Client {
         }
     }
 
-    fn next_task_id(&self) -> TaskId {
-        TaskId::next()
-    }
-
     async fn fetch(&self, id: ObjectId, location: &str) -> Result<Vec<u8>> {
         match self
             .peers
@@ -796,7 +792,7 @@ impl Client {
         max_retries: u32,
     ) -> TaskSubmission {
         TaskSubmission {
-            task_id: self.next_task_id(),
+            task_id: TaskId::next(),
             job_id: self.job_id,
             function: function.to_owned(),
             signature_hash,
