@@ -3,6 +3,7 @@
 //! and `max_concurrency` as in one process) and runs the calls the node sends by method name,
 //! answering each with its encoded result.
 
+use super::cell::{Mailbox, Status};
 use super::*;
 use crate::registry::{Done, HostedActor, Outputs};
 
