@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use raykit::cluster::arena::ArenaLocation;
-use raykit::cluster::wire::{
+use raykit::cluster::node::arena::ArenaLocation;
+use raykit::cluster::proto::{
     encode_object_chunk, encode_object_data, ActorAssignment, ActorCallAssignment, ActorCounts,
     ActorCreation, ClusterStatus, Handshake, JobId, Message, NodeInfo, NodeLoad, NodeStatus,
     OutputBatch, OutputLine, Refusal, Role, StoredObject, TaskAssignment, TaskCounts, TaskId,
@@ -962,7 +962,10 @@ fn user_value_seeds() -> Vec<(String, Vec<u8>)> {
         user_value(
             "tree",
             7,
-            &Tree::Node(vec![Tree::Leaf(json!(1)), Tree::Node(vec![Tree::Leaf(sample.clone())])]),
+            &Tree::Node(vec![
+                Tree::Leaf(json!(1)),
+                Tree::Node(vec![Tree::Leaf(sample.clone())]),
+            ]),
         ),
         user_value(
             "mixed",

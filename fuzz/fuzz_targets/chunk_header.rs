@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::Message;
+use raykit::cluster::proto::Message;
 use raykit_fuzz::__fuzz::{self, PieceStart};
 
 fuzz_target!(|payload: &[u8]| {

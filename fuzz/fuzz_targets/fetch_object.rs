@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::Fetched;
+use raykit::cluster::proto::Fetched;
 use raykit_fuzz::{__fuzz, object_id, read_size, FETCHED};
 
 fuzz_target!(|data: &[u8]| {

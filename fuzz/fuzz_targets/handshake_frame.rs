@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::handshake::hello_prefix;
-use raykit::cluster::wire::{Handshake, HANDSHAKE_MAX_FRAME};
+use raykit::cluster::proto::handshake::hello_prefix;
+use raykit::cluster::proto::{Handshake, HANDSHAKE_MAX_FRAME};
 use raykit::ErrorKind;
 
 fuzz_target!(|payload: &[u8]| {

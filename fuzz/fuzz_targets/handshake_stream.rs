@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::{Handshake, Role, Welcome, PROTOCOL_VERSION};
+use raykit::cluster::proto::{Handshake, Role, Welcome, PROTOCOL_VERSION};
 use raykit_fuzz::{__fuzz, frames, node_id, read_size, TOKEN};
 
 fuzz_target!(|data: &[u8]| {
@@ -28,9 +28,10 @@ fuzz_target!(|data: &[u8]| {
         // first is gone, and is only ever sent a challenge.
         let bytes = written.bytes();
         let sent = frames(&bytes);
-        let gone = accepted
-            .as_ref()
-            .is_err_and(|e| e.to_string().contains("closed the connection during the handshake"));
+        let gone = accepted.as_ref().is_err_and(|e| {
+            e.to_string()
+                .contains("closed the connection during the handshake")
+        });
         let challenges = if gone {
             &sent[..]
         } else {

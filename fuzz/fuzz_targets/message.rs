@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::Message;
+use raykit::cluster::proto::Message;
 
 fuzz_target!(|payload: &[u8]| {
     if let Ok(msg) = Message::decode(payload) {

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raykit::cluster::wire::Message;
+use raykit::cluster::proto::Message;
 use raykit::ErrorKind;
 use raykit_fuzz::{__fuzz, check_message, read_size};
 

@@ -6,7 +6,7 @@
 //! memory past its limits); a value that decodes must encode again and decode to the same
 //! encoding.
 
-use raykit::cluster::wire::{encode_object_chunk, encode_object_data, Handshake, Message};
+use raykit::cluster::proto::{encode_object_chunk, encode_object_data, Handshake, Message};
 use raykit::{ActorId, Error, ErrorKind, NodeId, ObjectId};
 
 pub use raykit::__fuzz;
@@ -97,7 +97,7 @@ pub fn check_handshake(frame: &Handshake, payload: &[u8]) {
     );
     if let Handshake::Hello { version, .. } = frame {
         assert_eq!(
-            raykit::cluster::wire::handshake::hello_prefix(payload),
+            raykit::cluster::proto::handshake::hello_prefix(payload),
             Some((0, Some(*version)))
         );
     }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::actor::{ActorId, ActorMethods, ActorOptions, HandleGuard};
-use crate::cluster::client::{self, Client, ClusterActor};
-use crate::cluster::wire::TaskId;
+use crate::cluster::owner::{self, Client, ClusterActor};
+use crate::cluster::proto::TaskId;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{DecodeFn, ObjectId, Slot};
@@ -21,7 +21,7 @@ use crate::task::{Returns, TaskOptions, TaskSpec};
 
 /// An argument as it travels to another process: its encoded value, or the id of the object
 /// that holds it.
-pub use crate::cluster::wire::WireArg as EncodedArg;
+pub use crate::cluster::proto::WireArg as EncodedArg;
 
 /// Serves tasks when this process was started by a node as its worker (generated code calls
 /// it before `main`).
@@ -29,7 +29,7 @@ pub use crate::cluster::worker::worker_entry;
 
 /// The decoders of a peer's bytes, for the fuzz targets.
 #[cfg(feature = "fuzzing")]
-pub use crate::cluster::wire::fuzzing;
+pub use crate::cluster::proto::fuzzing;
 
 /// Where this process's tasks, actors and objects go.
 pub(crate) enum Backend {
@@ -90,7 +90,7 @@ impl Backend {
     pub(crate) fn resource_view(&self) -> Option<(BTreeMap<String, f64>, BTreeMap<String, f64>)> {
         match self {
             Backend::Embedded => None,
-            Backend::Cluster(client) => client::resource_view(client),
+            Backend::Cluster(client) => owner::resource_view(client),
         }
     }
 }
@@ -117,7 +117,7 @@ pub(crate) fn submit_task<A, R: Returns>(
         Backend::Cluster(client) => {
             let encoded = encode(&args);
             drop(args);
-            client::submit(client, spec, options, encoded, returns.into_slots());
+            owner::submit(client, spec, options, encoded, returns.into_slots());
         }
     }
 }
@@ -171,7 +171,7 @@ impl<A: Send + Sync + 'static> ActorLink<A> {
             ActorLink::Cluster(actor) => {
                 let encoded = encode(&args);
                 drop(args);
-                client::call_actor(actor, method, encoded, returns.into_slots());
+                owner::call_actor(actor, method, encoded, returns.into_slots());
             }
         }
     }
@@ -180,7 +180,7 @@ impl<A: Send + Sync + 'static> ActorLink<A> {
     pub(crate) fn kill(&self, here: impl FnOnce(&Arc<HandleGuard<A>>)) {
         match self {
             ActorLink::Here(guard) => here(guard),
-            ActorLink::Cluster(actor) => client::kill_actor(actor.id()),
+            ActorLink::Cluster(actor) => owner::kill_actor(actor.id()),
         }
     }
 
@@ -215,7 +215,7 @@ impl<A: ActorMethods> ActorLink<A> {
             Backend::Cluster(client) => {
                 let encoded = encode(&args);
                 drop(args);
-                client::create_actor::<A>(client, &options, encoded).map(ActorLink::Cluster)
+                owner::create_actor::<A>(client, &options, encoded).map(ActorLink::Cluster)
             }
         }
     }
@@ -242,7 +242,7 @@ impl<A: ActorMethods> ActorLink<A> {
             Backend::Embedded => return here(),
             Backend::Cluster(client) => client,
         };
-        let (id, class) = client::get_actor(client, name)?.ok_or_else(|| {
+        let (id, class) = owner::get_actor(client, name)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::ActorNotFound,
                 format!("no live actor is named `{name}` on the cluster"),
@@ -270,7 +270,7 @@ where
     V: std::borrow::Borrow<T>,
 {
     match crate::runtime::current().as_deref().map(|rt| &rt.backend) {
-        Ok(Backend::Cluster(client)) => client::put::<T>(client, value.borrow(), decoder),
+        Ok(Backend::Cluster(client)) => owner::put::<T>(client, value.borrow(), decoder),
         Ok(Backend::Embedded) | Err(_) => here(value),
     }
 }
@@ -280,25 +280,25 @@ where
 /// embedded, where such an object no longer exists.
 pub(crate) fn watch(id: ObjectId, decoder: DecodeFn) -> Option<Arc<Slot>> {
     match crate::runtime::current().as_deref().map(|rt| &rt.backend) {
-        Ok(Backend::Cluster(client)) => Some(client::watch(client, id, decoder)),
+        Ok(Backend::Cluster(client)) => Some(owner::watch(client, id, decoder)),
         Ok(Backend::Embedded) | Err(_) => None,
     }
 }
 
 /// Fetches an object that lives on the node at `location` into `slot`.
 pub(crate) fn fetch(slot: Arc<Slot>, location: Arc<str>) {
-    client::fetch_into(slot, location);
+    owner::fetch_into(slot, location);
 }
 
 /// This process's last ref to `id`, an object it owns elsewhere, is gone. Never starts a
 /// runtime or blocks.
 pub(crate) fn release(id: ObjectId) {
-    client::release(id);
+    owner::release(id);
 }
 
 /// A ref to `id` was serialized into a value: the object must outlive this process's refs.
 pub(crate) fn escaped(id: ObjectId) {
-    client::escaped(id);
+    owner::escaped(id);
 }
 
 /// A task of a cluster worker that blocks, as reported to its node (so its CPU can be lent);
@@ -317,10 +317,10 @@ impl Blocked {
 
 /// The running task blocks: a cluster worker reports it so its node lends the task's CPU.
 pub(crate) fn task_blocked() -> Blocked {
-    Blocked(client::task_blocked())
+    Blocked(owner::task_blocked())
 }
 
 /// The task that reported `blocked` goes on.
 pub(crate) fn task_unblocked(blocked: Blocked) {
-    client::task_unblocked(blocked.0);
+    owner::task_unblocked(blocked.0);
 }

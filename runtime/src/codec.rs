@@ -1,6 +1,6 @@
 //! The encoding of user values: objects, task arguments and returns, actor arguments and
 //! returns. The one place that knows the format; protocol messages stay postcard
-//! (`cluster::wire`).
+//! (`cluster::proto`).
 //!
 //! Postcard is compact and fast (one byte per `u8` of a `Vec<u8>`), but not self-describing: a
 //! type whose `Deserialize` asks the format what comes next (`deserialize_any`, as

@@ -10,10 +10,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use raykit::cluster::exe;
+use raykit::cluster::node::exe;
+use raykit::cluster::proto::handshake::{Side, Transcript, NONCE_LEN, PROOF_LEN};
+use raykit::cluster::proto::{Handshake, Message, Refusal, Role, PROTOCOL_VERSION};
 use raykit::cluster::records::{self, ClusterRecord, DaemonRecord};
-use raykit::cluster::wire::handshake::{Side, Transcript, NONCE_LEN, PROOF_LEN};
-use raykit::cluster::wire::{Handshake, Message, Refusal, Role, PROTOCOL_VERSION};
 
 const CLI: &str = env!("CARGO_BIN_EXE_raykit-cli");
 /// Two driver programs: two different executables for the caches.

@@ -16,14 +16,14 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::executor::Executor;
-use super::head::Head;
-use super::node::{Node, JOIN_TIMEOUT};
-use super::records::{self, ClusterRecord, DaemonRecord};
-use super::store::ObjectStore;
-use super::wire::limits::{self, Admission, Gate, Ticket};
-use super::wire::{Connection, Message, Refusal, Role, Welcome, PROTOCOL_VERSION};
-use super::workers::{self, WorkerEnv};
+use crate::cluster::head::Head;
+use crate::cluster::node::executor::Executor;
+use crate::cluster::node::store::ObjectStore;
+use crate::cluster::node::workers::{self, WorkerEnv};
+use crate::cluster::node::{Node, JOIN_TIMEOUT};
+use crate::cluster::proto::limits::{self, Admission, Gate, Ticket};
+use crate::cluster::proto::{Connection, Message, Refusal, Role, Welcome, PROTOCOL_VERSION};
+use crate::cluster::records::{self, ClusterRecord, DaemonRecord};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
 
@@ -92,7 +92,7 @@ pub fn run(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
 }
 
 async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()> {
-    let exe_cap = super::exe::cache_cap()?;
+    let exe_cap = crate::cluster::node::exe::cache_cap()?;
     // Daemons killed with `kill -9` leave their records and caches; this one cleans up after
     // them before it writes anything of its own.
     let swept = records::sweep();
@@ -122,8 +122,8 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
         )
     })?;
     let listen = connectable(local);
-    let advertise = super::addresses::advertised_ip(spec.node_ip, spec.bind, spec.head);
-    let node_id = super::new_node_id()?;
+    let advertise = crate::cluster::addresses::advertised_ip(spec.node_ip, spec.bind, spec.head);
+    let node_id = crate::cluster::new_node_id()?;
     let head_address = match (&spec.head_address, spec.head) {
         (_, true) => listen.to_string(),
         (Some(a), false) => a.clone(),
@@ -134,7 +134,9 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             ))
         }
     };
-    let store = Arc::new(ObjectStore::with_arena(super::arena::default_capacity()));
+    let store = Arc::new(ObjectStore::with_arena(
+        crate::cluster::node::arena::default_capacity(),
+    ));
     let home = records::home();
     let head_dir = home.join(format!("head-{node_id}"));
     let node_dir = home.join(format!("{node_id}"));
@@ -181,7 +183,7 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
             let (node_end, head_end) = Connection::in_process(listen);
             tokio::spawn(daemon.clone().serve_link(head_end));
             node_end
-        }) as super::node::HeadLink
+        }) as crate::cluster::node::HeadLink
     });
     tokio::spawn(accept_connections(listener, daemon));
 
@@ -242,7 +244,9 @@ async fn serve(spec: DaemonSpec, ready: impl FnOnce(&DaemonRecord)) -> Result<()
     }
 
     if !spec.head {
-        if let Some(warning) = super::addresses::loopback_only_warning(&head_address, spec.bind) {
+        if let Some(warning) =
+            crate::cluster::addresses::loopback_only_warning(&head_address, spec.bind)
+        {
             tracing::warn!("{warning}");
         }
     }
@@ -450,7 +454,11 @@ impl Daemon {
             let answer = match msg {
                 Message::RegisterNode(info) if role == Role::Node => match &self.head {
                     Some(head) => {
-                        let first = (info, super::executor::FIRST_INCARNATION, true);
+                        let first = (
+                            info,
+                            crate::cluster::node::executor::FIRST_INCARNATION,
+                            true,
+                        );
                         head.serve_node(conn, first, &self.shutdown).await;
                         return;
                     }

@@ -14,35 +14,23 @@
 //! the rest is the runtime's plumbing and may change.
 
 pub(crate) mod addresses;
-#[doc(hidden)]
-pub mod arena;
 pub mod cli;
-pub(crate) mod client;
 #[doc(hidden)]
 pub mod daemon;
-#[doc(hidden)]
-pub mod exe;
-#[doc(hidden)]
-pub mod executor;
 #[doc(hidden)]
 pub mod head;
 #[doc(hidden)]
 pub mod node;
 #[doc(hidden)]
 pub mod output;
+pub(crate) mod owner;
 pub(crate) mod peers;
+#[doc(hidden)]
+pub mod proto;
 #[doc(hidden)]
 pub mod records;
 #[doc(hidden)]
-pub mod scheduler;
-#[doc(hidden)]
-pub mod store;
-#[doc(hidden)]
-pub mod wire;
-#[doc(hidden)]
 pub mod worker;
-#[doc(hidden)]
-pub mod workers;
 
 use std::io::Read;
 

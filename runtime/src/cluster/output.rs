@@ -28,7 +28,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::net::unix::pipe;
 
-use super::wire::{JobId, OutputLine, OUTPUT_LINE_MAX};
+use crate::cluster::proto::{JobId, OutputLine, OUTPUT_LINE_MAX};
 use crate::runtime::NodeId;
 
 pub(crate) mod printer;
@@ -491,7 +491,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::wire::{Message, OutputBatch};
+    use crate::cluster::proto::{Message, OutputBatch};
     use std::os::fd::FromRawFd;
 
     fn temp_dir(name: &str) -> PathBuf {

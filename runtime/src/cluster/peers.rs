@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::wire::{Connection, Fetched, Role};
+use crate::cluster::proto::{Connection, Fetched, Role};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
 use crate::runtime::NodeId;
@@ -124,7 +124,7 @@ impl PeerPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::wire::{Message, Welcome, PROTOCOL_VERSION};
+    use crate::cluster::proto::{Message, Welcome, PROTOCOL_VERSION};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

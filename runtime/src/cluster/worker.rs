@@ -11,9 +11,9 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use super::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
-use super::wire::{Connection, JobId, Message, Role, TaskId};
 use crate::actor::ActorId;
+use crate::cluster::node::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
+use crate::cluster::proto::{Connection, JobId, Message, Role, TaskId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::registry::{Done, HostedActor};
 use crate::runtime::NodeId;
@@ -255,7 +255,7 @@ async fn share_outputs(
 }
 
 /// `msg` with its values taken out, to send with
-/// [`send_with_values`](super::wire::FrameWriter::send_with_values) (large outputs in
+/// [`send_with_values`](crate::cluster::proto::FrameWriter::send_with_values) (large outputs in
 /// pieces); only a task's outputs have any.
 fn with_values_apart(msg: Message) -> (Message, Vec<Vec<u8>>) {
     match msg {

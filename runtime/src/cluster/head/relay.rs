@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::cluster::output::OutputQueue;
-use crate::cluster::wire::{JobId, Message, OutputBatch};
+use crate::cluster::proto::{JobId, Message, OutputBatch};
 use crate::runtime::NodeId;
 
 /// Where worker output goes, at the head.
@@ -120,7 +120,7 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::wire::OutputLine;
+    use crate::cluster::proto::OutputLine;
 
     fn batch(job: JobId, text: &str) -> OutputBatch {
         OutputBatch {
@@ -161,7 +161,7 @@ mod tests {
         ));
         // A batch past the limits is dropped.
         let mut huge = batch(job, "x");
-        huge.lines[0].text = "x".repeat(crate::cluster::wire::OUTPUT_LINE_MAX + 1);
+        huge.lines[0].text = "x".repeat(crate::cluster::proto::OUTPUT_LINE_MAX + 1);
         relay.output(a, huge);
 
         relay.drain(job, 7);

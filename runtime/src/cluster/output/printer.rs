@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::queue::QUEUE_BYTES;
-use crate::cluster::wire::{OutputBatch, OutputLine};
+use crate::cluster::proto::{OutputBatch, OutputLine};
 
 /// The printing thread of a driver.
 #[derive(Debug, Default)]
@@ -171,7 +171,7 @@ mod tests {
             text: "hello".into(),
         };
         let batch = OutputBatch {
-            job_id: crate::cluster::wire::JobId(1),
+            job_id: crate::cluster::proto::JobId(1),
             node_id: node,
             lines: Vec::new(),
             dropped: 0,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::cluster::wire::{JobId, Message, OutputBatch, OutputLine, OUTPUT_BATCH_LINES};
+use crate::cluster::proto::{JobId, Message, OutputBatch, OutputLine, OUTPUT_BATCH_LINES};
 use crate::runtime::NodeId;
 
 /// How many bytes of lines a queue keeps for a connection that is slower than the workers

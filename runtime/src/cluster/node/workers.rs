@@ -1,7 +1,7 @@
 //! A node's worker processes: the job's cached executable started in worker mode, one task at
 //! a time each, reused by later tasks of the same job and killed when the daemon stops.
 //!
-//! A worker connects back to its node with [`Role::Worker`](super::wire::Role) and announces
+//! A worker connects back to its node with [`Role::Worker`](crate::cluster::proto::Role) and announces
 //! itself with `WorkerReady`; the daemon hands that connection to [`WorkerPool::worker_ready`],
 //! which gives it to the task that started the process.
 //!
@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::arena::{Arena, ArenaLocation, Block, Lent};
-use super::output::{Capture, NodeOutput};
-use super::wire::{Connection, JobId, Message};
+use crate::cluster::node::arena::{Arena, ArenaLocation, Block, Lent};
+use crate::cluster::output::{Capture, NodeOutput};
+use crate::cluster::proto::{Connection, JobId, Message};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
 
@@ -102,7 +102,7 @@ impl Worker {
     }
 
     /// Sends `shell` with `values` in its value slots, large ones in pieces (see
-    /// [`FrameWriter::feed_with_values`](super::wire::FrameWriter::feed_with_values)), and
+    /// [`FrameWriter::feed_with_values`](crate::cluster::proto::FrameWriter::feed_with_values)), and
     /// waits (without limit) for the answer with the values that came in pieces before it.
     /// `values` are dropped once sent, so a long task does not keep them alive here. An error
     /// of kind [`ErrorKind::Network`] means the process is gone; any other leaves the
@@ -280,7 +280,8 @@ impl fmt::Debug for WorkerPool {
 impl WorkerPool {
     /// A pool of workers told `env`.
     pub fn new(env: WorkerEnv) -> WorkerPool {
-        let logs = super::output::node_logs_dir(&super::records::home(), env.node_id);
+        let logs =
+            crate::cluster::output::node_logs_dir(&crate::cluster::records::home(), env.node_id);
         WorkerPool {
             output: Arc::new(NodeOutput::new(env.node_id, logs)),
             env,
@@ -361,15 +362,18 @@ impl WorkerPool {
 
     async fn start(&self, job: JobId, exe: &Path) -> Result<Worker> {
         let mut cmd = Command::new(exe);
-        cmd.env(super::worker::WORKER_NODE_ENV, &self.env.node_address)
-            .env(NODE_ID_ENV, self.env.node_id.to_string())
-            .env("RAYKIT_TOKEN", &self.env.token)
-            .env(super::worker::JOB_ENV, job.0.to_string())
-            .env("RAYKIT_ADDRESS", &self.env.head_address)
-            .env_remove(super::worker::NODE_ARENA_ENV)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.env(
+            crate::cluster::worker::WORKER_NODE_ENV,
+            &self.env.node_address,
+        )
+        .env(NODE_ID_ENV, self.env.node_id.to_string())
+        .env("RAYKIT_TOKEN", &self.env.token)
+        .env(crate::cluster::worker::JOB_ENV, job.0.to_string())
+        .env("RAYKIT_ADDRESS", &self.env.head_address)
+        .env_remove(crate::cluster::worker::NODE_ARENA_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         if let Some(tunables) = worker_tunables() {
             cmd.env("GLIBC_TUNABLES", tunables);
         }
@@ -379,7 +383,7 @@ impl WorkerPool {
             .as_ref()
             .and_then(|a| serde_json::to_string(a).ok())
         {
-            cmd.env(super::worker::NODE_ARENA_ENV, json);
+            cmd.env(crate::cluster::worker::NODE_ARENA_ENV, json);
         }
         // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
         // which is async-signal-safe.

@@ -19,16 +19,16 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::arena::{Block, ARENA_MIN_VALUE};
-use super::exe::ExeCache;
-use super::head::ExeWriter;
-use super::peers::PeerPool;
-use super::store::{ObjectStore, Value};
-use super::wire::{
+use crate::cluster::head::ExeWriter;
+use crate::cluster::node::arena::{Block, ARENA_MIN_VALUE};
+use crate::cluster::node::exe::ExeCache;
+use crate::cluster::node::store::{ObjectStore, Value};
+use crate::cluster::node::workers::{Worker, WorkerEnv, WorkerPool};
+use crate::cluster::peers::PeerPool;
+use crate::cluster::proto::{
     ActorCounts, Connection, Fetched, JobId, Message, NodeLoad, Role, StoredObject, TaskAssignment,
     TaskCounts, TaskId, TaskOutcome, WireArg, INLINE_MAX,
 };
-use super::workers::{Worker, WorkerEnv, WorkerPool};
 
 mod actors;
 use crate::error::{Error, ErrorKind, Result};
@@ -677,7 +677,7 @@ impl Executor {
         }
         if let Some(source) = self.head_exes.as_ref().map(|d| d.join(hash)) {
             if source.is_file() {
-                super::head::private_dir(self.exes.dir())?;
+                crate::cluster::head::private_dir(self.exes.dir())?;
                 let linked = std::fs::hard_link(&source, &path)
                     .or_else(|_| std::fs::copy(&source, &path).map(|_| ()));
                 if linked.is_ok() && path.is_file() {

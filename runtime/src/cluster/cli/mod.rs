@@ -3,7 +3,7 @@
 //! `status` and `stop` first remove what daemons killed on this host left
 //! ([`records::sweep`]), so neither shows a daemon or a cluster that is gone.
 //!
-//! This module parses, checks and prints; the daemons themselves are [`super::daemon`]. Its
+//! This module parses, checks and prints; the daemons themselves are [`crate::cluster::daemon`]. Its
 //! output to the terminal is the only printing the runtime library does.
 
 use std::collections::BTreeMap;
@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use super::daemon::{self, DaemonSpec};
-use super::records::{self, DaemonRecord};
-use super::wire::tls;
-use super::wire::{ClusterStatus, Connection, Message, NodeStatus, Role, HANDSHAKE_TIMEOUT};
+use crate::cluster::daemon::{self, DaemonSpec};
+use crate::cluster::proto::tls;
+use crate::cluster::proto::{
+    ClusterStatus, Connection, Message, NodeStatus, Role, HANDSHAKE_TIMEOUT,
+};
+use crate::cluster::records::{self, DaemonRecord};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The head's port when `--port` is not given.
@@ -170,7 +172,7 @@ fn init_logging(default: tracing::Level) {
 }
 
 fn parse_node_ip(text: &str) -> std::result::Result<IpAddr, String> {
-    super::addresses::parse_node_ip(text).map_err(|e| e.to_string())
+    crate::cluster::addresses::parse_node_ip(text).map_err(|e| e.to_string())
 }
 
 fn config_error(message: impl Into<String>) -> Error {
@@ -236,7 +238,7 @@ fn start(args: StartArgs) -> Result<ExitCode> {
     tls::current()?;
     let token = match given_token(args.token.clone(), args.token_file.as_deref())? {
         Some(t) => t,
-        None if args.head => super::new_token()?,
+        None if args.head => crate::cluster::new_token()?,
         None => {
             let address = args.address.as_deref().unwrap_or_default();
             match records::read_cluster()? {

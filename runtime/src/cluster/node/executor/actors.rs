@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::actor::ActorId;
-use crate::cluster::wire::{ActorAssignment, ActorCallAssignment, FrameReader};
+use crate::cluster::proto::{ActorAssignment, ActorCallAssignment, FrameReader};
 
 /// How long a killed actor's process may take to end its running call and drop the actor's
 /// state before the node kills it.
@@ -205,7 +205,10 @@ impl Executor {
     }
 
     /// Starts the actor's worker process and runs `new` there.
-    async fn start_host(&self, a: ActorAssignment) -> Result<super::super::workers::Worker> {
+    async fn start_host(
+        &self,
+        a: ActorAssignment,
+    ) -> Result<crate::cluster::node::workers::Worker> {
         let create = a.actor.create;
         let exe = self.ensure_exe(create.job_id, &a.exe_hash).await?;
         let args = self

@@ -18,11 +18,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::arena::ArenaLocation;
-use super::exe;
-use super::output::printer::Printer;
-use super::peers::PeerPool;
-use super::wire::{
+use crate::cluster::node::arena::ArenaLocation;
+use crate::cluster::node::exe;
+use crate::cluster::output::printer::Printer;
+use crate::cluster::peers::PeerPool;
+use crate::cluster::proto::{
     ClusterStatus, Connection, Fetched, FrameReader, FrameWriter, JobId, Message, Role, TaskId,
     TaskSubmission, WireArg, EXE_CHUNK, OBJECT_CHUNK,
 };
@@ -56,18 +56,18 @@ pub(crate) struct Client {
     handle: tokio::runtime::Handle,
     outbox: mpsc::UnboundedSender<Outgoing>,
     /// Objects this program waits for, by id: filled when the head says where they are.
-    awaited: Mutex<super::IdMap<ObjectId, Weak<Slot>>>,
+    awaited: Mutex<crate::cluster::IdMap<ObjectId, Weak<Slot>>>,
     /// Connections to the nodes objects are fetched from.
     peers: PeerPool,
     /// How many fetches of each object failed because its node did not answer.
-    unreachable: Mutex<super::IdMap<ObjectId, u32>>,
+    unreachable: Mutex<crate::cluster::IdMap<ObjectId, u32>>,
     lost: AtomicBool,
     /// Who waits for the head's answer about a named actor, by name.
     named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
     /// Bytes of large puts not written to the head yet.
     puts: Arc<PutBudget>,
     /// The head node's arena, when this process shares its host: large puts go there.
-    arena: Option<crate::cluster::arena::ArenaView>,
+    arena: Option<crate::cluster::node::arena::ArenaView>,
     /// Large puts waiting for the head to allocate their block, by object.
     allocations: Mutex<HashMap<ObjectId, shared::AllocReply>>,
     /// When the head last said anything, in milliseconds since `started`.
@@ -172,7 +172,7 @@ impl Client {
         let (outbox, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         // A driver (not a worker's nested client) prints its workers' output; the request to
         // send it goes first, before any task can run.
-        let output = if attached_job().is_none() && super::output::log_to_driver() {
+        let output = if attached_job().is_none() && crate::cluster::output::log_to_driver() {
             match Printer::start() {
                 Ok(printer) => {
                     let _ = outbox.send(Outgoing::Message(Message::ForwardOutput));
@@ -194,9 +194,9 @@ impl Client {
             io: Some(io),
             handle: handle.clone(),
             outbox,
-            awaited: Mutex::new(super::IdMap::default()),
+            awaited: Mutex::new(crate::cluster::IdMap::default()),
             peers: PeerPool::new(Role::Driver, token, None),
-            unreachable: Mutex::new(super::IdMap::default()),
+            unreachable: Mutex::new(crate::cluster::IdMap::default()),
             lost: AtomicBool::new(false),
             named: Mutex::new(HashMap::new()),
             puts: Arc::default(),
@@ -456,7 +456,7 @@ impl Batch {
 
 /// The job this process attaches to: a worker's, whose nested tasks belong to its job.
 fn attached_job() -> Option<JobId> {
-    std::env::var(super::worker::JOB_ENV)
+    std::env::var(crate::cluster::worker::JOB_ENV)
         .ok()
         .and_then(|j| j.parse::<u64>().ok())
         .map(JobId)
@@ -713,7 +713,7 @@ fn no_token_error(address: &str) -> Error {
             ),
         );
     }
-    let recorded = super::records::read_cluster()
+    let recorded = crate::cluster::records::read_cluster()
         .ok()
         .flatten()
         .map(|r| format!("; this host recorded the cluster at {}", r.address))
@@ -928,7 +928,7 @@ pub(crate) fn fetch_into(slot: Arc<Slot>, location: Arc<str>) {
 /// In a worker, tells the head the running task blocks (so its CPU can be lent). Returns the
 /// task to report as unblocked afterwards.
 pub(crate) fn task_blocked() -> Option<(Arc<Client>, TaskId)> {
-    let task_id = super::worker::current_task()?;
+    let task_id = crate::cluster::worker::current_task()?;
     let client = current()?;
     client.send(Message::TaskBlocked { task_id }).ok()?;
     Some((client, task_id))

@@ -19,7 +19,7 @@
 
 use super::*;
 use crate::actor::ActorId;
-use crate::cluster::wire::{
+use crate::cluster::proto::{
     ActorAssignment, ActorCallAssignment, ActorCounts, ActorCreation, JobId,
 };
 

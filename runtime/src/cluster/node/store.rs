@@ -1,6 +1,6 @@
 //! A node's object store: the encoded values of the objects this node produced or was given,
 //! by id. The head's node and every other node use the same store; peers, drivers and the
-//! node's own tasks read from it with [`Message::FetchObject`](super::wire::Message).
+//! node's own tasks read from it with [`Message::FetchObject`](crate::cluster::proto::Message).
 //!
 //! Values are immutable once stored and shared behind an `Arc`, so readers never copy them
 //! under the lock. Large values may live in the node's shared-memory [`Arena`], written there
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::arena::{Arena, Block};
+use crate::cluster::node::arena::{Arena, Block};
 use crate::error::{Error, ErrorKind};
 use crate::object::ObjectId;
 
@@ -39,7 +39,7 @@ impl Deref for Value {
 /// The encoded values held by one node.
 #[derive(Default)]
 pub struct ObjectStore {
-    objects: Mutex<super::IdMap<ObjectId, Arc<Value>>>,
+    objects: Mutex<crate::cluster::IdMap<ObjectId, Arc<Value>>>,
     arena: Option<Arc<Arena>>,
 }
 

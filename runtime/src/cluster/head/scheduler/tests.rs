@@ -1,8 +1,8 @@
 //! The head scheduler's placement, dependency, failure, freeing and lending rules, driven
 //! through its public methods with channels standing in for nodes and drivers.
 
-use super::super::wire::{ActorCreation, JobId};
 use super::*;
+use crate::cluster::proto::{ActorCreation, JobId};
 use std::time::Instant;
 
 fn oid(n: u128) -> ObjectId {
@@ -10,7 +10,7 @@ fn oid(n: u128) -> ObjectId {
 }
 
 fn nid() -> NodeId {
-    super::super::new_node_id().unwrap()
+    crate::cluster::new_node_id().unwrap()
 }
 
 fn cpus(n: f64) -> BTreeMap<String, f64> {

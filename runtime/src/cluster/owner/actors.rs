@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::*;
 use crate::actor::{ActorId, ActorMethods, ActorOptions};
-use crate::cluster::wire::ActorCreation;
+use crate::cluster::proto::ActorCreation;
 use crate::resources::ResourceRequest;
 
 /// How long `get_actor` waits for the head's answer.

@@ -11,6 +11,17 @@
 //! `TaskFinished` reports go back the same way. This module must not decide membership: the
 //! head does.
 
+#[doc(hidden)]
+pub mod arena;
+#[doc(hidden)]
+pub mod exe;
+#[doc(hidden)]
+pub mod executor;
+#[doc(hidden)]
+pub mod store;
+#[doc(hidden)]
+pub mod workers;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,9 +30,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::{Executor, Report, FIRST_INCARNATION};
+use crate::cluster::node::executor::{Executor, Report, FIRST_INCARNATION};
 
-use super::wire::{Connection, Message, NodeInfo, NodeLoad, Role, HANDSHAKE_TIMEOUT};
+use crate::cluster::proto::{Connection, Message, NodeInfo, NodeLoad, Role, HANDSHAKE_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::NodeId;
 
@@ -283,7 +294,7 @@ impl Node {
         let output = self.executor.as_ref().map(|e| e.workers().output().clone());
         let queue = output.as_deref().map(|o| o.queue());
         // One wait for output across many messages: it is not set up anew for each one.
-        let lines = super::head::next_output(queue);
+        let lines = crate::cluster::head::next_output(queue);
         tokio::pin!(lines);
         loop {
             tokio::select! {
@@ -371,7 +382,7 @@ impl Node {
                     to_head.flush().await?;
                 }
                 batch = &mut lines => {
-                    lines.set(super::head::next_output(queue));
+                    lines.set(crate::cluster::head::next_output(queue));
                     for msg in &batch {
                         to_head.feed(msg).await?;
                     }

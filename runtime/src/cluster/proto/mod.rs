@@ -39,8 +39,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
-use super::arena::ArenaLocation;
 use crate::actor::ActorId;
+use crate::cluster::node::arena::ArenaLocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::ObjectId;
 use crate::runtime::NodeId;

@@ -53,7 +53,7 @@ pub(super) mod byte_serde {
         }
     }
 
-    pub(in crate::cluster::wire) mod bytes {
+    pub(in crate::cluster::proto) mod bytes {
         use super::*;
 
         pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -65,7 +65,7 @@ pub(super) mod byte_serde {
         }
     }
 
-    pub(in crate::cluster::wire) mod opt_bytes {
+    pub(in crate::cluster::proto) mod opt_bytes {
         use super::*;
 
         pub(crate) fn serialize<S: Serializer>(
@@ -82,7 +82,7 @@ pub(super) mod byte_serde {
         }
     }
 
-    pub(in crate::cluster::wire) mod bytes_list {
+    pub(in crate::cluster::proto) mod bytes_list {
         use super::*;
 
         pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
@@ -96,7 +96,7 @@ pub(super) mod byte_serde {
         }
     }
 
-    pub(in crate::cluster::wire) mod bytes_list_result {
+    pub(in crate::cluster::proto) mod bytes_list_result {
         use super::*;
 
         /// `Result`'s own shape: variant `Ok` then `Err`.

@@ -18,13 +18,13 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::arena::{Block, Lent};
-use super::exe::{ExeCache, ExeHasher};
-use super::output::OutputQueue;
-use super::scheduler::{ConnId, Scheduler};
-use super::store::ObjectStore;
-use super::wire::ChunkAssembler;
-use super::wire::{
+use crate::cluster::head::scheduler::{ConnId, Scheduler};
+use crate::cluster::node::arena::{Block, Lent};
+use crate::cluster::node::exe::{ExeCache, ExeHasher};
+use crate::cluster::node::store::ObjectStore;
+use crate::cluster::output::OutputQueue;
+use crate::cluster::proto::ChunkAssembler;
+use crate::cluster::proto::{
     ClusterStatus, Connection, FrameReader, FrameWriter, JobId, Message, NodeInfo, NodeLoad,
     NodeStatus, Role, EXE_CHUNK, INLINE_MAX,
 };
@@ -33,6 +33,8 @@ use crate::object::ObjectId;
 use crate::runtime::NodeId;
 
 mod relay;
+#[doc(hidden)]
+pub mod scheduler;
 
 /// A node whose last heartbeat is older than this is declared dead.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -1209,7 +1211,7 @@ mod tests {
     #[test]
     fn a_dead_node_comes_back_only_as_a_fresh_higher_incarnation_and_a_stale_session_kills_nothing()
     {
-        let id = super::super::new_node_id().unwrap();
+        let id = crate::cluster::new_node_id().unwrap();
         let head = Head::new(
             id,
             Arc::new(ObjectStore::new()),
@@ -1251,14 +1253,14 @@ mod tests {
         assert!(!Head::current(&t, id, s2));
         drop(t);
         // An unknown node reconnecting (not fresh) must rejoin; a fresh one joins.
-        let other = super::super::new_node_id().unwrap();
+        let other = crate::cluster::new_node_id().unwrap();
         assert_eq!(head.register(info(other), 4, false, tx.clone()), Err(5));
         assert!(head.register(info(other), 4, true, tx).is_ok());
     }
 
     #[test]
     fn dead_nodes_leave_the_table_after_the_grace_into_a_history_of_at_most_32() {
-        let id = super::super::new_node_id().unwrap();
+        let id = crate::cluster::new_node_id().unwrap();
         let mut head = Head::new(
             id,
             Arc::new(ObjectStore::new()),
@@ -1269,12 +1271,12 @@ mod tests {
         let (tx, _rx) = mpsc::unbounded_channel();
         let mut ids = Vec::new();
         for _ in 0..40 {
-            let n = super::super::new_node_id().unwrap();
+            let n = crate::cluster::new_node_id().unwrap();
             let s = head.register(info(n), 1, true, tx.clone()).unwrap();
             head.node_died(n, s, "gone");
             ids.push(n);
         }
-        let alive = super::super::new_node_id().unwrap();
+        let alive = crate::cluster::new_node_id().unwrap();
         head.register(info(alive), 1, true, tx.clone()).unwrap();
         assert_eq!(head.status().nodes.len(), 41);
         head.check_heartbeats();
@@ -1320,8 +1322,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn shared_memory_puts_are_stored_and_misuse_is_refused_without_harm() {
-        use crate::cluster::arena::ArenaView;
-        let id = super::super::new_node_id().unwrap();
+        use crate::cluster::node::arena::ArenaView;
+        let id = crate::cluster::new_node_id().unwrap();
         let dir = std::env::temp_dir().join(format!("raykit-head-test-{}", std::process::id()));
         let store = Arc::new(ObjectStore::with_arena(16 << 20));
         let head = Arc::new(Head::new(id, store.clone(), dir.clone(), u64::MAX));

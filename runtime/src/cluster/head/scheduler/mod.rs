@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use super::{IdMap, IdSet};
+use crate::cluster::{IdMap, IdSet};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -37,8 +37,8 @@ mod unreachable;
 use actors::{ActorEntry, ActorPart};
 pub use unknown::UNKNOWN_GRACE;
 
-use super::store::ObjectStore;
-use super::wire::{
+use crate::cluster::node::store::ObjectStore;
+use crate::cluster::proto::{
     JobId, Message, StoredObject, TaskAssignment, TaskCounts, TaskId, TaskOutcome, TaskSubmission,
     WireArg,
 };

@@ -7,7 +7,7 @@
 //! no room, sends the value over the connection instead.
 
 use super::*;
-use crate::cluster::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
+use crate::cluster::node::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
 use crate::codec;
 
 /// Where the head's answer to an [`Message::AllocObject`] goes.
