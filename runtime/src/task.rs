@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::backend::{self, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
-use crate::local::{Body, Demand, Job, What};
+use crate::local::{Body, Demand, What, Work};
 use crate::object::{CloneFn, DecodeFn, Dependent, ObjectId, ObjectRef, Slot, Waiter};
 use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
@@ -449,13 +449,13 @@ fn submit_sync_here<R: Returns>(
         }
         None
     });
-    let job = Job {
+    let work = Work {
         demand,
         is_async: false,
         keep_resources: false,
         body,
     };
-    schedule(rt, job, deps);
+    schedule(rt, work, deps);
 }
 
 /// Submits a call of an async remote function with arguments `args`: `call` runs it on them;
@@ -512,26 +512,26 @@ fn submit_async_here<R: Returns, Fut>(
             }
         }))
     });
-    let job = Job {
+    let work = Work {
         demand,
         is_async: true,
         keep_resources: false,
         body,
     };
-    schedule(rt, job, deps);
+    schedule(rt, work, deps);
 }
 
-/// Hands `job` to the scheduler once every dependency is ready.
-pub(crate) fn schedule(rt: &Runtime, job: Job, deps: &[Option<Arc<Slot>>]) {
+/// Hands `work` to the scheduler once every dependency is ready.
+pub(crate) fn schedule(rt: &Runtime, work: Work, deps: &[Option<Arc<Slot>>]) {
     if deps.iter().flatten().all(|s| s.is_ready()) {
-        rt.sched.submit(job);
+        rt.sched.submit(work);
         return;
     }
     let count = deps.iter().flatten().count();
     let waiting = Arc::new(WaitingTask {
         // One extra count, dropped last, so the task cannot start while we still register.
         remaining: AtomicUsize::new(count + 1),
-        job: Mutex::new(Some(job)),
+        work: Mutex::new(Some(work)),
         sched: rt.sched.clone(),
     });
     for slot in deps.iter().flatten() {
@@ -545,15 +545,15 @@ pub(crate) fn schedule(rt: &Runtime, job: Job, deps: &[Option<Arc<Slot>>]) {
 /// A task counting down its pending arguments.
 struct WaitingTask {
     remaining: AtomicUsize,
-    job: Mutex<Option<Job>>,
+    work: Mutex<Option<Work>>,
     sched: Arc<crate::local::Scheduler>,
 }
 
 impl Dependent for WaitingTask {
     fn dependency_ready(self: Arc<Self>) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(job) = self.job.lock().take() {
-                self.sched.submit(job);
+            if let Some(work) = self.work.lock().take() {
+                self.sched.submit(work);
             }
         }
     }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::ActorId;
 use crate::error::{Error, ErrorKind, Result};
-use crate::local::{Body, Demand, Job, Scheduler};
+use crate::local::{Body, Demand, Scheduler, Work};
 use crate::object::{Dependent, Slot, Waiter};
 use crate::runtime::Runtime;
 use crate::task::CallOutputs;
@@ -288,7 +288,7 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
             }
         });
         match &self.sched {
-            Some(sched) => sched.submit(Job {
+            Some(sched) => sched.submit(Work {
                 demand: Demand::default(),
                 is_async: call.is_async,
                 keep_resources: false,
@@ -339,7 +339,7 @@ pub(super) struct Finished<A: Send + Sync + 'static> {
 
 impl<A: Send + Sync + 'static> Finished<A> {
     /// Runs the next queued sync calls of the same kind (shared or exclusive) on this thread,
-    /// in the slot this call held, instead of a new job per call: no thread hop, no scheduling.
+    /// in the slot this call held, instead of a new work per call: no thread hop, no scheduling.
     /// After a budget the thread goes back, so one busy actor cannot keep it for good.
     pub(super) fn drain(&mut self) {
         const BUDGET: usize = 64;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{ActorLink, EncodedArg};
 use crate::error::{Error, ErrorKind, Result};
-use crate::local::{Body, Demand, Job, What};
+use crate::local::{Body, Demand, What, Work};
 use crate::object::Slot;
 use crate::resources::ResourceRequest;
 use crate::runtime::{self, Runtime};
@@ -230,13 +230,13 @@ impl<A: ActorMethods> RawHandle<A> {
             cell.pump();
             None
         });
-        let job = Job {
+        let work = Work {
             demand,
             is_async: false,
             keep_resources: true,
             body,
         };
-        schedule(rt, job, deps);
+        schedule(rt, work, deps);
         handle
     }
 

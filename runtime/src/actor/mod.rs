@@ -3,7 +3,7 @@
 //! An actor is a value of a user type living in an [`ActorCell`]. Calls are queued in its
 //! mailbox in submission order; the pump starts the call at the head once its ref arguments are
 //! ready and the actor is free: one call at a time, or with `max_concurrency > 1` several `&self`
-//! calls at once while `&mut self` calls stay exclusive. Calls run as resource-free jobs on the
+//! calls at once while `&mut self` calls stay exclusive. Calls run as resource-free work on the
 //! node's threads (sync methods) or its async executor (async methods). The actor holds its own
 //! resources from construction to death, and dies when killed or when its last handle is gone.
 

@@ -41,11 +41,12 @@ use resources::shutdown_error;
 pub(crate) use resources::{Demand, Resources, What};
 
 /// The body of a task: a sync task runs inside it and returns `None`; an async task returns its
-/// future. Dropping a job without running it fails its outputs.
+/// future. Dropping work without running it fails its outputs.
 pub(crate) type Body = Box<dyn FnOnce() -> Option<BoxFuture<'static, ()>> + Send>;
 
-/// A task whose arguments are ready, waiting for its resources.
-pub(crate) struct Job {
+/// Work (Ray's word in its raylet: a task or actor call whose arguments are ready), waiting
+/// for its resources.
+pub(crate) struct Work {
     pub(crate) demand: Demand,
     pub(crate) is_async: bool,
     /// The resources stay taken when the body returns (an actor holds them for its life and
@@ -57,7 +58,7 @@ pub(crate) struct Job {
 /// Work parked until resources free up.
 enum Grant {
     /// A task to run.
-    Run(Job),
+    Run(Work),
     /// A thread that gave its CPU back while blocked, asking for it again.
     Resume(Demand, Arc<Latch>),
     /// An async task that gave its CPU back while awaiting, asking for it again.
@@ -67,7 +68,7 @@ enum Grant {
 impl Grant {
     fn demand(&self) -> &Demand {
         match self {
-            Grant::Run(job) => &job.demand,
+            Grant::Run(work) => &work.demand,
             Grant::Resume(d, _) | Grant::Wake(d, _) => d,
         }
     }
@@ -140,38 +141,38 @@ impl Scheduler {
         }))
     }
 
-    /// Runs `job` as soon as its resources are free, in submission order among waiting work.
-    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+    /// Runs `work` as soon as its resources are free, in submission order among waiting work.
+    pub(crate) fn submit(self: &Arc<Self>, work: Work) {
         if self.shut_down.load(Ordering::Acquire) {
-            crate::task::discard_with(shutdown_error(), || drop(job));
+            crate::task::discard_with(shutdown_error(), || drop(work));
             return;
         }
-        if job.demand.is_empty()
+        if work.demand.is_empty()
             || (self.waiting_len.load(Ordering::SeqCst) == 0
-                && self.resources.try_acquire(&job.demand))
+                && self.resources.try_acquire(&work.demand))
         {
-            self.dispatch(job);
+            self.dispatch(work);
         } else {
-            self.park(Grant::Run(job), false);
+            self.park(Grant::Run(work), false);
         }
     }
 
-    fn dispatch(self: &Arc<Self>, job: Job) {
-        if job.is_async {
-            let demand = if job.keep_resources {
+    fn dispatch(self: &Arc<Self>, work: Work) {
+        if work.is_async {
+            let demand = if work.keep_resources {
                 Demand::default()
             } else {
-                job.demand
+                work.demand
             };
             let future = TaskFuture {
-                state: AsyncState::Start(Some(job.body)),
+                state: AsyncState::Start(Some(work.body)),
                 ctx: TaskCtx::new(self.clone(), demand.cpu, true),
                 demand,
                 regrant: None,
             };
             self.async_handle.spawn(future);
         } else {
-            self.pool.execute(self, job);
+            self.pool.execute(self, work);
         }
     }
 
@@ -202,7 +203,7 @@ impl Scheduler {
 
     /// [`release`](Self::release) from a thread that can run one more sync task itself: the
     /// first sync task granted comes back instead of going to another thread.
-    fn release_keeping_one(self: &Arc<Self>, demand: &Demand) -> Option<Job> {
+    fn release_keeping_one(self: &Arc<Self>, demand: &Demand) -> Option<Work> {
         self.resources.release(demand);
         if self.waiting_len.load(Ordering::SeqCst) == 0 {
             return None;
@@ -210,11 +211,11 @@ impl Scheduler {
         let mut granted = self.take_grantable(&mut self.waiting.lock());
         let mine = granted
             .iter()
-            .position(|g| matches!(g, Grant::Run(job) if !job.is_async))
+            .position(|g| matches!(g, Grant::Run(work) if !work.is_async))
             .map(|i| granted.remove(i));
         self.fire(granted);
         match mine {
-            Some(Grant::Run(job)) => Some(job),
+            Some(Grant::Run(work)) => Some(work),
             _ => None,
         }
     }
@@ -252,7 +253,7 @@ impl Scheduler {
     fn fire(self: &Arc<Self>, granted: Vec<Grant>) {
         for grant in granted {
             match grant {
-                Grant::Run(job) => self.dispatch(job),
+                Grant::Run(work) => self.dispatch(work),
                 Grant::Resume(_, latch) => latch.count_down(),
                 Grant::Wake(_, g) => {
                     g.granted.store(true, Ordering::Release);
@@ -286,7 +287,7 @@ impl Scheduler {
         self.waiting_len.store(0, Ordering::SeqCst);
         for grant in waiting {
             match grant {
-                Grant::Run(job) => crate::task::discard_with(shutdown_error(), || drop(job)),
+                Grant::Run(work) => crate::task::discard_with(shutdown_error(), || drop(work)),
                 Grant::Resume(_, latch) => latch.count_down(),
                 Grant::Wake(_, g) => g.waker.wake(),
             }

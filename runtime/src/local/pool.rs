@@ -8,29 +8,29 @@ pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Threads for sync tasks. A task is handed to an idle thread when one is free, else a new
 /// thread starts for it; the number of threads follows the number of running and blocked tasks.
 pub(super) struct Pool {
-    pub(super) tx: Sender<Option<Job>>,
-    pub(super) rx: Receiver<Option<Job>>,
+    pub(super) tx: Sender<Option<Work>>,
+    pub(super) rx: Receiver<Option<Work>>,
     pub(super) idle: AtomicUsize,
     pub(super) spawned: AtomicUsize,
 }
 
 impl Pool {
-    pub(super) fn execute(&self, sched: &Arc<Scheduler>, job: Job) {
+    pub(super) fn execute(&self, sched: &Arc<Scheduler>, work: Work) {
         let claimed = self
             .idle
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
         if claimed {
-            if let Err(e) = self.tx.send(Some(job)) {
+            if let Err(e) = self.tx.send(Some(work)) {
                 drop(e); // cannot happen: the pool holds the receiver
             }
             return;
         }
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
         let sched2 = sched.clone();
-        let demand = job.demand.clone();
-        let keep = job.keep_resources;
-        // When the thread cannot start, `spawn` drops the job here: its outputs fail with this
+        let demand = work.demand.clone();
+        let keep = work.keep_resources;
+        // When the thread cannot start, `spawn` drops the work here: its outputs fail with this
         // error, and the resources it took go back, so nothing waits for it forever.
         let reason = Error::new(
             ErrorKind::System,
@@ -39,7 +39,7 @@ impl Pool {
         let spawn = crate::task::discard_with(reason, || {
             std::thread::Builder::new()
                 .name(format!("raykit-worker-{n}"))
-                .spawn(move || worker_loop(sched2, job))
+                .spawn(move || worker_loop(sched2, work))
         });
         if let Err(e) = spawn {
             tracing::error!("cannot start a worker thread: {e}");
@@ -50,8 +50,8 @@ impl Pool {
     }
 }
 
-pub(super) fn worker_loop(sched: Arc<Scheduler>, first: Job) {
-    let mut counted = run_job(&sched, first);
+pub(super) fn worker_loop(sched: Arc<Scheduler>, first: Work) {
+    let mut counted = run_work(&sched, first);
     let pool = &sched.pool;
     'outer: loop {
         if sched.shut_down.load(Ordering::Acquire) {
@@ -62,8 +62,8 @@ pub(super) fn worker_loop(sched: Arc<Scheduler>, first: Job) {
         }
         loop {
             match pool.rx.recv_timeout(IDLE_TIMEOUT) {
-                Ok(Some(job)) => {
-                    counted = run_job(&sched, job);
+                Ok(Some(work)) => {
+                    counted = run_work(&sched, work);
                     continue 'outer;
                 }
                 Ok(None) | Err(RecvTimeoutError::Disconnected) => break 'outer,
@@ -75,51 +75,51 @@ pub(super) fn worker_loop(sched: Arc<Scheduler>, first: Job) {
                     if left {
                         break 'outer;
                     }
-                    // A submitter claimed this thread: its job is on the way.
+                    // A submitter claimed this thread: its work is on the way.
                 }
             }
         }
     }
 }
 
-/// Runs `job` on this thread, then, while what its end frees goes to a waiting sync task, that
+/// Runs `work` on this thread, then, while what its end frees goes to a waiting sync task, that
 /// task too: the CPU stays on the thread that freed it, instead of the next task being handed
 /// to another thread (a channel send and a wake-up, or a new thread) while this one goes idle.
 ///
-/// Returns whether the thread already counts among the idle ones (or a job was handed to it
+/// Returns whether the thread already counts among the idle ones (or a work was handed to it
 /// meanwhile): it then waits for work without counting itself again.
-pub(super) fn run_job(sched: &Arc<Scheduler>, job: Job) -> bool {
-    let mut job = job;
+pub(super) fn run_work(sched: &Arc<Scheduler>, work: Work) -> bool {
+    let mut work = work;
     loop {
-        match run_one(sched, job) {
-            After::Run(next) => job = next,
+        match run_one(sched, work) {
+            After::Run(next) => work = next,
             After::Idle => return true,
             After::Done => return false,
         }
     }
 }
 
-/// What a pool thread does after a job.
+/// What a pool thread does after a work.
 pub(super) enum After {
     /// Runs the waiting task its release granted.
-    Run(Job),
-    /// Waits for work, already counted idle (or claimed by a submitter, whose job is on its
+    Run(Work),
+    /// Waits for work, already counted idle (or claimed by a submitter, whose work is on its
     /// way).
     Idle,
     /// Waits for work, not counted idle yet.
     Done,
 }
 
-/// Runs one job, then gives its resources back. A thread that gives a CPU back counts itself
+/// Runs one work, then gives its resources back. A thread that gives a CPU back counts itself
 /// idle first: a submitter that takes that CPU then finds this thread instead of starting a
 /// new one (which on a small machine grew the pool to dozens of threads spinning for work).
-pub(super) fn run_one(sched: &Arc<Scheduler>, job: Job) -> After {
-    let Job {
+pub(super) fn run_one(sched: &Arc<Scheduler>, work: Work) -> After {
+    let Work {
         demand,
         body,
         keep_resources,
         ..
-    } = job;
+    } = work;
     if sched.shut_down.load(Ordering::Acquire) {
         crate::task::discard_with(shutdown_error(), || drop(body));
         sched.release(&demand);
@@ -156,7 +156,7 @@ pub(super) fn run_one(sched: &Arc<Scheduler>, job: Job) -> After {
             if unclaimed {
                 return After::Run(next);
             }
-            // A submitter claimed this thread meanwhile: its job, which holds its resources
+            // A submitter claimed this thread meanwhile: its work, which holds its resources
             // already, is on its way here and must not wait behind `next` (which may wait
             // for it). `next` goes to another thread.
             pool.execute(sched, next);
