@@ -46,6 +46,9 @@ pub enum ErrorKind {
     Network,
     /// The work was stopped before it finished: its job ended (the driver exited or died).
     Cancelled,
+    /// A `get` with a timeout ([`get_timeout`](crate::get_timeout)) gave up before the object
+    /// was ready.
+    Timeout,
 }
 
 /// The error of a remote call. `Display` says what failed; [`source`](std::error::Error::source)

@@ -61,7 +61,9 @@ mod task;
 pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
-pub use object::{get, get_all, put, put_copy, wait, ObjectId, ObjectRef};
+pub use object::{
+    get, get_all, get_all_timeout, get_timeout, put, put_copy, wait, ObjectId, ObjectRef,
+};
 pub use runtime::{
     available_resources, cluster_resources, init, init_with, is_initialized, node_id, shutdown,
     NodeId, RuntimeInfo,

@@ -18,6 +18,12 @@ fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
+/// Fails at once.
+#[raykit::remote]
+fn panics() -> i64 {
+    panic!("as planned")
+}
+
 /// Waits at the gate called `name`, then returns `value`.
 #[raykit::remote(num_cpus = 0)]
 fn after_gate(name: String, value: i64) -> i64 {
@@ -127,6 +133,39 @@ fn wait_honours_its_timeout() {
         assert_eq!(pending, blocked);
         gate(name).open();
         assert_eq!(raykit::get_all(&blocked).unwrap(), vec![1, 2]);
+    });
+}
+
+#[test]
+fn get_timeout_gives_up_with_a_timeout_error_and_the_object_stays_readable() {
+    init();
+    within(60, || {
+        let name = "objects::get_timeout_gives_up";
+        let blocked = after_gate::remote(name.to_owned(), 5);
+        // The gate opens only after the timed gets returned, so only their deadline ends them.
+        let err = raykit::get_timeout(&blocked, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.kind(), raykit::ErrorKind::Timeout, "{err:?}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        let err = raykit::get_timeout(&blocked, Duration::ZERO).unwrap_err();
+        assert_eq!(err.kind(), raykit::ErrorKind::Timeout, "{err:?}");
+        // Many refs: one not ready is enough to time out, and says how many were not.
+        let ready = raykit::put(1i64);
+        let other = after_gate::remote(name.to_owned(), 6);
+        let refs = vec![ready.clone(), blocked.clone(), other.clone()];
+        let err = raykit::get_all_timeout(&refs, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.kind(), raykit::ErrorKind::Timeout, "{err:?}");
+        assert!(err.to_string().contains("2 objects"), "{err}");
+        // A ready object comes back at once, whatever the timeout.
+        assert_eq!(raykit::get_timeout(&ready, Duration::ZERO).unwrap(), 1);
+        // A failed object is the answer before the deadline, as for get_all.
+        let failed = panics::remote();
+        let err = raykit::get_all_timeout(&[failed, blocked.clone()], Duration::from_secs(30));
+        assert_eq!(err.unwrap_err().kind(), raykit::ErrorKind::TaskPanicked);
+        // Timing out changed nothing: once the gate opens, the same refs are read.
+        gate(name).open();
+        let long = Duration::from_secs(30);
+        assert_eq!(raykit::get_timeout(&blocked, long).unwrap(), 5);
+        assert_eq!(raykit::get_all_timeout(&refs, long).unwrap(), vec![1, 5, 6]);
     });
 }
 

@@ -1,10 +1,11 @@
-//! The object calls of the public API: [`put`], [`get`], [`get_all`] and [`wait`].
+//! The object calls of the public API: [`put`], [`get`], [`get_all`], their `_timeout`
+//! forms, and [`wait`].
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 use super::slot::State;
 use super::*;
@@ -46,31 +47,80 @@ where
 /// Blocks until the object is ready and returns a copy of its value, or the error of the task
 /// that was to produce it. Inside a task, the task's CPU is given back while it waits.
 pub fn get<T: 'static>(r: &ObjectRef<T>) -> Result<T> {
+    get_by(r, None)
+}
+
+/// [`get`] that gives up after `timeout`: an error of kind [`ErrorKind::Timeout`] when the
+/// object is not ready by then (the object itself is not affected; a later `get` may succeed).
+///
+/// ```
+/// use std::time::Duration;
+/// let r = raykit::put(7u8);
+/// assert_eq!(raykit::get_timeout(&r, Duration::from_secs(5)).unwrap(), 7);
+/// ```
+pub fn get_timeout<T: 'static>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
+    get_by(r, Some(Instant::now() + timeout))
+}
+
+/// [`get_all`] that gives up after `timeout`, with an error of kind [`ErrorKind::Timeout`]
+/// when some of the objects are not ready by then. An object that failed before the deadline
+/// is the answer at once, as for [`get_all`].
+pub fn get_all_timeout<T: 'static>(refs: &[ObjectRef<T>], timeout: Duration) -> Result<Vec<T>> {
+    get_all_by(refs, Some(Instant::now() + timeout))
+}
+
+/// [`get_all`] for many refs: the values in the order of `refs`, or the first error.
+pub fn get_all<T: 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    get_all_by(refs, None)
+}
+
+fn get_by<T: 'static>(r: &ObjectRef<T>, deadline: Option<Instant>) -> Result<T> {
     loop {
         if let Some(v) = r.slot.read() {
             return v;
         }
-        r.slot.block_until_ready();
+        if !r.slot.block_until_ready_by(deadline) {
+            return Err(timed_out(1, deadline));
+        }
     }
 }
 
-/// [`get`] for many refs: the values in the order of `refs`, or the first error.
-pub fn get_all<T: 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+fn get_all_by<T: 'static>(refs: &[ObjectRef<T>], deadline: Option<Instant>) -> Result<Vec<T>> {
     // One park for the whole list (until every ref is ready, or one fails) instead of one per
     // pending ref: the results come in order either way, and the thread that readies the
     // objects wakes this one once instead of for each.
     if refs.len() > 1 {
-        wait_for_all(refs);
+        wait_for_all(refs, deadline);
         // One failed: that is the answer, whether or not the others are ready.
         if let Some(error) = refs.iter().find_map(|r| r.slot.failure()) {
             return Err(error);
         }
+        let pending = refs.iter().filter(|r| !r.is_ready()).count();
+        if pending > 0 {
+            return Err(timed_out(pending, deadline));
+        }
     }
-    refs.iter().map(get).collect()
+    refs.iter().map(|r| get_by(r, deadline)).collect()
 }
 
-/// Parks until every ref of `refs` is ready or one of them failed.
-fn wait_for_all<T>(refs: &[ObjectRef<T>]) {
+/// The error of a `get` whose deadline passed with `pending` objects not ready.
+fn timed_out(pending: usize, deadline: Option<Instant>) -> Error {
+    let late = deadline.map_or(Duration::ZERO, |d| {
+        Instant::now().saturating_duration_since(d)
+    });
+    let what = if pending == 1 {
+        "an object was".to_string()
+    } else {
+        format!("{pending} objects were")
+    };
+    Error::new(
+        ErrorKind::Timeout,
+        format!("get timed out: {what} not ready in time (deadline passed {late:?} ago)"),
+    )
+}
+
+/// Parks until every ref of `refs` is ready, one of them failed, or `deadline` passed.
+fn wait_for_all<T>(refs: &[ObjectRef<T>], deadline: Option<Instant>) {
     let latch = Latch::tripping(refs.len());
     let mut registered = Vec::with_capacity(refs.len());
     for r in refs {
@@ -82,7 +132,7 @@ fn wait_for_all<T>(refs: &[ObjectRef<T>]) {
     }
     if !latch.is_open() {
         crate::local::blocking(|| {
-            latch.wait(None);
+            latch.wait(deadline);
         });
     }
     for slot in registered {

@@ -14,7 +14,7 @@ mod api;
 mod object_ref;
 mod slot;
 
-pub use api::{get, get_all, put, put_copy, wait};
+pub use api::{get, get_all, get_all_timeout, get_timeout, put, put_copy, wait};
 pub use object_ref::ObjectRef;
 pub use slot::Slot;
 pub(crate) use slot::{Dependent, Latch, Waiter};

@@ -369,6 +369,12 @@ impl Slot {
     /// Blocks the calling thread until the value (or error) can be read here (giving back the
     /// CPU of the task it runs in, if any).
     pub(crate) fn block_until_ready(&self) {
+        self.block_until_ready_by(None);
+    }
+
+    /// [`block_until_ready`](Self::block_until_ready) until `deadline` at the latest; says
+    /// whether the value (or error) can be read now.
+    pub(crate) fn block_until_ready_by(&self, deadline: Option<Instant>) -> bool {
         let latch = Latch::new(1);
         {
             let mut state = self.state.lock();
@@ -376,12 +382,14 @@ impl Slot {
                 State::Pending(waiters) | State::Fetching(waiters) => {
                     waiters.push(Waiter::Latch(latch.clone()))
                 }
-                _ => return,
+                _ => return true,
             }
         }
-        crate::local::blocking(|| {
-            latch.wait(None);
-        });
+        let opened = crate::local::blocking(|| latch.wait(deadline));
+        if !opened {
+            self.remove_latch(&latch);
+        }
+        opened
     }
 }
 
