@@ -57,6 +57,7 @@ pub mod registry;
 mod resources;
 mod runtime;
 mod task;
+pub mod util;
 
 pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};
 pub use config::Config;
