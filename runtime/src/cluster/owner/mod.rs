@@ -11,7 +11,7 @@
 //! way ([`Client::drain_output`]).
 //!
 //! The client's parts: joining ([`connect`]), the writer that batches what goes to the head
-//! ([`writer`]) and the reader of what it says ([`reader`]), task submission ([`submit`]),
+//! ([`writer`]) and the reader of what it says ([`reader`]), task submission ([`submit`](mod@submit)),
 //! objects ([`objects`], with large puts through shared memory in [`shared`]), actors
 //! ([`actors`]), the cluster's resources ([`resources`]) and worker output ([`drain`]).
 

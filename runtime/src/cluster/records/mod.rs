@@ -16,7 +16,7 @@
 //!   ([`Owner`]) naming the process they belong to. The daemon removes them when it exits.
 //!
 //! A daemon killed with `kill -9` removes nothing. The next daemon started on the host, and
-//! `raykit status` and `raykit stop`, [`sweep`] what such daemons left: the records of
+//! `raykit status` and `raykit stop`, [`sweep`](fn@sweep) what such daemons left: the records of
 //! daemons whose process is gone, their directories, and the cluster record once no running
 //! daemon belongs to its cluster. Logs are kept. Daemons sharing one home must see each
 //! other's processes (one pid namespace): a daemon this host cannot see counts as gone.

@@ -50,7 +50,7 @@ impl Owner {
 pub const OWNER_FILE: &str = "owner.json";
 
 /// Creates the per-daemon directory `dir` (mode 0700, its parents too) and records this
-/// process as its owner, so that [`sweep`] can tell when it is left over.
+/// process as its owner, so that [`sweep`](super::sweep()) can tell when it is left over.
 pub fn claim_dir(dir: &Path) -> Result<()> {
     write_json_in(&dir.join(OWNER_FILE), &Owner::this_process())
 }
