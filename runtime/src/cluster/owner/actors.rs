@@ -3,11 +3,15 @@
 //! ones, and telling the head when the creator's last handle is gone or a handle escaped into
 //! a value.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::*;
+use super::{current, Client, CLIENT};
 use crate::actor::{ActorId, ActorMethods, ActorOptions};
-use crate::cluster::proto::ActorCreation;
+use crate::cluster::proto::{ActorCreation, Message, WireArg};
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::Slot;
 use crate::resources::ResourceRequest;
 
 /// How long `get_actor` waits for the head's answer.

@@ -6,9 +6,15 @@
 //! program that cannot map the arena (another host, another pid namespace), or whose put finds
 //! no room, sends the value over the connection instead.
 
-use super::*;
+use std::sync::Arc;
+
+use super::reader::head_timeout;
+use super::Client;
 use crate::cluster::node::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
+use crate::cluster::proto::Message;
 use crate::codec;
+use crate::error::Result;
+use crate::object::{ObjectId, Slot};
 
 /// Where the head's answer to an [`Message::AllocObject`] goes.
 pub(super) type AllocReply = std::sync::mpsc::SyncSender<Option<u64>>;
