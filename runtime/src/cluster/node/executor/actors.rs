@@ -8,11 +8,20 @@
 //! the head as `TaskFinished`. A worker that exits unasked is reported as `ActorExited`; the
 //! head then fails the calls it was running and restarts or buries the actor.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use super::*;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::{Executor, SharedArgs};
 use crate::actor::ActorId;
-use crate::cluster::proto::{ActorAssignment, ActorCallAssignment, FrameReader};
+use crate::cluster::proto::{
+    ActorAssignment, ActorCallAssignment, FrameReader, Message, TaskId, TaskOutcome,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::ObjectId;
 
 /// How long a killed actor's process may take to end its running call and drop the actor's
 /// state before the node kills it.
