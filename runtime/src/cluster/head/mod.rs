@@ -8,11 +8,15 @@
 //!
 //! Its parts, after Ray's managers:
 //!
-//! - `nodes`: membership, heartbeats and the history of dead nodes; `jobs`: the job table;
-//!   `exes`: the jobs' executables, uploaded and sent to nodes.
+//! - `nodes`: membership, heartbeats and the history of dead nodes; `jobs`: the job table and
+//!   what a job's end cancels; `exes`: the jobs' executables, uploaded and sent to nodes.
 //! - `serve_node`, `serve_driver`: the loops of a node's and a driver's connection, written by
 //!   `pump`; `relay`: worker output from the nodes to the drivers.
-//! - The [`Scheduler`] (`scheduler`).
+//! - The [`Scheduler`] (`scheduler`) and its parts: `resources` (the nodes' resources, CPU
+//!   lending), `objects` and `freeing` (the object directory and freeing by ownership),
+//!   `tasks`, `dependencies` (arguments, lineage), `placement` (queue, dispatch, held tasks),
+//!   `actors` (the actor directory), `unknown` (ids nobody made) and `unreachable` (objects
+//!   whose holder does not answer).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,15 +33,24 @@ use jobs::JobTable;
 use nodes::NodeEntry;
 use scheduler::Scheduler;
 
+mod actors;
+mod dependencies;
 mod exes;
+mod freeing;
 mod jobs;
 mod nodes;
+mod objects;
+mod placement;
 mod pump;
 mod relay;
+mod resources;
 #[doc(hidden)]
 pub mod scheduler;
 mod serve_driver;
 mod serve_node;
+mod tasks;
+mod unknown;
+mod unreachable;
 
 pub(crate) use exes::{private_dir, ExeWriter};
 pub use nodes::{DEAD_HISTORY, DEAD_NODE_GRACE, NODE_TIMEOUT};
