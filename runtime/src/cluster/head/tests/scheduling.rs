@@ -1,101 +1,10 @@
-//! The head scheduler's placement, dependency, failure, freeing and lending rules, driven
-//! through its public methods with channels standing in for nodes and drivers.
+//! Placement, dependencies, failures, freeing and lending, and the names of failed
+//! arguments.
+
+use std::collections::VecDeque;
 
 use super::*;
-use crate::cluster::proto::{ActorCreation, JobId};
-use std::time::Instant;
-
-fn oid(n: u128) -> ObjectId {
-    postcard::from_bytes(&postcard::to_allocvec(&n).unwrap()).unwrap()
-}
-
-fn nid() -> NodeId {
-    crate::cluster::new_node_id().unwrap()
-}
-
-fn cpus(n: f64) -> BTreeMap<String, f64> {
-    [("CPU".to_owned(), n)].into_iter().collect()
-}
-
-fn task(id: u128, args: Vec<WireArg>, outputs: Vec<ObjectId>) -> TaskSubmission {
-    TaskSubmission {
-        task_id: TaskId(id),
-        job_id: JobId(1),
-        function: "t::f".into(),
-        signature_hash: 1,
-        args,
-        outputs,
-        resources: cpus(1.0),
-        max_retries: 1,
-        arg_names: None,
-    }
-}
-
-fn drain(rx: &mut mpsc::UnboundedReceiver<Message>) -> Vec<Message> {
-    let mut out = Vec::new();
-    while let Ok(m) = rx.try_recv() {
-        out.push(m);
-    }
-    out
-}
-
-/// The tasks a node was told to start now.
-fn executed(msgs: &[Message]) -> Vec<TaskId> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            Message::ExecuteTask(a) => Some(a.task.task_id),
-            Message::StartTask { task_id } => Some(*task_id),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The tasks a node was sent to hold.
-fn held(msgs: &[Message]) -> Vec<TaskId> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            Message::HoldTask(a) => Some(a.task.task_id),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A scheduler with no node yet, and one driver connection.
-fn scheduler_with_driver() -> (Scheduler, ConnId) {
-    let mut s = Scheduler::new(nid(), Arc::new(ObjectStore::new()));
-    // The driver's end is dropped: these tests read what nodes are sent.
-    let (dtx, _) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
-    (s, d)
-}
-
-/// Adds a node of one CPU at `address` (the head's own node when it is the first): its id and
-/// what it is sent.
-fn one_cpu_node(s: &mut Scheduler, address: &str) -> (NodeId, mpsc::UnboundedReceiver<Message>) {
-    let id = if s.nodes.is_empty() {
-        s.head_node
-    } else {
-        nid()
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    s.add_node(id, address.into(), &cpus(1.0), tx);
-    (id, rx)
-}
-
-/// A scheduler with its head's node of one CPU and one driver connection.
-fn one_cpu_cluster() -> (Scheduler, NodeId, mpsc::UnboundedReceiver<Message>, ConnId) {
-    let (mut s, d) = scheduler_with_driver();
-    let (head, hrx) = one_cpu_node(&mut s, "h:1");
-    (s, head, hrx, d)
-}
-
-fn stored(id: ObjectId) -> TaskOutcome {
-    TaskOutcome::Stored(vec![StoredObject {
-        id,
-        size: 1,
-        inline: Some(vec![7]),
-    }])
-}
+use crate::cluster::head::dependencies::ArgNames;
 
 #[test]
 fn first_fit_spreads_a_burst_and_queues_the_rest() {
@@ -392,8 +301,6 @@ fn the_tasks_a_dead_node_held_run_elsewhere() {
     assert_eq!(s.available(head).unwrap()["CPU"], 1.0);
 }
 
-mod lifetime;
-
 #[test]
 fn failed_arguments_are_named_once_their_function_sent_its_names_and_the_names_are_bounded() {
     let mut names = ArgNames::default();
@@ -417,68 +324,4 @@ fn failed_arguments_are_named_once_their_function_sent_its_names_and_the_names_a
         names.learn(&t);
     }
     assert_eq!(names.0.len(), ArgNames::MAX_FUNCTIONS);
-}
-
-/// A handle can reach a caller before the actor's creation reaches the head (the creator, a
-/// worker, sends the creation on its own connection while the handle travels in its task's
-/// result): the call waits for the creation, and only a call of an actor still unknown after
-/// the grace period fails.
-#[test]
-fn a_call_that_comes_before_its_actors_creation_waits_and_unknown_actors_fail_after_the_grace() {
-    let (mut s, head, mut hrx, _) = one_cpu_cluster();
-    let (dtx, mut drx) = mpsc::unbounded_channel();
-    let d = s.add_conn(dtx, JobId(1));
-    let call = |id: u128| TaskSubmission {
-        function: "t::A::m".into(),
-        resources: BTreeMap::new(),
-        ..task(id, vec![], vec![oid(id)])
-    };
-    let actor = crate::actor::ActorId::next();
-    s.submit_call(d, actor, call(10));
-    assert!(
-        drain(&mut drx).is_empty(),
-        "the call failed before its actor was created"
-    );
-    let creation = ActorCreation {
-        actor_id: actor,
-        job_id: JobId(1),
-        create: TaskSubmission {
-            function: "t::A::new".into(),
-            resources: BTreeMap::new(),
-            ..task(20, vec![], vec![])
-        },
-        class: "t::A".into(),
-        name: None,
-        max_restarts: 0,
-        max_concurrency: 1,
-    };
-    s.create_actor(d, creation, "x".into());
-    let started = drain(&mut hrx);
-    let Some(Message::StartActor(a)) = started.iter().find(|m| matches!(m, Message::StartActor(_)))
-    else {
-        panic!("{started:?}")
-    };
-    s.actor_started(head, actor, a.incarnation, Ok(()));
-    let sent: Vec<Message> = started.into_iter().chain(drain(&mut hrx)).collect();
-    assert!(
-        sent.iter()
-            .any(|m| matches!(m, Message::ExecuteActorCall(c) if c.task.task_id == TaskId(10))),
-        "the early call was not sent once its actor started: {sent:?}"
-    );
-    // An actor nobody creates: its call fails once the grace period is over, not before.
-    let never = crate::actor::ActorId::next();
-    s.submit_call(d, never, call(11));
-    s.expire_unknown(Instant::now());
-    assert!(drain(&mut drx).is_empty());
-    s.expire_unknown(Instant::now() + UNKNOWN_GRACE);
-    let msgs = drain(&mut drx);
-    let [Message::ObjectFailed { id, error }] = &msgs[..] else {
-        panic!("{msgs:?}")
-    };
-    assert_eq!(*id, oid(11));
-    assert_eq!(error.kind(), ErrorKind::ActorDied);
-    assert!(
-        error.message().contains("unknown to this cluster"),
-        "{error}"
-    );
 }

@@ -5,8 +5,12 @@
 //! the program watching it again) has it rebuilt from its lineage elsewhere instead of
 //! waiting for that node; an object a program put cannot be rebuilt and stays where it is, so
 //! its readers retry a bounded number of times and then fail with the reason.
+//!
+//! [`Message::ObjectUnreachable`]: crate::cluster::proto::Message::ObjectUnreachable
 
-use super::*;
+use super::objects::ObjState;
+use super::scheduler::Scheduler;
+use crate::object::ObjectId;
 
 impl Scheduler {
     /// `id` could not be fetched from `location`: lose it there if its task can make it again.

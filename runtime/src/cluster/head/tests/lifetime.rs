@@ -1,5 +1,5 @@
-//! Work that ends without finishing: the tasks of a job whose driver left, and tasks waiting
-//! for ids nobody made.
+//! Work that ends without finishing: the tasks of a job whose driver left, tasks waiting for
+//! ids nobody made, and calls of actors nobody created.
 
 use std::time::{Duration, Instant};
 
@@ -153,5 +153,69 @@ fn an_object_whose_node_does_not_answer_is_rebuilt_and_a_put_one_stays() {
     assert!(
         matches!(&answer[..], [Message::ObjectReady { id, .. }] if *id == oid(200)),
         "{answer:?}"
+    );
+}
+
+/// A handle can reach a caller before the actor's creation reaches the head (the creator, a
+/// worker, sends the creation on its own connection while the handle travels in its task's
+/// result): the call waits for the creation, and only a call of an actor still unknown after
+/// the grace period fails.
+#[test]
+fn a_call_that_comes_before_its_actors_creation_waits_and_unknown_actors_fail_after_the_grace() {
+    let (mut s, head, mut hrx, _) = one_cpu_cluster();
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let d = s.add_conn(dtx, JobId(1));
+    let call = |id: u128| TaskSubmission {
+        function: "t::A::m".into(),
+        resources: BTreeMap::new(),
+        ..task(id, vec![], vec![oid(id)])
+    };
+    let actor = crate::actor::ActorId::next();
+    s.submit_call(d, actor, call(10));
+    assert!(
+        drain(&mut drx).is_empty(),
+        "the call failed before its actor was created"
+    );
+    let creation = ActorCreation {
+        actor_id: actor,
+        job_id: JobId(1),
+        create: TaskSubmission {
+            function: "t::A::new".into(),
+            resources: BTreeMap::new(),
+            ..task(20, vec![], vec![])
+        },
+        class: "t::A".into(),
+        name: None,
+        max_restarts: 0,
+        max_concurrency: 1,
+    };
+    s.create_actor(d, creation, "x".into());
+    let started = drain(&mut hrx);
+    let Some(Message::StartActor(a)) = started.iter().find(|m| matches!(m, Message::StartActor(_)))
+    else {
+        panic!("{started:?}")
+    };
+    s.actor_started(head, actor, a.incarnation, Ok(()));
+    let sent: Vec<Message> = started.into_iter().chain(drain(&mut hrx)).collect();
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::ExecuteActorCall(c) if c.task.task_id == TaskId(10))),
+        "the early call was not sent once its actor started: {sent:?}"
+    );
+    // An actor nobody creates: its call fails once the grace period is over, not before.
+    let never = crate::actor::ActorId::next();
+    s.submit_call(d, never, call(11));
+    s.expire_unknown(Instant::now());
+    assert!(drain(&mut drx).is_empty());
+    s.expire_unknown(Instant::now() + UNKNOWN_GRACE);
+    let msgs = drain(&mut drx);
+    let [Message::ObjectFailed { id, error }] = &msgs[..] else {
+        panic!("{msgs:?}")
+    };
+    assert_eq!(*id, oid(11));
+    assert_eq!(error.kind(), ErrorKind::ActorDied);
+    assert!(
+        error.message().contains("unknown to this cluster"),
+        "{error}"
     );
 }

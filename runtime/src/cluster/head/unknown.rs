@@ -7,8 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
+use super::objects::{ObjState, ObjectEntry};
+use super::scheduler::Scheduler;
 use crate::actor::ActorId;
+use crate::cluster::proto::TaskId;
+use crate::error::{Error, ErrorKind};
+use crate::object::ObjectId;
 
 /// The error of a call of an actor the head never heard of.
 pub(super) fn unknown_actor_error(actor_id: ActorId) -> Error {
