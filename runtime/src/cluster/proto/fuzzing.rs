@@ -9,12 +9,15 @@
 //! [`Connection::accept_handshake`] and [`Connection::handshake`]. What is added is a
 //! [`Connection`] that reads given bytes ([`stream`]) and the two frame-start parsers.
 
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use super::values::{ChunkView, FrameStart, PieceHeader};
+use super::transfer::{ChunkView, FrameStart, PieceHeader};
 use super::*;
+use crate::object::ObjectId;
 
 /// What the first bytes of a frame say (the private `PieceHeader::parse`'s answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,368 +1,12 @@
-//! How values travel inside messages: byte vectors as postcard bytes, objects and their
-//! pieces encoded without copying the value first, the assembly of pieces into one buffer, and
-//! the messages whose value lists are sent in pieces ahead of them.
+//! Task values in pieces between a node and its workers: the messages whose value lists
+//! (arguments, outputs) may not fit their frame ([`ValueSlots`]), their encoding with the list
+//! built from borrowed slices, the writer's side that sends the values too large for the frame
+//! ahead of their message as [`Message::ValueChunk`]s, and the reader's side that assembles
+//! them ([`ValuePieces`]) and puts each in the slot its message left empty.
 
-use super::*;
-
-/// Byte vectors on the wire as postcard "bytes" (a length, then the bytes, copied at once)
-/// instead of a sequence of `u8` (one call per byte). postcard writes both the same way, so
-/// this changes speed, not the encoding.
-pub(super) mod byte_serde {
-    use std::fmt;
-
-    use serde::de::{SeqAccess, Visitor};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::error::Error;
-
-    /// A borrowed byte slice that serializes as bytes.
-    pub(super) struct Ref<'a>(pub(super) &'a [u8]);
-
-    impl Serialize for Ref<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
-
-    /// An owned byte vector that deserializes from bytes (or a sequence of `u8`).
-    pub(super) struct Buf(pub(super) Vec<u8>);
-
-    impl<'de> Deserialize<'de> for Buf {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Buf;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Buf, E> {
-                    Ok(Buf(v.to_vec()))
-                }
-                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Buf, E> {
-                    Ok(Buf(v))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Buf, A::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                    while let Some(b) = seq.next_element::<u8>()? {
-                        out.push(b);
-                    }
-                    Ok(Buf(out))
-                }
-            }
-            d.deserialize_byte_buf(V)
-        }
-    }
-
-    pub(in crate::cluster::proto) mod bytes {
-        use super::*;
-
-        pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(v)
-        }
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-            Buf::deserialize(d).map(|b| b.0)
-        }
-    }
-
-    pub(in crate::cluster::proto) mod opt_bytes {
-        use super::*;
-
-        pub(crate) fn serialize<S: Serializer>(
-            v: &Option<Vec<u8>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            v.as_deref().map(Ref).serialize(s)
-        }
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Vec<u8>>, D::Error> {
-            Option::<Buf>::deserialize(d).map(|b| b.map(|b| b.0))
-        }
-    }
-
-    pub(in crate::cluster::proto) mod bytes_list {
-        use super::*;
-
-        pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(v.iter().map(|b| Ref(b)))
-        }
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Vec<Vec<u8>>, D::Error> {
-            Vec::<Buf>::deserialize(d).map(|v| v.into_iter().map(|b| b.0).collect())
-        }
-    }
-
-    pub(in crate::cluster::proto) mod bytes_list_result {
-        use super::*;
-
-        /// `Result`'s own shape: variant `Ok` then `Err`.
-        #[derive(Serialize)]
-        enum AsRef<'a> {
-            Ok(#[serde(with = "super::bytes_list")] &'a [Vec<u8>]),
-            Err(&'a Error),
-        }
-
-        #[derive(Deserialize)]
-        enum Owned {
-            Ok(#[serde(with = "super::bytes_list")] Vec<Vec<u8>>),
-            Err(Error),
-        }
-
-        pub(crate) fn serialize<S: Serializer>(
-            v: &Result<Vec<Vec<u8>>, Error>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match v {
-                Ok(list) => AsRef::Ok(list),
-                Err(e) => AsRef::Err(e),
-            }
-            .serialize(s)
-        }
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Result<Vec<Vec<u8>>, Error>, D::Error> {
-            Ok(match Owned::deserialize(d)? {
-                Owned::Ok(list) => Ok(list),
-                Owned::Err(e) => Err(e),
-            })
-        }
-    }
-}
-
-/// The encoding of [`Message::ObjectData`] built from a borrowed value, so that sending a large
-/// object does not first copy it into a message. Decodes as the message would.
-pub fn encode_object_data(id: ObjectId, bytes: &[u8]) -> Result<Vec<u8>> {
-    // The message with an empty value ends in the value's length, a one-byte varint 0: keep
-    // what precedes it, then write the real length and the bytes.
-    let mut out = Message::ObjectData {
-        id,
-        bytes: Vec::new(),
-    }
-    .encode()?;
-    out.pop();
-    out.reserve(bytes.len() + 10);
-    let mut len = bytes.len() as u64;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(bytes);
-    Ok(out)
-}
-
-/// The encoding of [`Message::ObjectChunk`] built from a borrowed piece of a stored value, so
-/// that sending a large object copies each piece once, never the whole value.
-pub fn encode_object_chunk(id: ObjectId, offset: u64, total: u64, piece: &[u8]) -> Result<Vec<u8>> {
-    let mut out = object_chunk_header(id, offset, total, piece.len())?;
-    out.extend_from_slice(piece);
-    Ok(out)
-}
-
-/// What comes before the piece in the encoding of [`Message::ObjectChunk`]: the variant, the
-/// fields, and the piece's length.
-pub(super) fn object_chunk_header(
-    id: ObjectId,
-    offset: u64,
-    total: u64,
-    piece: usize,
-) -> Result<Vec<u8>> {
-    // As in `encode_object_data`: the message with an empty piece ends in its length, a
-    // one-byte varint 0.
-    let mut out = Message::ObjectChunk {
-        id,
-        offset,
-        total,
-        bytes: Vec::new(),
-    }
-    .encode()?;
-    out.pop();
-    push_varint(&mut out, piece as u64);
-    Ok(out)
-}
-
-/// A [`Message::ObjectChunk`] read in place from its frame: the piece borrows the frame
-/// instead of being copied out of it.
-#[derive(Debug, Deserialize)]
-pub(super) struct ChunkView<'a> {
-    pub(super) id: ObjectId,
-    pub(super) offset: u64,
-    pub(super) total: u64,
-    #[serde(borrow)]
-    pub(super) bytes: &'a [u8],
-}
-
-/// The variant tag that starts an encoded [`Message::ObjectChunk`].
-fn object_chunk_tag() -> Option<u32> {
-    static TAG: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *TAG.get_or_init(|| {
-        let probe = object_chunk_header(ObjectId::next(), 0, 0, 0).ok()?;
-        postcard::take_from_bytes::<u32>(&probe)
-            .ok()
-            .map(|(t, _)| t)
-    })
-}
-
-impl<'a> ChunkView<'a> {
-    /// The chunk in `frame`, `None` when the frame holds another message (or a malformed
-    /// one: decoding it as a message then says what is wrong).
-    pub(super) fn parse(frame: &'a [u8]) -> Option<ChunkView<'a>> {
-        let (got, rest) = postcard::take_from_bytes::<u32>(frame).ok()?;
-        if got != object_chunk_tag()? {
-            return None;
-        }
-        postcard::from_bytes(rest).ok()
-    }
-}
-
-/// The most bytes the fields of a [`Message::ObjectChunk`] take before its piece: the tag, the
-/// id, the offset, the total and the piece's length, each a varint.
-pub(super) const CHUNK_HEADER_MAX: usize = 5 + 19 + 3 * 10;
-
-/// The fields of a [`Message::ObjectChunk`] read from the start of its frame, before its piece
-/// arrives, so that the piece can be read from the stream straight to where it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PieceHeader {
-    pub(super) id: ObjectId,
-    pub(super) offset: u64,
-    pub(super) total: u64,
-    /// The piece's length.
-    pub(super) len: u64,
-    /// How many bytes of the frame come before the piece.
-    pub(super) header_len: usize,
-}
-
-/// What the first bytes of a frame say.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum FrameStart {
-    /// An object chunk's header.
-    Piece(PieceHeader),
-    /// Not enough bytes yet to tell.
-    NeedMore,
-    /// Another message (or a malformed one).
-    Other,
-}
-
-impl PieceHeader {
-    /// Reads the header of an object chunk from `start`, the first bytes of a frame.
-    pub(super) fn parse(start: &[u8]) -> FrameStart {
-        let unexpected_end = |e: &postcard::Error| *e == postcard::Error::DeserializeUnexpectedEnd;
-        let rest = match postcard::take_from_bytes::<u32>(start) {
-            Ok((tag, rest)) if Some(tag) == object_chunk_tag() => rest,
-            Ok(_) => return FrameStart::Other,
-            Err(e) if unexpected_end(&e) => return FrameStart::NeedMore,
-            Err(_) => return FrameStart::Other,
-        };
-        // A byte slice is encoded as its length (a varint, as a u64 is) and the bytes.
-        match postcard::take_from_bytes::<(ObjectId, u64, u64, u64)>(rest) {
-            Ok(((id, offset, total, len), piece)) => FrameStart::Piece(PieceHeader {
-                id,
-                offset,
-                total,
-                len,
-                header_len: start.len() - piece.len(),
-            }),
-            Err(e) if unexpected_end(&e) => FrameStart::NeedMore,
-            Err(_) => FrameStart::Other,
-        }
-    }
-}
-
-pub(super) fn push_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Assembles a value that arrives in [`Message::ObjectChunk`]s into one buffer, sized once
-/// from the first piece's `total`.
-#[derive(Debug)]
-pub struct ChunkAssembler {
-    id: ObjectId,
-    total: u64,
-    buf: Vec<u8>,
-}
-
-impl ChunkAssembler {
-    /// Starts assembling object `id` of `total` bytes (the first piece's header).
-    pub fn new(id: ObjectId, total: u64) -> Result<ChunkAssembler> {
-        let buf = presized(total, &format_args!("object {id}"))?;
-        Ok(ChunkAssembler { id, total, buf })
-    }
-
-    /// Adds the next piece; returns the whole value after the last one.
-    pub fn add(&mut self, id: ObjectId, offset: u64, total: u64, piece: &[u8]) -> Result<bool> {
-        if id != self.id || total != self.total || offset != self.buf.len() as u64 {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "piece of object {id} at offset {offset} (of {total}) out of order: expected                      object {} at {} (of {})",
-                    self.id,
-                    self.buf.len(),
-                    self.total
-                ),
-            ));
-        }
-        if (self.buf.len() + piece.len()) as u64 > self.total {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!("object {id} overflows its {total} bytes"),
-            ));
-        }
-        self.buf.extend_from_slice(piece);
-        Ok(self.buf.len() as u64 == self.total)
-    }
-
-    /// The object being assembled.
-    pub fn id(&self) -> ObjectId {
-        self.id
-    }
-
-    /// The assembled value.
-    pub fn finish(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-/// The largest object accepted in pieces.
-pub const MAX_OBJECT: usize = 1 << 40;
-
-/// An empty buffer with room for a value of `total` bytes that arrives in pieces; `what` names
-/// the value in errors.
-fn presized(total: u64, what: &dyn fmt::Display) -> Result<Vec<u8>> {
-    let size = usize::try_from(total)
-        .ok()
-        .filter(|t| *t <= MAX_OBJECT)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Protocol,
-                format!("{what} of {total} bytes is larger than the {MAX_OBJECT}-byte limit"),
-            )
-        })?;
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(size).map_err(|e| {
-        Error::new(
-            ErrorKind::System,
-            format!("cannot allocate {total} bytes for {what}: {e}"),
-        )
-    })?;
-    Ok(buf)
-}
+use super::transfer::{presized, push_varint};
+use super::{FrameReader, FrameWriter, Message, TaskId, OBJECT_CHUNK};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Where the value list of a message that carries task values sits, for
 /// [`FrameWriter::feed_with_values`] and [`FrameReader::recv_values`].
@@ -597,5 +241,169 @@ impl ValuePieces {
             }
         }
         Ok(msg)
+    }
+}
+
+impl FrameReader {
+    /// The next message other than a [`Message::ValueChunk`], with the values that came in
+    /// pieces before it in their slots (see [`FrameWriter::feed_with_values`]). Cancel-safe:
+    /// the pieces read so far stay with the reader. A piece out of order, or pieces before a
+    /// message that has no slot for them, is an error of kind [`ErrorKind::Protocol`] (the
+    /// pieces are dropped; the connection is best closed).
+    pub async fn recv_values(&mut self) -> Result<Message> {
+        loop {
+            let msg = match self.recv().await? {
+                Message::ValueChunk {
+                    task_id,
+                    index,
+                    offset,
+                    total,
+                    bytes,
+                } => ValuePieces::add(&mut self.pieces, task_id, index, offset, total, bytes)
+                    .map(|()| None),
+                other => match self.pieces.take() {
+                    None => return Ok(other),
+                    Some(pieces) => pieces.fill(other).map(Some),
+                },
+            };
+            match msg {
+                Ok(Some(msg)) => return Ok(msg),
+                Ok(None) => {}
+                Err(e) => {
+                    self.pieces = None;
+                    return Err(Error::new(
+                        e.kind(),
+                        format!("from {}: {}", self.peer, e.message()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl FrameWriter {
+    /// Queues `shell` with the list `values` in its value slots: the arguments of a
+    /// [`Message::RunTask`], [`Message::RunActorCall`] or [`Message::HostActor`], or the outputs
+    /// of an `Ok` [`Message::TaskResult`], whose list in `shell` is empty. Values that fit one
+    /// frame ([`OBJECT_CHUNK`] bytes in all) go in it as they would in the message; the others
+    /// go first as [`Message::ValueChunk`]s (arguments as one value, their concatenation), each
+    /// piece encoded from slices of `values`, so no value is copied whole. With no `values`,
+    /// `shell` goes as it is. The receiver reads it with [`FrameReader::recv_values`].
+    pub async fn feed_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        if values.is_empty() {
+            return self.feed(shell).await;
+        }
+        let slots = match ValueSlots::of(shell) {
+            Some((slots, list)) if list.is_empty() => slots,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!(
+                        "a {} message cannot be sent with values (it needs an empty value list)",
+                        shell.name()
+                    ),
+                ))
+            }
+        };
+        let size: usize = values.iter().map(|v| v.as_ref().len()).sum();
+        let payload = if size <= OBJECT_CHUNK {
+            encode_with_values(shell, &slots, values.iter().map(AsRef::as_ref), size)?
+        } else if slots.arguments {
+            let parts: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
+            self.feed_value_chunks(slots.task_id, 0, &parts, size)
+                .await?;
+            encode_with_values(shell, &slots, std::iter::once(&[][..]), 0)?
+        } else {
+            // Outputs are objects of their own: each in the frame while room is left, else in
+            // pieces.
+            let mut inline = 0usize;
+            let mut placed: Vec<&[u8]> = Vec::with_capacity(values.len());
+            for (index, v) in values.iter().enumerate() {
+                let v = v.as_ref();
+                if inline + v.len() <= OBJECT_CHUNK {
+                    inline += v.len();
+                    placed.push(v);
+                    continue;
+                }
+                let index = u32::try_from(index).map_err(|_| {
+                    Error::new(
+                        ErrorKind::System,
+                        format!("a {} message has too many values", shell.name()),
+                    )
+                })?;
+                self.feed_value_chunks(slots.task_id, index, &[v], v.len())
+                    .await?;
+                placed.push(&[]);
+            }
+            encode_with_values(shell, &slots, placed.into_iter(), inline)?
+        };
+        self.feed_encoded(shell.name(), payload).await
+    }
+
+    /// [`feed_with_values`](Self::feed_with_values), then flush.
+    pub async fn send_with_values<V: AsRef<[u8]>>(
+        &mut self,
+        shell: &Message,
+        values: &[V],
+    ) -> Result<()> {
+        self.feed_with_values(shell, values).await?;
+        self.flush().await
+    }
+
+    /// Queues the value made of `parts` (in order, `total` bytes in all) as the
+    /// [`Message::ValueChunk`]s of slot `index`, each piece copied once from the parts.
+    async fn feed_value_chunks(
+        &mut self,
+        task_id: TaskId,
+        index: u32,
+        parts: &[&[u8]],
+        total: usize,
+    ) -> Result<()> {
+        let mut parts = parts.iter().copied();
+        let mut rest: &[u8] = &[];
+        let mut offset = 0usize;
+        while offset < total {
+            let len = (total - offset).min(OBJECT_CHUNK);
+            // As in `encode_object_chunk`: the message with an empty piece ends in its
+            // length, a one-byte varint 0.
+            let mut out = Message::ValueChunk {
+                task_id,
+                index,
+                offset: offset as u64,
+                total: total as u64,
+                bytes: Vec::new(),
+            }
+            .encode()?;
+            out.pop();
+            out.reserve(len + 10);
+            push_varint(&mut out, len as u64);
+            let mut need = len;
+            while need > 0 {
+                if rest.is_empty() {
+                    match parts.next() {
+                        Some(p) => rest = p,
+                        None => break,
+                    }
+                    continue;
+                }
+                let take = rest.len().min(need);
+                out.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                need -= take;
+            }
+            if need > 0 {
+                return Err(Error::new(
+                    ErrorKind::System,
+                    format!("a value of task {task_id} is shorter than its {total} bytes"),
+                ));
+            }
+            self.feed_encoded("ValueChunk", out).await?;
+            offset += len;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! The handshake: its own small message type, decoded only before a peer has proven the token,
-//! and the challenge-response that proves the token without sending it.
+//! with what its frames carry (the peer's [`Role`], a [`Refusal`], the [`Welcome`]), and the
+//! challenge-response that proves the token without sending it. How a
+//! [`Connection`](super::Connection) runs it, on either side, is in `exchange`.
 //!
 //! ```text
 //! connecting side                         accepting side
@@ -19,8 +21,65 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Refusal, Role, Welcome};
 use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::NodeId;
+
+mod exchange;
+#[cfg(test)]
+mod tests;
+
+/// What the connecting side is; the accepting side decides what it may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// A node daemon joining the head (or, later, a peer node fetching objects).
+    Node,
+    /// A user program connecting to the cluster.
+    Driver,
+    /// A worker process connecting to its node.
+    Worker,
+    /// A short-lived tool such as `raykit status` or `raykit stop`.
+    Client,
+}
+
+/// Why a handshake was refused. New reasons are appended at the end, never inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The token was wrong.
+    Unauthorized,
+    /// The peers speak different protocol versions.
+    VersionMismatch,
+    /// The first frame could not be decoded as a handshake.
+    Malformed,
+    /// The first frame was larger than [`HANDSHAKE_MAX_FRAME`](super::HANDSHAKE_MAX_FRAME).
+    TooLarge,
+    /// The handshake did not arrive within [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT).
+    Timeout,
+    /// The first frame was a valid handshake frame but not a hello.
+    UnexpectedMessage,
+    /// The peer's address had too many handshakes refused lately; it may try again later.
+    RateLimited,
+}
+
+impl Refusal {
+    /// The error kind a refused peer reports.
+    pub fn error_kind(self) -> ErrorKind {
+        match self {
+            Refusal::Unauthorized => ErrorKind::Unauthorized,
+            _ => ErrorKind::Protocol,
+        }
+    }
+}
+
+/// What the accepting side tells a peer that proved the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version of the accepting side (equal to the caller's).
+    pub version: u32,
+    /// The node the accepting daemon runs.
+    pub node_id: NodeId,
+    /// Whether the accepting daemon is the head.
+    pub head: bool,
+}
 
 /// The bytes of a nonce.
 pub const NONCE_LEN: usize = 32;
@@ -171,92 +230,5 @@ impl Transcript {
     /// Whether `proof` is `side`'s proof for this transcript (compared in constant time).
     pub fn verify(&self, token: &str, side: Side, proof: &Proof) -> bool {
         self.mac(token, side).verify_slice(proof).is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::NodeId;
-
-    fn transcript() -> Transcript {
-        Transcript {
-            version: 9,
-            role: Role::Driver,
-            client: [1; NONCE_LEN],
-            server: [2; NONCE_LEN],
-        }
-    }
-
-    #[test]
-    fn proofs_depend_on_the_token_the_side_and_every_nonce() {
-        let t = transcript();
-        let p = t.proof("secret", Side::Client);
-        assert!(t.verify("secret", Side::Client, &p));
-        assert!(!t.verify("Secret", Side::Client, &p));
-        assert!(
-            !t.verify("secret", Side::Server, &p),
-            "a proof is not reflected"
-        );
-        let mut other = t;
-        other.server[0] ^= 1;
-        assert!(
-            !other.verify("secret", Side::Client, &p),
-            "a proof is not replayed"
-        );
-        let mut other = t;
-        other.role = Role::Node;
-        assert!(!other.verify("secret", Side::Client, &p));
-    }
-
-    #[test]
-    fn the_hello_and_refusal_keep_their_indices_and_the_version_comes_first() {
-        let hello = Handshake::Hello {
-            version: 77,
-            role: Role::Client,
-            nonce: [0; NONCE_LEN],
-        };
-        let bytes = hello.encode().unwrap();
-        assert_eq!(hello_prefix(&bytes), Some((0, Some(77))));
-        let refused = Handshake::Refused {
-            refusal: Refusal::Unauthorized,
-            reason: "no".into(),
-        };
-        assert_eq!(refused.encode().unwrap()[0], 2);
-        assert_eq!(hello_prefix(&[4, 0]), Some((4, None)));
-        assert_eq!(hello_prefix(&[]), None);
-        let welcome = Handshake::Welcome {
-            welcome: Welcome {
-                version: 9,
-                node_id: postcard::from_bytes::<NodeId>(&[3]).unwrap(),
-                head: true,
-            },
-            proof: [9; PROOF_LEN],
-        };
-        assert_eq!(
-            Handshake::decode(&welcome.encode().unwrap()).unwrap(),
-            welcome
-        );
-    }
-
-    #[test]
-    fn nothing_in_a_hello_or_a_proof_is_the_token() {
-        let token = "a-very-recognisable-token-0123456789";
-        let t = transcript();
-        for frame in [
-            Handshake::Hello {
-                version: 9,
-                role: Role::Driver,
-                nonce: t.client,
-            },
-            Handshake::Proof {
-                proof: t.proof(token, Side::Client),
-            },
-        ] {
-            let bytes = frame.encode().unwrap();
-            assert!(!bytes
-                .windows(8)
-                .any(|w| token.as_bytes().windows(8).any(|x| x == w)));
-        }
     }
 }
