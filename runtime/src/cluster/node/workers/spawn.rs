@@ -70,6 +70,29 @@ fn tunables_for_workers(inherited: Option<&str>, huge: bool, keep: bool) -> Opti
     )
 }
 
+/// How often a spawn that met a busy executable is tried again, and the first pause.
+const BUSY_RETRIES: u32 = 12;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Spawns `cmd`, trying again (with growing pauses, about 15 s in all) while the executable is
+/// busy (`ETXTBSY`). An executable cached just now can be: a child this process forked
+/// meanwhile (to start any worker) holds the descriptor that wrote it until its own exec,
+/// and exec of a file open for writing fails. Two jobs of one binary starting at once meet it.
+fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut pause = BUSY_PAUSE;
+    for _ in 0..BUSY_RETRIES {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                tracing::debug!("executable busy, starting the worker again in {pause:?}");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            done => return done,
+        }
+    }
+    cmd.spawn()
+}
+
 /// A worker's command for the spawner thread, and where the child it spawned goes.
 pub(super) type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 
@@ -85,7 +108,7 @@ impl WorkerPool {
             .name("raykit-spawner".into())
             .spawn(move || {
                 for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
+                    let _ = reply.send(spawn_retrying_busy(&mut cmd));
                 }
                 // The daemon is ending; keep the thread (and so the workers' death signal)
                 // until the process exits.
