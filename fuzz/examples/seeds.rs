@@ -20,7 +20,7 @@ use raykit::{Error, ErrorKind};
 use raykit_fuzz::{__fuzz, actor_id, frame, node_id, object_id, FETCHED, TOKEN};
 
 /// The variants of [`Message`]; every one has a seed.
-const MESSAGE_VARIANTS: usize = 71;
+const MESSAGE_VARIANTS: usize = 73;
 
 /// How deep item 1's hostile frame nests its error (the original nested 21,000 times; the
 /// shape is what matters, and a smaller seed keeps the corpus small).
@@ -144,6 +144,7 @@ fn actor_creation() -> ActorCreation {
         create: submission("examples::Counter::new"),
         class: "examples::Counter".into(),
         name: Some("counter".into()),
+        namespace: "prod".into(),
         max_restarts: 1,
         max_concurrency: 1,
     }
@@ -197,6 +198,7 @@ fn messages() -> Vec<Message> {
             exe_hash: "cd".repeat(32),
             exe_size: 12_345_678,
             name: "examples-basic".into(),
+            namespace: "prod".into(),
         },
         Message::AttachJob { job_id: JobId(3) },
         Message::JobRegistered {
@@ -210,6 +212,7 @@ fn messages() -> Vec<Message> {
                 inode: 1_234_567,
                 capacity: 1 << 30,
             }),
+            namespace: "prod".into(),
         },
         Message::UploadExe {
             offset: 4 << 20,
@@ -301,11 +304,20 @@ fn messages() -> Vec<Message> {
             actor_id: actor_id(77),
         },
         Message::GetActor {
+            namespace: "prod".into(),
             name: "counter".into(),
         },
         Message::ActorFound {
+            namespace: "prod".into(),
             name: "counter".into(),
             actor: Some((actor_id(77), "examples::Counter".into())),
+        },
+        Message::ListNamedActors,
+        Message::NamedActors {
+            names: vec![
+                ("anonymous-1f2e3d4c5b6a7988".into(), "svc".into()),
+                ("prod".into(), "counter".into()),
+            ],
         },
         Message::StartActor(Box::new(ActorAssignment {
             actor: actor_creation(),

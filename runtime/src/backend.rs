@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::actor::{ActorId, ActorMethods, ActorOptions, HandleGuard};
+use crate::actor::{ActorId, ActorMethods, ActorName, ActorOptions, HandleGuard};
 use crate::cluster::owner::{self, Client, ClusterActor};
 use crate::cluster::proto::TaskId;
 use crate::config::Config;
@@ -65,7 +65,13 @@ impl Backend {
         }
         let (address, token) = crate::cluster::records::resolve_cluster(&address)?;
         tracing::debug!(%address, "joining a cluster");
-        Ok(Backend::Cluster(Client::connect(&address, token)?))
+        let namespace = config
+            .namespace
+            .clone()
+            .unwrap_or_else(crate::runtime::anonymous_namespace);
+        Ok(Backend::Cluster(Client::connect(
+            &address, token, &namespace,
+        )?))
     }
 
     /// The node this program runs on, when the backend names it (a cluster driver: the head's
@@ -74,6 +80,15 @@ impl Backend {
         match self {
             Backend::Embedded => None,
             Backend::Cluster(client) => Some(client.head_node()),
+        }
+    }
+
+    /// The namespace of the cluster job this process works for (a worker's: its driver's);
+    /// `None` embedded and for a driver, whose config (or an anonymous one) decides.
+    pub(crate) fn namespace(&self) -> Option<String> {
+        match self {
+            Backend::Embedded => None,
+            Backend::Cluster(client) => client.job_namespace(),
         }
     }
 
@@ -235,7 +250,7 @@ impl<A: ActorMethods> ActorLink<A> {
     /// The live actor named `name`. Embedded, `here` looks among this process's named actors.
     pub(crate) fn named(
         rt: &Runtime,
-        name: &str,
+        name: &ActorName,
         here: impl FnOnce() -> Result<ActorLink<A>>,
     ) -> Result<ActorLink<A>> {
         let client = match &rt.backend {
@@ -245,19 +260,40 @@ impl<A: ActorMethods> ActorLink<A> {
         let (id, class) = owner::get_actor(client, name)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::ActorNotFound,
-                format!("no live actor is named `{name}` on the cluster"),
+                format!("no live actor is named {name} on the cluster"),
             )
         })?;
         if class != A::__CLASS {
             return Err(Error::new(
                 ErrorKind::ActorNotFound,
                 format!(
-                    "the actor named `{name}` is a `{class}`, not a `{}`",
+                    "the actor named {name} is a `{class}`, not a `{}`",
                     std::any::type_name::<A>()
                 ),
             ));
         }
         Ok(ActorLink::Cluster(ClusterActor::held::<A>(id)))
+    }
+}
+
+/// The cluster's nodes as the head lists them; `None` embedded (the runtime describes its one
+/// node) or when the head does not answer.
+pub(crate) fn nodes(backend: &Backend) -> Option<Vec<crate::runtime::NodeInfo>> {
+    match backend {
+        Backend::Embedded => None,
+        Backend::Cluster(client) => owner::nodes(client),
+    }
+}
+
+/// Every live named actor as `(namespace, name)`, sorted. Embedded, `here` lists this
+/// process's; on a cluster the head's directory answers (empty when it cannot be reached).
+pub(crate) fn list_named_actors(
+    rt: &Runtime,
+    here: impl FnOnce() -> Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    match &rt.backend {
+        Backend::Embedded => here(),
+        Backend::Cluster(client) => owner::list_named_actors(client),
     }
 }
 

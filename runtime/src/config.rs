@@ -14,6 +14,7 @@ pub struct Config {
     pub(crate) num_gpus: f64,
     pub(crate) resources: BTreeMap<String, f64>,
     pub(crate) address: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 impl Config {
@@ -44,6 +45,15 @@ impl Config {
     /// embedded in this process.
     pub fn address(mut self, address: impl Into<String>) -> Self {
         self.address = Some(address.into());
+        self
+    }
+
+    /// The namespace of this job's named actors (Ray's namespaces): [`get_actor`](crate::get_actor)
+    /// finds, and [`ActorOptions::name`](crate::ActorOptions::name) registers, names in it.
+    /// Unset, the job gets an anonymous namespace of its own, so jobs do not see each other's
+    /// names; jobs that set the same namespace share theirs.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
 

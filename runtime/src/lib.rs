@@ -59,15 +59,17 @@ mod runtime;
 mod task;
 pub mod util;
 
-pub use actor::{get_actor, Actor, ActorHandle, ActorId, ActorOptions};
+pub use actor::{
+    get_actor, get_actor_in, list_named_actors, Actor, ActorHandle, ActorId, ActorOptions,
+};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use object::{
     get, get_all, get_all_timeout, get_timeout, put, put_copy, wait, ObjectId, ObjectRef,
 };
 pub use runtime::{
-    available_resources, cluster_resources, init, init_with, is_initialized, node_id, shutdown,
-    NodeId, RuntimeInfo,
+    available_resources, cluster_resources, init, init_with, is_initialized, node_id, nodes,
+    shutdown, NodeId, NodeInfo, RuntimeInfo,
 };
 pub use task::{Arg, IntoArg, TaskOptions};
 

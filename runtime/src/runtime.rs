@@ -36,10 +36,30 @@ impl RuntimeInfo {
     }
 }
 
+/// One node of the cluster, as [`nodes`] lists it (Ray's `ray.nodes()`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    /// The node's id (what [`node_id`] says inside its tasks).
+    pub node_id: NodeId,
+    /// Whether the node is a member now (false: recently declared dead).
+    pub alive: bool,
+    /// Where the node is reached (`HOST:PORT`); empty for the embedded node.
+    pub address: String,
+    /// Whether this node is the cluster's head (the embedded node is its own head).
+    pub is_head: bool,
+    /// The resources the node declares.
+    pub resources: BTreeMap<String, f64>,
+    /// Those of them free now.
+    pub available: BTreeMap<String, f64>,
+}
+
 pub(crate) struct Runtime {
     /// Where tasks, actors and objects go: this process's threads, or a cluster.
     pub(crate) backend: Backend,
     pub(crate) actors: crate::actor::NamedActors,
+    /// The namespace of this job's named actors: the config's, the cluster job's, or an
+    /// anonymous one of this job's own.
+    pub(crate) namespace: String,
     pub(crate) config: Config,
     pub(crate) node_id: NodeId,
     pub(crate) sched: Arc<Scheduler>,
@@ -53,8 +73,13 @@ impl Runtime {
         let sched = Scheduler::new(resources)?;
         let node_id = backend.node_id().unwrap_or_else(NodeId::random);
         tracing::debug!(cpus = config.cpus(), "raykit runtime started");
+        let namespace = backend
+            .namespace()
+            .or_else(|| config.namespace.clone())
+            .unwrap_or_else(anonymous_namespace);
         Ok(Arc::new(Runtime {
             actors: Default::default(),
+            namespace,
             config,
             node_id,
             sched,
@@ -79,6 +104,12 @@ impl Runtime {
             self.sched.resources.available_view(),
         )
     }
+}
+
+/// A namespace of this job's own (Ray's anonymous namespace): its named actors are not seen
+/// by other jobs.
+pub(crate) fn anonymous_namespace() -> String {
+    format!("anonymous-{:016x}", crate::ids::random_u64())
 }
 
 static CURRENT: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
@@ -174,6 +205,25 @@ pub fn cluster_resources() -> BTreeMap<String, f64> {
 /// The resources free right now, by name.
 pub fn available_resources() -> BTreeMap<String, f64> {
     current().map_or_else(|_| BTreeMap::new(), |rt| rt.resource_view().1)
+}
+
+/// The cluster's nodes, alive and recently dead, the head first (embedded: this process's one
+/// node).
+pub fn nodes() -> Vec<NodeInfo> {
+    let Ok(rt) = current() else {
+        return Vec::new();
+    };
+    crate::backend::nodes(&rt.backend).unwrap_or_else(|| {
+        let (resources, available) = rt.resource_view();
+        vec![NodeInfo {
+            node_id: rt.node_id,
+            alive: true,
+            address: String::new(),
+            is_head: true,
+            resources,
+            available,
+        }]
+    })
 }
 
 /// How many worker threads the runtime has started so far (for tests and diagnostics).

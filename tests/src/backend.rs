@@ -73,6 +73,7 @@ pub struct Shape {
     cpus: f64,
     gpus: f64,
     resources: BTreeMap<String, f64>,
+    namespace: Option<String>,
 }
 
 impl Shape {
@@ -82,6 +83,7 @@ impl Shape {
             cpus: n.into(),
             gpus: 0.0,
             resources: BTreeMap::new(),
+            namespace: None,
         }
     }
 
@@ -106,6 +108,20 @@ impl Shape {
         self
     }
 
+    /// The job's namespace for named actors (`Config::namespace`), in both modes.
+    pub fn namespace(mut self, namespace: &str) -> Shape {
+        self.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    /// What a driver of the cluster sets: no resources (the nodes declare them).
+    fn driver_config(&self) -> raykit::Config {
+        match &self.namespace {
+            Some(ns) => raykit::Config::default().namespace(ns.clone()),
+            None => raykit::Config::default(),
+        }
+    }
+
     /// The embedded runtime's configuration.
     pub fn config(&self) -> raykit::Config {
         let mut c = raykit::Config::default()
@@ -113,6 +129,9 @@ impl Shape {
             .num_gpus(self.gpus);
         for (name, amount) in &self.resources {
             c = c.resource(name.clone(), *amount);
+        }
+        if let Some(ns) = &self.namespace {
+            c = c.namespace(ns.clone());
         }
         c
     }
@@ -154,7 +173,7 @@ fn fmt_amount(x: f64) -> String {
 /// the `init()` that [`suite!`](crate::suite) defines).
 pub fn init(shape: &Shape) -> raykit::RuntimeInfo {
     if on_cluster() {
-        raykit::init().expect("join the test cluster")
+        raykit::init_with(shape.driver_config()).expect("join the test cluster")
     } else {
         raykit::init_with(shape.config()).expect("init_with the file's shape")
     }

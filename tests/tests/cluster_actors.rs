@@ -156,3 +156,37 @@ fn two_programs_share_the_cluster_at_once() {
     assert_eq!(line(&out, "ordered "), "true", "{out}");
     c.wait_for_status(STEP, |s| s.contains("jobs: 0"));
 }
+
+/// Needs several jobs (drivers) on one cluster at once, which the single-driver harness of
+/// the behaviour files cannot give.
+#[test]
+fn jobs_share_named_actors_only_within_a_namespace() {
+    let mut c = cluster("namespaces");
+    let release = c.home().join("release-holders");
+    let release = release.to_str().expect("a UTF-8 path").to_owned();
+    c.spawn_driver("team", &["hold-named", "team", "svc", &release]);
+    c.spawn_driver("solo", &["hold-named", "-", "mine", &release]);
+    for holder in ["team", "solo"] {
+        let deadline = Instant::now() + DRIVER_LIMIT;
+        while !c.read(c.out_path(holder)).contains("ready") {
+            assert!(Instant::now() < deadline, "{holder} never got ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Another job of the same namespace finds the name; one of an anonymous namespace only
+    // when it names the namespace.
+    let out = c.drive("same", &["find-named", "team", "svc", "team"]);
+    assert_eq!(line(&out, "here "), "Ok(Ok(7))", "{out}");
+    let out = c.drive("anonymous", &["find-named", "-", "svc", "team"]);
+    assert_eq!(line(&out, "here "), "Err(ActorNotFound)", "{out}");
+    assert_eq!(line(&out, "there "), "Ok(Ok(7))", "{out}");
+    assert_eq!(line(&out, "listed "), "true", "{out}");
+    // A name in a job's anonymous namespace is that job's alone.
+    let out = c.drive("stranger", &["find-named", "-", "mine", "team"]);
+    assert_eq!(line(&out, "here "), "Err(ActorNotFound)", "{out}");
+    std::fs::write(&release, b"").expect("release the holders");
+    for holder in ["team", "solo"] {
+        let (status, out) = c.wait(holder);
+        assert!(status.success(), "{holder}: {out}");
+    }
+}

@@ -265,6 +265,51 @@ fn free_task(x: u8) -> u8 {
     x + 1
 }
 
+/// The node that runs this task.
+#[raykit::remote]
+fn where_am_i() -> String {
+    raykit::node_id().to_string()
+}
+
+#[test]
+fn nodes_lists_every_node_with_what_it_declares() {
+    let _serial = init();
+    within(120, || {
+        await_all_resources_free();
+        let nodes = raykit::nodes();
+        assert!(!nodes.is_empty());
+        assert_eq!(nodes.iter().filter(|n| n.is_head).count(), 1, "{nodes:?}");
+        assert!(nodes[0].is_head, "the head comes first: {nodes:?}");
+        // The alive nodes' declarations add up to the cluster's, and all of it is free.
+        let alive: Vec<_> = nodes.iter().filter(|n| n.alive).collect();
+        for name in ["CPU", "GPU", "custom"] {
+            let declared: f64 = alive.iter().map(|n| amount(&n.resources, name)).sum();
+            let free: f64 = alive.iter().map(|n| amount(&n.available, name)).sum();
+            assert_eq!(
+                declared,
+                amount(&raykit::cluster_resources(), name),
+                "{name}"
+            );
+            assert_eq!(free, declared, "{name}: {nodes:?}");
+        }
+        // A task runs on one of them.
+        let ran_on = raykit::get(&where_am_i::remote()).unwrap();
+        assert!(
+            alive.iter().any(|n| n.node_id.to_string() == ran_on),
+            "{ran_on} is not among {nodes:?}"
+        );
+        if !raykit_tests::backend::on_cluster() {
+            // Embedded: one node, this process, reached at no address.
+            assert_eq!(nodes.len(), 1);
+            assert_eq!(nodes[0].node_id, raykit::node_id());
+            assert!(nodes[0].address.is_empty());
+        } else {
+            // A cluster's nodes are reached at HOST:PORT.
+            assert!(alive.iter().all(|n| n.address.contains(':')), "{nodes:?}");
+        }
+    });
+}
+
 #[test]
 fn available_resources_follow_running_tasks() {
     let _serial = init();

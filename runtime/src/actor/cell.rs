@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use super::ActorId;
+use super::{ActorId, ActorName};
 use crate::error::{Error, ErrorKind, Result};
 use crate::local::{Body, Demand, Scheduler, Work};
 use crate::object::{Dependent, Slot, Waiter};
@@ -134,7 +134,7 @@ impl<A> Mailbox<A> {
 pub(crate) struct ActorCell<A> {
     pub(super) id: ActorId,
     pub(super) class: &'static str,
-    pub(super) name: Option<String>,
+    pub(super) name: Option<ActorName>,
     pub(super) max_concurrency: usize,
     pub(super) demand: Demand,
     /// The scheduler of the node the actor lives on (`None`: it never got one).

@@ -22,7 +22,7 @@ use crate::task::{schedule, Returns};
 
 use super::cell::{Call, Mailbox, State, Status};
 use super::names::directory;
-use super::{ActorCell, ActorId, ActorMethods, ActorOptions, ActorSpec, MethodBody};
+use super::{ActorCell, ActorId, ActorMethods, ActorName, ActorOptions, ActorSpec, MethodBody};
 
 /// Keeps an actor alive: the actor stops when the last guard (the last handle) is gone.
 pub(crate) struct HandleGuard<A: Send + Sync + 'static> {
@@ -139,7 +139,13 @@ impl<A: ActorMethods> RawHandle<A> {
         let cell = Arc::new(ActorCell {
             id: ActorId::next(),
             class: spec.class,
-            name: options.name.clone(),
+            name: options.name.clone().map(|name| ActorName {
+                namespace: options
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| rt.namespace.clone()),
+                name,
+            }),
             max_concurrency: options
                 .max_concurrency
                 .unwrap_or(spec.max_concurrency)
@@ -151,7 +157,7 @@ impl<A: ActorMethods> RawHandle<A> {
         });
         let guard = Arc::new(HandleGuard { cell: cell.clone() });
         let handle = RawHandle::local(guard.clone());
-        if let Some(name) = &options.name {
+        if let Some(name) = &cell.name {
             if let Err(e) = rt.actors.register(name, guard, cell.id) {
                 cell.mailbox.lock().status = Status::Dead(e);
                 return handle;

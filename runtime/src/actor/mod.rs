@@ -30,8 +30,8 @@ pub use cell::{MethodBody, MutBody, ReadGuard, RefBody, WriteGuard};
 pub(crate) use handle::HandleGuard;
 pub use handle::{ActorHandle, RawHandle};
 pub use host::{host_actor, Encoded};
-pub use names::get_actor;
-pub(crate) use names::NamedActors;
+pub use names::{get_actor, get_actor_in, list_named_actors};
+pub(crate) use names::{ActorName, NamedActors};
 
 pub use crate::ids::ActorId;
 
@@ -106,6 +106,7 @@ pub trait ActorMethods: Actor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActorOptions {
     pub(crate) name: Option<String>,
+    pub(crate) namespace: Option<String>,
     pub(crate) request: ResourceRequest,
     pub(crate) max_restarts: Option<u32>,
     pub(crate) max_concurrency: Option<u32>,
@@ -121,6 +122,14 @@ impl ActorOptions {
     /// lives until it is killed, even when no handle is left.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The namespace the actor's name is registered in (default: the job's, see
+    /// [`Config::namespace`](crate::Config::namespace)); find it there with
+    /// [`get_actor_in`](crate::get_actor_in).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
 

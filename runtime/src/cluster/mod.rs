@@ -1,9 +1,18 @@
-//! The cluster runtime: the daemons behind `raykit start`, their wire protocol, membership and
-//! the `raykit` command line.
+//! The cluster backend: the program's side of a cluster, the daemons behind `raykit start`,
+//! their protocol and the `raykit` command line. It depends on the core; the core reaches it
+//! only through `backend.rs`.
 //!
-//! - [`wire`]: messages, framing, the authenticated handshake.
-//! - [`head`]: the head's tables (nodes, jobs) and liveness by heartbeat.
-//! - [`node`]: a node's membership: join, heartbeat, leave.
+//! - `owner`: in the user's process (a driver, or a worker submitting nested work): joining
+//!   the cluster as a job, submitting tasks and actor calls, the objects it owns and reads.
+//! - [`proto`]: the messages, framing, chunked values, the authenticated handshake, TLS and
+//!   connection limits.
+//! - [`head`]: membership and heartbeats, jobs and their executables, the resource view, the
+//!   scheduler of tasks and objects (its managers: resources, objects, tasks, dependencies,
+//!   placement), the actor directory with named actors.
+//! - [`node`]: membership from the node's side, the executor of tasks and actors on worker
+//!   processes, the worker pool, the object store and its shared-memory arena, the cache of
+//!   executables.
+//! - [`worker`]: a worker process: runs a node's tasks and hosts its actors.
 //! - [`daemon`]: one daemon process: listener, connection dispatch, lifetime.
 //! - [`output`]: what workers print: their pipes and log files on a node, printed by the
 //!   driver.

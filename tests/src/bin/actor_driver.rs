@@ -141,6 +141,42 @@ fn named() -> raykit::Result<()> {
     Ok(())
 }
 
+/// Joins the cluster in namespace `ns` (`-`: an anonymous one of this job's own).
+fn join_in(ns: &str) -> raykit::Result<()> {
+    let config = match ns {
+        "-" => raykit::Config::default(),
+        ns => raykit::Config::default().namespace(ns),
+    };
+    raykit::init_with(config).map(drop)
+}
+
+/// Creates the actor `name` in the job's namespace `ns`, says `ready`, and keeps the job (and
+/// so the actor) alive until the file `until` exists (60 s at most).
+fn hold_named(ns: &str, name: &str, until: &str) -> raykit::Result<()> {
+    join_in(ns)?;
+    let counter = Counter::options(ActorOptions::new().name(name)).remote(7);
+    raykit::get(&counter.value())?;
+    println!("ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::path::Path::new(until).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// From a job in namespace `ns`: whether `get_actor(name)` finds an actor, whether
+/// `get_actor_in(name, other)` does, and whether `list_named_actors` lists `(other, name)`.
+fn find_named(ns: &str, name: &str, other: &str) -> raykit::Result<()> {
+    join_in(ns)?;
+    let here = raykit::get_actor::<Counter>(name).map(|c| raykit::get(&c.value()));
+    println!("here {:?}", here.map_err(|e| e.kind()));
+    let there = raykit::get_actor_in::<Counter>(name, other).map(|c| raykit::get(&c.value()));
+    println!("there {:?}", there.map_err(|e| e.kind()));
+    let listed = raykit::list_named_actors().contains(&(other.to_owned(), name.to_owned()));
+    println!("listed {listed}");
+    Ok(())
+}
+
 /// A panic fails one call; a killed actor, an impossible one and one whose argument failed
 /// fail every call with ActorDied.
 fn failures() -> raykit::Result<()> {
@@ -209,6 +245,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("across") => across(num(1, 3), num(2, 20)),
         Some("named") => named(),
+        Some("hold-named") => hold_named(&args[1], &args[2], &args[3]),
+        Some("find-named") => find_named(&args[1], &args[2], &args[3]),
         Some("failures") => failures(),
         Some("restart") => restart(),
         Some("node-death") => node_death(),

@@ -38,6 +38,8 @@ pub(super) struct JobEntry {
     pub(super) exe_hash: String,
     /// For people.
     pub(super) name: String,
+    /// The namespace of its named actors, as its driver registered it.
+    pub(super) namespace: String,
     /// Whether its driver is still connected.
     pub(super) running: bool,
 }
@@ -52,6 +54,7 @@ impl Head {
                 exe_hash,
                 exe_size,
                 name,
+                namespace,
             } => {
                 if !valid_hash(&exe_hash) {
                     return Err(Error::new(
@@ -70,6 +73,7 @@ impl Head {
                     JobEntry {
                         exe_hash,
                         name,
+                        namespace,
                         running: true,
                     },
                 );

@@ -29,7 +29,7 @@
 //! [`ErrorKind::ResourceUnavailable`]: crate::error::ErrorKind::ResourceUnavailable
 //! [`ErrorKind::ObjectLost`]: crate::error::ErrorKind::ObjectLost
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -73,7 +73,7 @@ pub struct Scheduler {
     pub(super) finished: u64,
     pub(super) failed: u64,
     pub(super) actors: IdMap<ActorId, ActorEntry>,
-    pub(super) actor_names: HashMap<String, ActorId>,
+    pub(super) actor_names: BTreeMap<(String, String), ActorId>,
     /// Jobs whose driver left: their work is cancelled and nothing new of theirs runs.
     pub(super) ended_jobs: HashSet<JobId>,
     /// Ids that tasks or watchers named before anyone made or put them, with when: those
@@ -121,7 +121,7 @@ impl Scheduler {
             finished: 0,
             failed: 0,
             actors: IdMap::default(),
-            actor_names: HashMap::new(),
+            actor_names: BTreeMap::new(),
             ended_jobs: HashSet::new(),
             unknown: VecDeque::new(),
             unknown_actors: IdMap::default(),

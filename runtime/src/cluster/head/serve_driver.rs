@@ -42,8 +42,8 @@ impl Head {
                 return;
             }
         };
-        let exe_hash = match self.tables.lock().jobs.jobs.get(&job_id.0) {
-            Some(j) => j.exe_hash.clone(),
+        let (exe_hash, namespace) = match self.tables.lock().jobs.jobs.get(&job_id.0) {
+            Some(j) => (j.exe_hash.clone(), j.namespace.clone()),
             None => return,
         };
         if let Err(e) = conn
@@ -51,6 +51,7 @@ impl Head {
                 job_id,
                 need_exe,
                 arena: self.store.arena().map(|a| a.location().clone()),
+                namespace,
             })
             .await
         {
@@ -179,9 +180,17 @@ impl Head {
                 Message::EscapedActor { actor_id } => {
                     self.tables.lock().sched.escape_actor(actor_id)
                 }
-                Message::GetActor { name } => {
-                    let actor = self.tables.lock().sched.named_actor(&name);
-                    let _ = outbox.send(Message::ActorFound { name, actor });
+                Message::GetActor { namespace, name } => {
+                    let actor = self.tables.lock().sched.named_actor(&namespace, &name);
+                    let _ = outbox.send(Message::ActorFound {
+                        namespace,
+                        name,
+                        actor,
+                    });
+                }
+                Message::ListNamedActors => {
+                    let names = self.tables.lock().sched.named_actors();
+                    let _ = outbox.send(Message::NamedActors { names });
                 }
                 Message::PutObject { id, bytes } => {
                     let inline = (bytes.len() < INLINE_MAX).then(|| bytes.clone());

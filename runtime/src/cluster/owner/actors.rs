@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{current, Client, CLIENT};
-use crate::actor::{ActorId, ActorMethods, ActorOptions};
+use crate::actor::{ActorId, ActorMethods, ActorName, ActorOptions};
 use crate::cluster::proto::{ActorCreation, Message, WireArg};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Slot;
@@ -89,8 +89,18 @@ impl Drop for ClusterActor {
 
 impl Client {
     /// The head answered about the actor named `name`.
-    pub(super) fn named_actor_found(&self, name: &str, actor: Option<(ActorId, String)>) {
-        for reply in self.named.lock().remove(name).unwrap_or_default() {
+    pub(super) fn named_actor_found(
+        &self,
+        namespace: String,
+        name: String,
+        actor: Option<(ActorId, String)>,
+    ) {
+        for reply in self
+            .named
+            .lock()
+            .remove(&(namespace, name))
+            .unwrap_or_default()
+        {
             let _ = reply.send(actor.clone());
         }
     }
@@ -134,6 +144,10 @@ pub(crate) fn create_actor<A: ActorMethods>(
         create,
         class: A::__CLASS.to_owned(),
         name: options.name.clone(),
+        namespace: options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.namespace.clone()),
         max_restarts: options.max_restarts.unwrap_or(spec.max_restarts),
         max_concurrency: options
             .max_concurrency
@@ -183,21 +197,37 @@ pub(crate) fn kill_actor(actor_id: ActorId) {
 }
 
 /// The live actor named `name` on the cluster, with its class's stable name.
-pub(crate) fn get_actor(client: &Client, name: &str) -> Result<Option<(ActorId, String)>> {
+pub(crate) fn get_actor(client: &Client, name: &ActorName) -> Result<Option<(ActorId, String)>> {
     let (tx, rx) = std::sync::mpsc::channel();
     client
         .named
         .lock()
-        .entry(name.to_owned())
+        .entry((name.namespace.clone(), name.name.clone()))
         .or_default()
         .push(tx);
     client.send(Message::GetActor {
-        name: name.to_owned(),
+        namespace: name.namespace.clone(),
+        name: name.name.clone(),
     })?;
     rx.recv_timeout(NAMED_TIMEOUT).map_err(|_| {
         Error::new(
             ErrorKind::Network,
-            format!("the head did not say within {NAMED_TIMEOUT:?} which actor is named `{name}`"),
+            format!("the head did not say within {NAMED_TIMEOUT:?} which actor is named {name}"),
         )
+    })
+}
+
+/// `(namespace, name)` of every live named actor on the cluster, sorted; empty (with a
+/// warning) when the head does not answer.
+pub(crate) fn list_named_actors(client: &Client) -> Vec<(String, String)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    client.name_lists.lock().push_back(tx);
+    if let Err(e) = client.send(Message::ListNamedActors) {
+        tracing::warn!("cannot list the named actors: {e}");
+        return Vec::new();
+    }
+    rx.recv_timeout(NAMED_TIMEOUT).unwrap_or_else(|_| {
+        tracing::warn!("the head did not list the named actors within {NAMED_TIMEOUT:?}");
+        Vec::new()
     })
 }

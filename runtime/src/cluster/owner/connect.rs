@@ -25,8 +25,13 @@ use crate::runtime::NodeId;
 
 impl Client {
     /// Joins the cluster at `address`: registers a job (uploading this executable if the head
-    /// lacks it), or attaches to the job of the worker this process is.
-    pub(crate) fn connect(address: &str, token: Option<String>) -> Result<Arc<Client>> {
+    /// lacks it) whose named actors live in `namespace`, or attaches to the job of the worker
+    /// this process is (and takes that job's namespace).
+    pub(crate) fn connect(
+        address: &str,
+        token: Option<String>,
+        namespace: &str,
+    ) -> Result<Arc<Client>> {
         let token = match token {
             Some(t) => t,
             None => return Err(no_token_error(address)),
@@ -41,7 +46,7 @@ impl Client {
         // `init` may be called from inside the user's own async runtime, where blocking on
         // another runtime is not allowed: join from a plain thread.
         let joined = std::thread::scope(|s| {
-            s.spawn(|| handle.block_on(join(address, &token)))
+            s.spawn(|| handle.block_on(join(address, &token, namespace)))
                 .join()
                 .unwrap_or_else(|_| {
                     Err(Error::new(
@@ -50,7 +55,13 @@ impl Client {
                     ))
                 })
         })?;
-        let (job_id, head_node, conn, arena) = joined;
+        let Joined {
+            job_id,
+            head_node,
+            conn,
+            arena,
+            namespace,
+        } = joined;
         let arena = shared::attach(arena.as_ref());
         let (reader, writer) = conn.split();
         let (outbox, rx) = mpsc::unbounded_channel::<Outgoing>();
@@ -74,6 +85,7 @@ impl Client {
         };
         let client = Arc::new(Client {
             job_id,
+            namespace,
             head_node,
             io: Some(io),
             handle: handle.clone(),
@@ -83,6 +95,7 @@ impl Client {
             unreachable: Mutex::new(crate::cluster::IdMap::default()),
             lost: AtomicBool::new(false),
             named: Mutex::new(HashMap::new()),
+            name_lists: Mutex::new(Default::default()),
             puts: Arc::default(),
             arena,
             allocations: Mutex::new(HashMap::new()),
@@ -114,11 +127,18 @@ fn attached_job() -> Option<JobId> {
         .map(JobId)
 }
 
+/// What joining the cluster gives: the job, the head's node, the connection, the head node's
+/// arena (when shared here) and the job's namespace.
+struct Joined {
+    job_id: JobId,
+    head_node: NodeId,
+    conn: Connection,
+    arena: Option<ArenaLocation>,
+    namespace: String,
+}
+
 /// Handshakes with the head and registers (or attaches to) the job.
-async fn join(
-    address: &str,
-    token: &str,
-) -> Result<(JobId, NodeId, Connection, Option<ArenaLocation>)> {
+async fn join(address: &str, token: &str, namespace: &str) -> Result<Joined> {
     let (mut conn, welcome) = Connection::connect(address, token, Role::Driver).await?;
     let timeout = Duration::from_secs(30);
     let registered = match attached_job() {
@@ -150,6 +170,7 @@ async fn join(
                         exe_hash,
                         exe_size: bytes.len() as u64,
                         name,
+                        namespace: namespace.to_owned(),
                     },
                     timeout,
                 )
@@ -161,7 +182,18 @@ async fn join(
         }
     };
     match registered {
-        Message::JobRegistered { job_id, arena, .. } => Ok((job_id, welcome.node_id, conn, arena)),
+        Message::JobRegistered {
+            job_id,
+            arena,
+            namespace,
+            ..
+        } => Ok(Joined {
+            job_id,
+            head_node: welcome.node_id,
+            conn,
+            arena,
+            namespace,
+        }),
         Message::Failed { error } => Err(error),
         other => Err(Error::new(
             ErrorKind::Protocol,

@@ -39,12 +39,17 @@ mod shared;
 mod submit;
 mod writer;
 
-pub(crate) use actors::{call_actor, create_actor, get_actor, kill_actor, ClusterActor};
+pub(crate) use actors::{
+    call_actor, create_actor, get_actor, kill_actor, list_named_actors, ClusterActor,
+};
 pub(crate) use objects::{escaped, fetch_into, put, release, watch};
-pub(crate) use resources::resource_view;
+pub(crate) use resources::{nodes, resource_view};
 pub(crate) use submit::{submit, task_blocked, task_unblocked};
 
 use writer::{Outgoing, PutBudget};
+
+/// `(namespace, name)` of named actors, as the head lists them.
+type NameList = Vec<(String, String)>;
 
 /// A program's connection to its cluster.
 pub(crate) struct Client {
@@ -60,8 +65,12 @@ pub(crate) struct Client {
     /// How many fetches of each object failed because its node did not answer.
     unreachable: Mutex<crate::cluster::IdMap<ObjectId, u32>>,
     lost: AtomicBool,
-    /// Who waits for the head's answer about a named actor, by name.
-    named: Mutex<HashMap<String, Vec<actors::NamedReply>>>,
+    /// Who waits for the head's answer about a named actor, by namespace and name.
+    named: Mutex<HashMap<(String, String), Vec<actors::NamedReply>>>,
+    /// Callers waiting for the head's list of named actors, in request order.
+    name_lists: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<NameList>>>,
+    /// The job's namespace for named actors.
+    namespace: String,
     /// Bytes of large puts not written to the head yet.
     puts: Arc<PutBudget>,
     /// The head node's arena, when this process shares its host: large puts go there.
@@ -103,6 +112,11 @@ impl Drop for Client {
 }
 
 impl Client {
+    /// The namespace of this job's named actors (a worker's: its driver's).
+    pub(crate) fn job_namespace(&self) -> Option<String> {
+        Some(self.namespace.clone())
+    }
+
     /// The head's node (a driver counts as running there).
     pub(crate) fn head_node(&self) -> NodeId {
         self.head_node

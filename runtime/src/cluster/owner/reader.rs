@@ -59,7 +59,21 @@ pub(super) async fn read_head(
                 None => slot.locate(&location),
             }),
             Ok(Message::ObjectFailed { id, error }) => client.settle(id, |slot| slot.fail(error)),
-            Ok(Message::ActorFound { name, actor }) => client.named_actor_found(&name, actor),
+            Ok(Message::ActorFound {
+                namespace,
+                name,
+                actor,
+            }) => client.named_actor_found(namespace, name, actor),
+            Ok(Message::NamedActors { names }) => {
+                // A waiter that gave up (its receiver is gone) does not take the answer.
+                let mut waiters = client.name_lists.lock();
+                let mut names = Some(names);
+                while let (Some(waiter), Some(list)) = (waiters.pop_front(), names.take()) {
+                    if let Err(back) = waiter.send(list) {
+                        names = Some(back.0);
+                    }
+                }
+            }
             Ok(Message::Status(status)) => {
                 if let Some(waiter) = client.status_waiters.lock().pop_front() {
                     let _ = waiter.send(status);

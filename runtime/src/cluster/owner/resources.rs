@@ -46,3 +46,38 @@ pub(crate) fn resource_view(
     }
     Some((total, available))
 }
+
+/// The cluster's nodes as the head lists them (alive and recently dead, the head's first);
+/// `None` when the head does not answer.
+pub(crate) fn nodes(client: &Client) -> Option<Vec<crate::runtime::NodeInfo>> {
+    let status = client
+        .status()
+        .map_err(|e| tracing::warn!("cannot list the cluster's nodes: {e}"))
+        .ok()?;
+    let mut nodes: Vec<crate::runtime::NodeInfo> = status
+        .nodes
+        .into_iter()
+        .map(|node| {
+            let available = node
+                .info
+                .resources
+                .iter()
+                .map(|(name, amount)| {
+                    let free = node.load.available.get(name).copied().unwrap_or(*amount);
+                    (name.clone(), if node.alive { free } else { 0.0 })
+                })
+                .collect();
+            crate::runtime::NodeInfo {
+                node_id: node.info.node_id,
+                alive: node.alive,
+                address: node.info.address,
+                is_head: node.head,
+                resources: node.info.resources,
+                available,
+            }
+        })
+        .collect();
+    // The head first, then in joining order (the sort is stable).
+    nodes.sort_by_key(|n| !n.is_head);
+    Some(nodes)
+}

@@ -19,8 +19,10 @@ pub struct ActorCreation {
     pub create: TaskSubmission,
     /// The class's stable name (`module::path::Type`).
     pub class: String,
-    /// An optional cluster-wide name.
+    /// An optional name, unique within `namespace`.
     pub name: Option<String>,
+    /// The namespace of the name (protocol version 12).
+    pub namespace: String,
     /// How often it is started again after its process or node dies.
     pub max_restarts: u32,
     /// How many `&self` calls may run at once.

@@ -49,6 +49,8 @@ impl Message {
             Message::EscapedActor { .. } => "EscapedActor",
             Message::GetActor { .. } => "GetActor",
             Message::ActorFound { .. } => "ActorFound",
+            Message::ListNamedActors => "ListNamedActors",
+            Message::NamedActors { .. } => "NamedActors",
             Message::StartActor(_) => "StartActor",
             Message::ExecuteActorCall(_) => "ExecuteActorCall",
             Message::StopActor { .. } => "StopActor",

@@ -61,6 +61,9 @@ pub enum Message {
         exe_size: u64,
         /// A name for people (the executable's file name).
         name: String,
+        /// The job's namespace for named actors (its config's, or an anonymous one of its
+        /// own; protocol version 12).
+        namespace: String,
     },
     /// Worker → head: a process of job `job_id` (a worker running nested tasks) attaches to it.
     /// Answered by [`Message::JobRegistered`] with `need_exe: false`.
@@ -79,6 +82,9 @@ pub enum Message {
         /// writes large puts there ([`Message::AllocObject`]) instead of sending them (protocol
         /// version 6).
         arena: Option<ArenaLocation>,
+        /// The job's namespace for named actors: what its driver registered, so the job's
+        /// workers find the same names (protocol version 12).
+        namespace: String,
     },
     /// Driver → head: one chunk of the executable; the last one is answered by
     /// [`Message::ExeStored`] (or [`Message::Failed`] when the hash does not match).
@@ -277,14 +283,18 @@ pub enum Message {
         /// The actor.
         actor_id: ActorId,
     },
-    /// Driver (or worker client) → head: which live actor is named `name`? Answered by
-    /// [`Message::ActorFound`].
+    /// Driver (or worker client) → head: which live actor is named `name` in `namespace`?
+    /// Answered by [`Message::ActorFound`].
     GetActor {
+        /// The namespace (protocol version 12).
+        namespace: String,
         /// The name.
         name: String,
     },
     /// Head → driver: the answer to [`Message::GetActor`].
     ActorFound {
+        /// The namespace asked in.
+        namespace: String,
         /// The name asked for.
         name: String,
         /// The actor and its class's stable name, when a live actor has that name.
@@ -542,5 +552,14 @@ pub enum Message {
     MuteOutput {
         /// The job.
         job_id: JobId,
+    },
+    /// Driver (or worker client) → head: every live named actor. Answered by
+    /// [`Message::NamedActors`] (protocol version 12).
+    ListNamedActors,
+    /// Head → driver: the answer to [`Message::ListNamedActors`]: `(namespace, name)` of every
+    /// live named actor, sorted.
+    NamedActors {
+        /// The names.
+        names: Vec<(String, String)>,
     },
 }

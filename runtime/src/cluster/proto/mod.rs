@@ -31,7 +31,7 @@ use std::time::Duration;
 
 /// The protocol version this build speaks. Bump it whenever the encoding of any message after
 /// the three handshake variants changes; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// The largest frame accepted before the peer has proven the token.
 pub const HANDSHAKE_MAX_FRAME: usize = 4 * 1024;

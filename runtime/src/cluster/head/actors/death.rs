@@ -55,8 +55,9 @@ impl Scheduler {
         };
         let create = a.creation.create.task_id;
         if let Some(name) = &a.creation.name {
-            if self.actor_names.get(name) == Some(&actor_id) {
-                self.actor_names.remove(name);
+            let name = (a.creation.namespace.clone(), name.clone());
+            if self.actor_names.get(&name) == Some(&actor_id) {
+                self.actor_names.remove(&name);
             }
         }
         self.give_back(create);

@@ -30,6 +30,9 @@ use crate::cluster::proto::{ActorAssignment, ActorCounts, ActorCreation, Message
 use crate::error::{Error, ErrorKind};
 use crate::runtime::NodeId;
 
+/// The most names [`Scheduler::named_actors`] lists, so the answer always fits a frame.
+pub(super) const MAX_LISTED_NAMES: usize = 10_000;
+
 mod calls;
 mod death;
 mod restarts;
@@ -161,6 +164,7 @@ impl Scheduler {
             return;
         }
         if let Some(name) = entry.creation.name.clone() {
+            let name = (entry.creation.namespace.clone(), name);
             let taken = self
                 .actor_names
                 .get(&name)
@@ -169,7 +173,11 @@ impl Scheduler {
             if taken {
                 let e = Error::new(
                     ErrorKind::ActorDied,
-                    format!("cannot create actor named `{name}`: another live actor has that name"),
+                    format!(
+                        "cannot create actor named `{}` in namespace `{}`: another live actor \
+                         has that name",
+                        name.1, name.0
+                    ),
                 );
                 entry.state = ActorState::Dead(e);
                 self.actors.insert(actor_id, entry);
@@ -254,11 +262,23 @@ impl Scheduler {
         self.pump_actor(actor_id);
     }
 
-    /// The live actor named `name`, with its class's stable name.
-    pub fn named_actor(&self, name: &str) -> Option<(ActorId, String)> {
-        let id = self.actor_names.get(name)?;
+    /// The live actor named `name` in `namespace`, with its class's stable name.
+    pub fn named_actor(&self, namespace: &str, name: &str) -> Option<(ActorId, String)> {
+        let id = self
+            .actor_names
+            .get(&(namespace.to_owned(), name.to_owned()))?;
         let a = self.actors.get(id).filter(|a| a.live())?;
         Some((*id, a.creation.class.clone()))
+    }
+
+    /// `(namespace, name)` of every live named actor, sorted; at most [`MAX_LISTED_NAMES`].
+    pub fn named_actors(&self) -> Vec<(String, String)> {
+        self.actor_names
+            .iter()
+            .filter(|(_, id)| self.actors.get(id).is_some_and(ActorEntry::live))
+            .map(|(name, _)| name.clone())
+            .take(MAX_LISTED_NAMES)
+            .collect()
     }
 
     /// Actors by state, cluster-wide.

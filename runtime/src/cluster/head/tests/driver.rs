@@ -15,6 +15,7 @@ async fn driver(head: &Arc<Head>, shutdown: &CancellationToken) -> Connection {
         exe_hash: "0".repeat(64),
         exe_size: 1,
         name: "test".into(),
+        namespace: "test".into(),
     };
     let (head, shutdown) = (head.clone(), shutdown.clone());
     tokio::spawn(async move {

@@ -186,6 +186,7 @@ fn a_call_that_comes_before_its_actors_creation_waits_and_unknown_actors_fail_af
         },
         class: "t::A".into(),
         name: None,
+        namespace: "test".into(),
         max_restarts: 0,
         max_concurrency: 1,
     };
