@@ -14,6 +14,7 @@
 use proc_macro::TokenStream;
 
 mod actor;
+mod checks;
 mod derive_actor;
 mod errors;
 mod hash;
