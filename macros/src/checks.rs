@@ -1,8 +1,9 @@
 //! Checks shared by `#[raykit::remote]` and `#[raykit::actor]`: the types that cannot cross a
-//! process boundary ([`check_owned`], worded for whose type it is by [`Owner`]), and the tokens
-//! an error about a misplaced attribute points at ([`item_head`]).
+//! process boundary ([`check_owned`], worded for whose type it is by [`Owner`]), `num_returns`
+//! against the return type ([`outputs`]), and the tokens an error about a misplaced attribute
+//! points at ([`item_head`]).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::visit::{self, Visit};
 use syn::{Ident, Item, Type};
@@ -77,12 +78,76 @@ impl Owner {
         }
     }
 
+    /// What returns the value, for `num_returns` messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Owner::RemoteFn => "function",
+            Owner::ActorMethod => "method",
+            Owner::Constructor => "constructor",
+        }
+    }
+
     /// Who stores a return value.
     fn storer(self) -> &'static str {
         match self {
             Owner::RemoteFn => "a task stores what it returns",
             _ => "an actor call stores what it returns",
         }
+    }
+}
+
+/// The most outputs one call can have (`Returns` is implemented for tuples up to this size).
+pub(crate) const MAX_RETURNS: usize = 8;
+
+/// One type per output object of a call returning `ret`: `ret` itself, or with
+/// `num_returns = N` (N > 1, the value's span with it) the N elements of the tuple `ret` must
+/// be. `None` after reporting a count that cannot work.
+pub(crate) fn outputs(
+    num_returns: Option<(usize, Span)>,
+    ret: &Type,
+    owner: Owner,
+    errors: &mut Errors,
+) -> Option<Vec<Type>> {
+    let noun = owner.noun();
+    match num_returns {
+        None | Some((1, _)) => Some(vec![ret.clone()]),
+        Some((n, span)) if n > MAX_RETURNS => {
+            errors.push(syn::Error::new(
+                span,
+                format!("`num_returns` can be at most {MAX_RETURNS}; return a `Vec` or a struct for more"),
+            ));
+            None
+        }
+        Some((n, span)) => match ret {
+            Type::Tuple(t) if t.elems.len() == n => Some(t.elems.iter().cloned().collect()),
+            Type::Tuple(t) if t.elems.is_empty() => {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`num_returns = {n}` but the {noun} returns nothing; return a tuple of {n} elements, like `(A, B)`"
+                    ),
+                ));
+                None
+            }
+            Type::Tuple(t) => {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`num_returns = {n}` but the {noun} returns a tuple of {}: `{}`; make them agree",
+                        t.elems.len(),
+                        t.to_token_stream(),
+                    ),
+                ));
+                None
+            }
+            other => {
+                errors.spanned(
+                    other,
+                    format!("`num_returns = {n}` needs a tuple return type of {n} elements, like `(A, B)`"),
+                );
+                None
+            }
+        },
     }
 }
 

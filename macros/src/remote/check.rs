@@ -2,11 +2,11 @@
 //! taking `self`), arguments and return value that cannot cross a process boundary, and
 //! `num_returns` against the return type.
 
-use quote::{format_ident, ToTokens};
+use quote::format_ident;
 use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 
-use super::{RemoteFn, MAX_RETURNS};
-use crate::checks::{check_owned, Owner};
+use super::RemoteFn;
+use crate::checks::{check_owned, outputs, Owner};
 use crate::errors::Errors;
 use crate::options::Options;
 
@@ -55,46 +55,7 @@ impl RemoteFn {
                 (**ty).clone()
             }
         };
-        let outputs = match options.num_returns {
-            None | Some((1, _)) => vec![ret.clone()],
-            Some((n, span)) if n > MAX_RETURNS => {
-                errors.push(syn::Error::new(
-                    span,
-                    format!("`num_returns` can be at most {MAX_RETURNS}; return a `Vec` or a struct for more"),
-                ));
-                return None;
-            }
-            Some((n, span)) => match &ret {
-                Type::Tuple(t) if t.elems.len() == n => t.elems.iter().cloned().collect(),
-                Type::Tuple(t) if t.elems.is_empty() => {
-                    errors.push(syn::Error::new(
-                        span,
-                        format!(
-                            "`num_returns = {n}` but the function returns nothing; return a tuple of {n} elements, like `(A, B)`"
-                        ),
-                    ));
-                    return None;
-                }
-                Type::Tuple(t) => {
-                    errors.push(syn::Error::new(
-                        span,
-                        format!(
-                            "`num_returns = {n}` but the function returns a tuple of {}: `{}`; make them agree",
-                            t.elems.len(),
-                            t.to_token_stream(),
-                        ),
-                    ));
-                    return None;
-                }
-                other => {
-                    errors.spanned(
-                        other,
-                        format!("`num_returns = {n}` needs a tuple return type of {n} elements, like `(A, B)`"),
-                    );
-                    return None;
-                }
-            },
-        };
+        let outputs = outputs(options.num_returns, &ret, Owner::RemoteFn, errors)?;
         Some(RemoteFn {
             func,
             options,

@@ -13,9 +13,6 @@ use crate::options::{self, Options};
 mod check;
 mod expand;
 
-/// The most outputs one call can have (`Returns` is implemented for tuples up to this size).
-const MAX_RETURNS: usize = 8;
-
 const KEYS: &[&str] = &[
     "num_cpus",
     "num_gpus",
