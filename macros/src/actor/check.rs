@@ -2,12 +2,13 @@
 //! `async`, returns `Self`) and each method on the handle (`&self` or `&mut self`, not generic,
 //! not `unsafe`, no name the handle already answers), with their arguments and return values.
 
+use proc_macro2::Span;
 use quote::format_ident;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, GenericParam, Ident, ImplItemFn, Pat, ReturnType, Type};
 
 use super::{Constructor, Method};
-use crate::checks::{check_owned, Owner};
+use crate::checks::{self, check_owned, Owner};
 use crate::errors::Errors;
 
 /// Methods a call `handle.name(..)` reaches before the actor's own method of that name (the
@@ -120,7 +121,13 @@ pub(super) fn check_constructor(
     })
 }
 
-pub(super) fn check_method(f: &ImplItemFn, self_ty: &Type, errors: &mut Errors) -> Option<Method> {
+/// Checks a method that goes on the handle; `num_returns` is its `#[raykit::method]` option.
+pub(super) fn check_method(
+    f: &ImplItemFn,
+    self_ty: &Type,
+    num_returns: Option<(usize, Span)>,
+    errors: &mut Errors,
+) -> Option<Method> {
     let sig = &f.sig;
     let receiver = sig.receiver()?;
     let name = sig.ident.clone();
@@ -172,7 +179,16 @@ pub(super) fn check_method(f: &ImplItemFn, self_ty: &Type, errors: &mut Errors) 
             (**ty).clone()
         }
     };
+    // Checked on the type as written, so an error points at the user's tokens.
+    let mut outputs = checks::outputs(num_returns, &ret, Owner::ActorMethod, errors)
+        .unwrap_or_else(|| {
+            ok = false;
+            Vec::new()
+        });
     ReplaceSelf(self_ty).visit_type_mut(&mut ret);
+    for output in &mut outputs {
+        ReplaceSelf(self_ty).visit_type_mut(output);
+    }
     let docs = f
         .attrs
         .iter()
@@ -187,6 +203,7 @@ pub(super) fn check_method(f: &ImplItemFn, self_ty: &Type, errors: &mut Errors) 
         asyncness: sig.asyncness.map(|a| a.span),
         params,
         ret,
+        outputs,
     })
 }
 

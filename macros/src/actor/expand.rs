@@ -42,6 +42,55 @@ fn into_args(params: &[(Ident, Type)]) -> Vec<TokenStream> {
         .collect()
 }
 
+/// How a handle's method makes the objects of one call: one per output type.
+struct OutputRefs {
+    /// What the method returns: `ObjectRef<T>`, or a tuple of refs with `num_returns > 1`.
+    refs_type: TokenStream,
+    /// `let`s making each pending object and its ref.
+    make: TokenStream,
+    /// The `Returns` the call fills: `One<T>`, or a tuple of them.
+    returns: TokenStream,
+    /// The refs, returned to the caller.
+    refs: TokenStream,
+}
+
+fn output_refs(outputs: &[Type]) -> OutputRefs {
+    let one = |ty: &Type, out: &Ident, r: &Ident| {
+        quote! {
+            let (#out, #r) = ::raykit::__private::One::<#ty>::new(
+                (&::raykit::__private::Probe::<#ty>::new()).cloner(),
+                (&::raykit::__private::Probe::<#ty>::new()).decoder(),
+            );
+        }
+    };
+    if let [ty] = outputs {
+        let (out, r) = (format_ident!("__out"), format_ident!("__ref"));
+        return OutputRefs {
+            refs_type: quote!(::raykit::ObjectRef<#ty>),
+            make: one(ty, &out, &r),
+            returns: quote!(#out),
+            refs: quote!(#r),
+        };
+    }
+    let outs: Vec<Ident> = (0..outputs.len())
+        .map(|i| format_ident!("__out{}", i))
+        .collect();
+    let refs: Vec<Ident> = (0..outputs.len())
+        .map(|i| format_ident!("__ref{}", i))
+        .collect();
+    let make = outputs
+        .iter()
+        .zip(&outs)
+        .zip(&refs)
+        .map(|((ty, out), r)| one(ty, out, r));
+    OutputRefs {
+        refs_type: quote!((#(::raykit::ObjectRef<#outputs>,)*)),
+        make: quote!(#(#make)*),
+        returns: quote!((#(#outs,)*)),
+        refs: quote!((#(#refs,)*)),
+    }
+}
+
 pub(super) fn generate(
     imp: &ItemImpl,
     class: &Ident,
@@ -58,7 +107,7 @@ pub(super) fn generate(
     let all_types = ctor.params.iter().map(|(_, t)| t).chain(
         methods
             .iter()
-            .flat_map(|m| m.params.iter().map(|(_, t)| t).chain([&m.ret])),
+            .flat_map(|m| m.params.iter().map(|(_, t)| t).chain(&m.outputs)),
     );
     // The one place a type that cannot cross a remote boundary is reported, on the user's type.
     let checks = all_types.map(|ty| {
@@ -79,10 +128,11 @@ pub(super) fn generate(
     );
 
     let proxy_methods = methods.iter().map(|m| {
-        let Method { vis, name, docs, params, ret, .. } = m;
+        let Method { vis, name, docs, params, ret, outputs, .. } = m;
         let names: Vec<&Ident> = params.iter().map(|(n, _)| n).collect();
         let args = into_args(params);
-        let bounds = remote_bounds(params.iter().map(|(_, t)| t).chain([ret]));
+        let bounds = remote_bounds(params.iter().map(|(_, t)| t).chain([ret]).chain(outputs));
+        let OutputRefs { refs_type, make, returns, refs } = output_refs(outputs);
         let what = format!("{class}::{name}");
         let method_str = name.to_string();
         let n = params.len();
@@ -92,16 +142,13 @@ pub(super) fn generate(
             #[allow(unreachable_pub, clippy::too_many_arguments, clippy::unused_unit)]
             impl #proxy where #send_sync, #(#bounds,)* {
                 #(#docs)*
-                #vis fn #name(&self, #(#names: #args),*) -> ::raykit::ObjectRef<#ret> {
+                #vis fn #name(&self, #(#names: #args),*) -> #refs_type {
                     #[allow(unused_imports)]
                     use ::raykit::__private::{NoDecode as _, ViaClone as _, ViaDecode as _, ViaSerde as _};
                     #(let #names = ::raykit::IntoArg::into_arg(#names);)*
                     let __deps: [::core::option::Option<::raykit::__private::Arc<::raykit::__private::Slot>>; #n] =
                         [#(#names.dependency()),*];
-                    let (__out, __ref) = ::raykit::__private::One::<#ret>::new(
-                        (&::raykit::__private::Probe::<#ret>::new()).cloner(),
-                        (&::raykit::__private::Probe::<#ret>::new()).decoder(),
-                    );
+                    #make
                     // The arguments go as one tuple with the way to encode them, used when the
                     // actor lives in another process.
                     self.0.call(
@@ -109,10 +156,10 @@ pub(super) fn generate(
                         &__deps,
                         (#(#names,)*),
                         |__a| ::std::vec![#(__a.#index.to_wire()),*],
-                        __out,
+                        #returns,
                         move |(#(#names,)*)| #body,
                     );
-                    __ref
+                    #refs
                 }
             }
         }
@@ -276,6 +323,11 @@ fn class_hash(ctor: &Constructor, methods: &[Method]) -> u64 {
                 .map(|(_, t)| t.to_token_stream().to_string()),
         );
         parts.push(m.ret.to_token_stream().to_string());
+        // The number of objects a call makes changes what the worker sends back. (Counted only
+        // when it is not one, so one-output classes hash as they did before `num_returns`.)
+        if m.outputs.len() > 1 {
+            parts.push(format!("num_returns={}", m.outputs.len()));
+        }
     }
     signature_hash(parts.iter().map(String::as_str))
 }

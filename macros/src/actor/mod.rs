@@ -1,6 +1,7 @@
 //! `#[raykit::actor]` on an impl block: the constructor `new` gives `T::remote(..)` and
 //! `T::options(..).remote(..)`; every public `&self` / `&mut self` method becomes a method of
-//! the handle's proxy returning an `ObjectRef`.
+//! the handle's proxy returning an `ObjectRef` (with `#[raykit::method(num_returns = N)]`, a
+//! tuple of N of them).
 //!
 //! Every generated item assumes what it needs (`for<'__raykit> T: Send + Sync` for the actor's
 //! state, `for<'__raykit> A: RemoteValue` for each argument and return type; the `for` keeps a
@@ -8,9 +9,10 @@
 //! token: the state by `#[derive(raykit::Actor)]`, the types by `assert_remote_value`. So a
 //! type that fails gives one error there and none inside the expansion.
 //!
-//! The block is parsed here (the constructor, and the methods that go on the handle), each
-//! function is checked in `check.rs`, the handle, `T::remote` and `T::options` are written in
-//! `expand.rs`, and the registry entry a cluster worker hosts the actor by in
+//! The block is parsed here (the constructor, and the methods that go on the handle) and in
+//! `method_attr.rs` (their `#[raykit::method(num_returns = N)]`, which this macro reads and
+//! removes), each function is checked in `check.rs`, the handle, `T::remote` and `T::options`
+//! are written in `expand.rs`, and the registry entry a cluster worker hosts the actor by in
 //! `registration.rs`.
 
 use proc_macro2::{Span, TokenStream};
@@ -23,10 +25,13 @@ use crate::errors::Errors;
 
 mod check;
 mod expand;
+mod method_attr;
 mod registration;
 
 use check::{check_constructor, check_method};
 use expand::{generate, send_sync};
+pub(crate) use method_attr::{outside, READ_MARKER};
+use method_attr::{read_markers, take_method_attrs};
 
 /// Names generated on the actor's type: `Counter::remote(..)`, `Counter::options(..)`. No
 /// function of the block may use them.
@@ -41,6 +46,8 @@ struct Method {
     asyncness: Option<Span>,
     params: Vec<(Ident, Type)>,
     ret: Type,
+    /// One type per output object: the return type, or its elements with `num_returns > 1`.
+    outputs: Vec<Type>,
 }
 
 struct Constructor {
@@ -58,7 +65,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
              `#[derive(raykit::Actor)] #[actor(max_concurrency = 2)] struct ..`",
         );
     }
-    let imp = match syn::parse2::<Item>(item.clone()) {
+    let mut imp = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Impl(imp)) => imp,
         Ok(other) => {
             let hint = match &other {
@@ -82,6 +89,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return with_errors(item, errors, None);
         }
     };
+    // From here on the block goes out without the `#[raykit::method]` attributes, which are
+    // this macro's to read: left in, each would expand on its own and report itself misplaced.
+    let method_attrs = take_method_attrs(&mut imp, &mut errors);
+    let markers = read_markers(&method_attrs);
+    let item = quote!(#imp #markers);
     let class = match &*imp.self_ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
         _ => None,
@@ -111,7 +123,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
     let mut constructor = None;
     let mut methods = Vec::new();
-    for it in &imp.items {
+    for (it, attr) in imp.items.iter().zip(&method_attrs) {
         let ImplItem::Fn(f) = it else { continue };
         let name = &f.sig.ident;
         if ON_TYPE.iter().any(|r| name == r) {
@@ -125,13 +137,40 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             continue;
         }
         if name == "new" {
+            if let Some(a) = attr {
+                errors.spanned(
+                    &a.attr,
+                    format!(
+                        "`#[raykit::method]` cannot go on the constructor `new`: \
+                         `{class}::remote(..)` returns the actor's handle, not refs; put it on \
+                         a method that returns a tuple"
+                    ),
+                );
+            }
             constructor = check_constructor(f, &class, &imp.self_ty, &mut errors);
             continue;
         }
-        if matches!(f.vis, Visibility::Inherited) || f.sig.receiver().is_none() {
-            continue; // a private helper, or an associated function: not on the handle
+        let private = matches!(f.vis, Visibility::Inherited);
+        if private || f.sig.receiver().is_none() {
+            // A private helper, or an associated function: not on the handle.
+            if let Some(a) = attr {
+                let why = if private {
+                    "is private (make it `pub`)"
+                } else {
+                    "takes no `self`"
+                };
+                errors.spanned(
+                    &a.attr,
+                    format!(
+                        "`#[raykit::method]` goes on a public `&self` or `&mut self` method, \
+                         which the actor's handle calls; `{name}` {why}, so it is not on the handle"
+                    ),
+                );
+            }
+            continue;
         }
-        if let Some(m) = check_method(f, &imp.self_ty, &mut errors) {
+        let num_returns = attr.as_ref().and_then(|a| a.num_returns);
+        if let Some(m) = check_method(f, &imp.self_ty, num_returns, &mut errors) {
             methods.push(m);
         }
     }
@@ -149,7 +188,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     match constructor {
-        Some(ctor) if errors.is_empty() => generate(&imp, &class, ctor, methods),
+        Some(ctor) if errors.is_empty() => {
+            let generated = generate(&imp, &class, ctor, methods);
+            quote!(#generated #markers)
+        }
         _ => with_errors(item, errors, stub),
     }
 }

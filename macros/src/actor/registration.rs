@@ -3,7 +3,7 @@
 //! encoded outputs.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 use syn::{Ident, Type};
 
 use super::expand::{method_body, remote_bounds, send_sync};
@@ -21,11 +21,16 @@ pub(super) fn host_registration(
 ) -> TokenStream {
     let send_sync = send_sync(self_ty);
     let bounds = remote_bounds(
-        ctor.params.iter().map(|(_, t)| t).chain(
-            methods
-                .iter()
-                .flat_map(|m| m.params.iter().map(|(_, t)| t).chain([&m.ret])),
-        ),
+        ctor.params
+            .iter()
+            .map(|(_, t)| t)
+            .chain(methods.iter().flat_map(|m| {
+                m.params
+                    .iter()
+                    .map(|(_, t)| t)
+                    .chain([&m.ret])
+                    .chain(&m.outputs)
+            })),
     );
     let ctor_names: Vec<&Ident> = ctor.params.iter().map(|(n, _)| n).collect();
     let ctor_strs: Vec<String> = ctor_names.iter().map(|n| n.to_string()).collect();
@@ -38,6 +43,20 @@ pub(super) fn host_registration(
         let strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let types: Vec<&Type> = m.params.iter().map(|(_, t)| t).collect();
         let ret = &m.ret;
+        // Where the call's outputs go: its value encoded, or each element of the tuple
+        // encoded on its own (`num_returns > 1`), one per object of the caller.
+        let returns = if m.outputs.len() == 1 {
+            quote!(::raykit::__private::Encoded::<#ret>::new(#what, __done))
+        } else {
+            let values: Vec<Ident> = (0..m.outputs.len())
+                .map(|i| format_ident!("__value{}", i))
+                .collect();
+            quote! {
+                ::raykit::__private::Encoded::<#ret>::split(#what, __done, |__what, (#(#values,)*)| {
+                    ::core::result::Result::Ok(::std::vec![#(::raykit::__private::encode(__what, &#values)?),*])
+                })
+            }
+        };
         let body = method_body(m, self_ty, &what, false);
         quote! {
             #method_str => {
@@ -55,7 +74,7 @@ pub(super) fn host_registration(
                     &[],
                     (#(#names,)*),
                     |_| ::std::vec::Vec::new(),
-                    ::raykit::__private::Encoded::<#ret>::new(#what, __done),
+                    #returns,
                     move |(#(#names,)*)| #body,
                 );
             }
