@@ -1,5 +1,6 @@
 //! Procedural macros of raykit. Use them through the `raykit` crate, which re-exports them and
-//! documents them: `#[raykit::remote]`, `#[derive(raykit::Actor)]`, `#[raykit::actor]`.
+//! documents them: `#[raykit::remote]`, `#[derive(raykit::Actor)]`, `#[raykit::actor]` and
+//! `#[raykit::method]` (read by `#[raykit::actor]`).
 //!
 //! Each macro parses its input into a struct (parse), checks what cannot work and reports it on
 //! the user's own tokens (check), then writes code that names only `::raykit::…` and `::core::…`
@@ -14,6 +15,7 @@
 use proc_macro::TokenStream;
 
 mod actor;
+mod checks;
 mod derive_actor;
 mod errors;
 mod hash;
@@ -36,4 +38,14 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, item: TokenStream) -> TokenStream {
     actor::expand(args.into(), item.into()).into()
+}
+
+/// Options of one method of an actor (`num_returns`), read by `#[raykit::actor]` on its impl
+/// block; anywhere else an error. Documented on `raykit::method`.
+#[proc_macro_attribute]
+pub fn method(args: TokenStream, item: TokenStream) -> TokenStream {
+    if args.to_string() == actor::READ_MARKER {
+        return TokenStream::new(); // the trace of an attribute `#[raykit::actor]` read
+    }
+    actor::outside(item.into()).into()
 }

@@ -88,7 +88,8 @@ pub use raykit_macros::remote;
 /// (`T::remote(..)` creates the actor and returns its [`ActorHandle`]), and every public
 /// `&self` / `&mut self` method, sync or async, becomes a method of the handle returning an
 /// [`ObjectRef`]. Non-`pub` methods stay private helpers. The type needs
-/// `#[derive(raykit::Actor)]`.
+/// `#[derive(raykit::Actor)]`. A method marked [`#[raykit::method(num_returns = N)]`](macro@method)
+/// returns a tuple of N refs instead.
 ///
 /// ```
 /// #[derive(raykit::Actor)]
@@ -115,6 +116,47 @@ pub use raykit_macros::remote;
 /// assert_eq!(raykit::get(&counter.value()).unwrap(), 5);
 /// ```
 pub use raykit_macros::actor;
+
+/// Options of one method of an `#[raykit::actor]` impl block. The one key, `num_returns = N`
+/// (at most 8), makes a method returning a tuple of N elements give the caller a tuple of N
+/// [`ObjectRef`]s, one object per element, as `#[raykit::remote(num_returns = N)]` does for a
+/// function: each output can be read, awaited, passed on or dropped on its own. A panic in the
+/// method fails every output.
+///
+/// The actor macro reads the attribute: it goes on a public `&self` or `&mut self` method
+/// (sync or async) inside the block, not on the constructor `new`, and anywhere else it is a
+/// compile error.
+///
+/// ```
+/// use raykit::ObjectRef;
+///
+/// #[derive(raykit::Actor)]
+/// struct Stats {
+///     seen: Vec<i64>,
+/// }
+///
+/// #[raykit::actor]
+/// impl Stats {
+///     pub fn new() -> Self {
+///         Stats { seen: Vec::new() }
+///     }
+///
+///     /// The smallest and largest value seen so far, as two objects.
+///     #[raykit::method(num_returns = 2)]
+///     pub fn add(&mut self, x: i64) -> (i64, i64) {
+///         self.seen.push(x);
+///         let min = *self.seen.iter().min().unwrap();
+///         (min, *self.seen.iter().max().unwrap())
+///     }
+/// }
+///
+/// let stats = Stats::remote();
+/// stats.add(4);
+/// let (min, max): (ObjectRef<i64>, ObjectRef<i64>) = stats.add(-2);
+/// assert_eq!(raykit::get(&max).unwrap(), 4);
+/// assert_eq!(raykit::get(&min).unwrap(), -2);
+/// ```
+pub use raykit_macros::method;
 
 /// Derives [`Actor`](trait@Actor) for a struct or enum. Options, all optional, go in
 /// `#[actor(max_restarts = N, max_concurrency = N, num_cpus = N, num_gpus = N, resources(name = N))]`.

@@ -79,13 +79,13 @@ where
     }
 }
 
-/// Where a hosted call's result goes: encoded, to `done`. Dropped unfilled (the actor died
-/// before running the call), it reports an actor-died error.
+/// Where a hosted call's result goes: encoded, to `done`, one value per output object. Dropped
+/// unfilled (the actor died before running the call), it reports an actor-died error.
 #[doc(hidden)]
 pub struct Encoded<T> {
     what: &'static str,
     done: Option<Done>,
-    _type: std::marker::PhantomData<fn(T)>,
+    encode: fn(&'static str, T) -> Result<Outputs>,
 }
 
 impl<T> fmt::Debug for Encoded<T> {
@@ -94,13 +94,27 @@ impl<T> fmt::Debug for Encoded<T> {
     }
 }
 
-impl<T> Encoded<T> {
-    /// The result of a call of `what` (`Class::method`), for `done`.
+impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> Encoded<T> {
+    /// The result of a call of `what` (`Class::method`), for `done`: one object.
     pub fn new(what: &'static str, done: Done) -> Self {
+        Self::split(what, done, |what, value| {
+            crate::registry::encode(what, &value).map(|bytes| vec![bytes])
+        })
+    }
+}
+
+impl<T> Encoded<T> {
+    /// The results of a call of `what` with several output objects (`num_returns`), for
+    /// `done`: `encode` encodes each element of the value on its own, in order.
+    pub fn split(
+        what: &'static str,
+        done: Done,
+        encode: fn(&'static str, T) -> Result<Outputs>,
+    ) -> Self {
         Encoded {
             what,
             done: Some(done),
-            _type: std::marker::PhantomData,
+            encode,
         }
     }
 
@@ -111,11 +125,11 @@ impl<T> Encoded<T> {
     }
 }
 
-impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Returns for Encoded<T> {
+impl<T: Send + 'static> Returns for Encoded<T> {
     type Value = T;
 
     fn fulfil(mut self, value: T) {
-        let encoded = crate::registry::encode(self.what, &value).map(|bytes| vec![bytes]);
+        let encoded = (self.encode)(self.what, value);
         self.finish(encoded);
     }
 

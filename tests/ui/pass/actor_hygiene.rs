@@ -43,6 +43,14 @@ impl Counter {
         self.value = 0;
         ::core::option::Option::None
     }
+    #[::raykit::method(num_returns = 2)]
+    pub fn both(&self) -> (u64, ::std::vec::Vec<::std::string::String>) {
+        (self.value, ::core::clone::Clone::clone(&self.log))
+    }
+    #[::raykit::method(num_returns = 3)]
+    pub async fn three(&mut self) -> (u64, u64, ::std::vec::Vec<u8>) {
+        (self.value, 1, ::std::vec::Vec::new())
+    }
 }
 
 fn main() {
@@ -55,6 +63,15 @@ fn main() {
     let _l = c.log();
     let _s = c.slow();
     let _r = c.reset();
+    let (_v, _l): (
+        ::raykit::ObjectRef<u64>,
+        ::raykit::ObjectRef<::std::vec::Vec<::std::string::String>>,
+    ) = c.both();
+    let (_a, _b, _c): (
+        ::raykit::ObjectRef<u64>,
+        ::raykit::ObjectRef<u64>,
+        ::raykit::ObjectRef<::std::vec::Vec<u8>>,
+    ) = c.three();
     let named = Counter::options(::raykit::ActorOptions::new().name("n")).remote(1);
     let _same = ::core::clone::Clone::clone(&named);
     named.kill();

@@ -1,7 +1,8 @@
 //! Everything an actor may be and a caller may write: enums, private helpers (even taking
 //! `self`), associated functions, `pub(crate)` methods, patterns, `Self` in types, async
-//! methods, refs and handles as arguments and returns.
-use raykit::{ActorHandle, ActorOptions, ObjectRef};
+//! methods, refs and handles as arguments and returns, `#[raykit::method]` (imported too) with
+//! several outputs, one, or no options.
+use raykit::{method, ActorHandle, ActorOptions, ObjectRef};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -10,7 +11,7 @@ pub struct Point {
     pub y: f64,
 }
 
-#[derive(raykit::Actor)]
+#[derive(raykit::Actor, Serialize, Deserialize)]
 #[actor(max_concurrency = 4)]
 pub struct Board {
     points: Vec<Point>,
@@ -53,6 +54,21 @@ impl Board {
     #[allow(dead_code)]
     fn into_points(self) -> Vec<Point> {
         self.points
+    }
+    /// The macro imported by name, and `Self` among the outputs.
+    #[method(num_returns = 2)]
+    pub fn snapshot(&self) -> (Self, usize) {
+        let points = self.points.clone();
+        (Board { points }, self.points.len())
+    }
+    /// With no options, or one output, a tuple is one object, as without the attribute.
+    #[raykit::method]
+    pub fn corner(&self) -> (f64, f64) {
+        (0.0, 0.0)
+    }
+    #[raykit::method(num_returns = 1)]
+    pub async fn lens(&self) -> (usize, usize) {
+        (self.points.len(), self.points.len())
     }
 }
 
@@ -102,4 +118,7 @@ fn main() {
     let _b: ObjectRef<ActorHandle<Board>> = light.pair(board.clone());
     let _l = board_len::remote(board.clone());
     let _same: ActorHandle<Board> = board.clone();
+    let (_snap, _len): (ObjectRef<Board>, ObjectRef<usize>) = board.snapshot();
+    let _corner: ObjectRef<(f64, f64)> = board.corner();
+    let _lens: ObjectRef<(usize, usize)> = board.lens();
 }
