@@ -20,7 +20,7 @@ use raykit::{Error, ErrorKind};
 use raykit_fuzz::{__fuzz, actor_id, frame, node_id, object_id, FETCHED, TOKEN};
 
 /// The variants of [`Message`]; every one has a seed.
-const MESSAGE_VARIANTS: usize = 73;
+const MESSAGE_VARIANTS: usize = 74;
 
 /// How deep item 1's hostile frame nests its error (the original nested 21,000 times; the
 /// shape is what matters, and a smaller seed keeps the corpus small).
@@ -137,6 +137,14 @@ fn dead_node() -> NodeStatus {
     }
 }
 
+/// Two nodes' declared resources, in fixed-point units.
+fn node_totals() -> Vec<BTreeMap<String, i64>> {
+    vec![
+        BTreeMap::from([("CPU".into(), 0), ("GPU".into(), 0)]),
+        BTreeMap::from([("CPU".into(), 20_000), ("custom".into(), 10_000)]),
+    ]
+}
+
 fn actor_creation() -> ActorCreation {
     ActorCreation {
         actor_id: actor_id(77),
@@ -213,6 +221,7 @@ fn messages() -> Vec<Message> {
                 capacity: 1 << 30,
             }),
             namespace: "prod".into(),
+            node_totals: node_totals(),
         },
         Message::UploadExe {
             offset: 4 << 20,
@@ -313,6 +322,9 @@ fn messages() -> Vec<Message> {
             actor: Some((actor_id(77), "examples::Counter".into())),
         },
         Message::ListNamedActors,
+        Message::NodeTotals {
+            totals: node_totals(),
+        },
         Message::NamedActors {
             names: vec![
                 ("anonymous-1f2e3d4c5b6a7988".into(), "svc".into()),

@@ -82,6 +82,69 @@ pub(crate) fn check_fits(
     Err(Error::new(ErrorKind::ResourceUnavailable, message))
 }
 
+/// A request by name in fixed-point units (zero amounts left out), each amount checked by
+/// [`Amount::parse`] for `what`.
+pub(crate) fn units_of(
+    what: &dyn fmt::Display,
+    request: &BTreeMap<String, f64>,
+) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for (name, amount) in request {
+        let units = Amount::parse(what, name, *amount)?.units();
+        if units > 0 {
+            out.insert(name.clone(), units);
+        }
+    }
+    Ok(out)
+}
+
+/// Why no node of `totals` (each node's declared resources, in units) could ever run
+/// `function` asking for `demand`; `None` when one could. Asked by the head of its alive nodes
+/// and by a cluster program of the head's last word on them, so both fail a request alike.
+pub(crate) fn infeasible_on<'a>(
+    function: &str,
+    demand: &BTreeMap<String, i64>,
+    totals: impl Iterator<Item = &'a BTreeMap<String, i64>> + Clone,
+) -> Option<Error> {
+    if demand.is_empty() {
+        return None;
+    }
+    let fits = |total: &BTreeMap<String, i64>| {
+        demand
+            .iter()
+            .all(|(r, amount)| total.get(r).copied().unwrap_or(0) >= *amount)
+    };
+    if totals.clone().any(fits) {
+        return None;
+    }
+    let what = format!("`{function}`");
+    let mut short = Vec::new();
+    for (r, amount) in demand {
+        let most = totals
+            .clone()
+            .map(|t| t.get(r).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let (want, most) = (Amount::from_units(*amount), Amount::from_units(most));
+        if let Err(e) = check_fits(&what, r, want, most) {
+            short.push(e.message().to_owned());
+        }
+    }
+    let message = if short.is_empty() {
+        let wants: Vec<String> = demand
+            .iter()
+            .map(|(r, a)| format!("{} `{r}`", Amount::from_units(*a)))
+            .collect();
+        format!(
+            "`{function}` cannot run: no single alive node declares all of {}",
+            wants.join(", ")
+        )
+    } else {
+        short.join("; ")
+    };
+    Some(Error::new(ErrorKind::ResourceUnavailable, message))
+}
+
 /// What options ask for: CPUs, GPUs and custom resources over the defaults written in code
 /// (`#[remote(..)]`, `#[actor(..)]`). Shared by task and actor options.
 #[derive(Debug, Clone, Default, PartialEq)]

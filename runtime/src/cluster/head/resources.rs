@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use super::objects::ObjState;
 use super::scheduler::{Outbox, Scheduler};
 use super::tasks::TaskState;
-use crate::cluster::proto::{TaskId, TaskSubmission};
+use crate::cluster::proto::{Message, TaskId, TaskSubmission};
 use crate::cluster::IdSet;
 use crate::error::{Error, ErrorKind};
-use crate::resources::{check_fits, Amount, UNIT};
+use crate::resources::{Amount, UNIT};
 use crate::runtime::NodeId;
 
 /// Resource amounts are kept in fixed point (see [`Amount`]), so sums do not drift.
@@ -84,15 +84,7 @@ pub(super) fn alive_node(nodes: &mut [NodeSlot], node_id: NodeId) -> Option<&mut
 
 /// A task's resource demand in units, zero amounts left out.
 pub(super) fn demand(task: &TaskSubmission) -> Result<BTreeMap<String, i64>, Error> {
-    let mut out = BTreeMap::new();
-    let what = format!("`{}`", task.function);
-    for (r, amount) in &task.resources {
-        let units = Amount::parse(&what, r, *amount)?.units();
-        if units > 0 {
-            out.insert(r.clone(), units);
-        }
-    }
-    Ok(out)
+    crate::resources::units_of(&format!("`{}`", task.function), &task.resources)
 }
 
 impl Scheduler {
@@ -138,6 +130,7 @@ impl Scheduler {
                 self.nodes.push(slot);
             }
         }
+        self.share_node_totals();
         self.dispatch();
     }
 
@@ -164,6 +157,7 @@ impl Scheduler {
         let address = n.address.clone();
         // A held task may have started there already: it counts as running.
         let running: Vec<TaskId> = n.running.drain().chain(n.held.drain(..)).collect();
+        self.share_node_totals();
         let head_address = self.head_address();
 
         // Objects held there.
@@ -261,40 +255,30 @@ impl Scheduler {
         function: &str,
         demand: &BTreeMap<String, i64>,
     ) -> Option<Error> {
-        if self
-            .nodes
+        let alive = self.nodes.iter().filter(|n| n.alive).map(|n| &n.total);
+        crate::resources::infeasible_on(function, demand, alive)
+    }
+
+    /// Tells every connected program what the alive nodes declare now.
+    fn share_node_totals(&self) {
+        if self.conns.is_empty() {
+            return;
+        }
+        let totals = self.node_totals();
+        for outbox in self.conns.values() {
+            let _ = outbox.send(Message::NodeTotals {
+                totals: totals.clone(),
+            });
+        }
+    }
+
+    /// Every alive node's declared resources in units, as drivers check requests against.
+    pub fn node_totals(&self) -> Vec<BTreeMap<String, i64>> {
+        self.nodes
             .iter()
-            .any(|n| n.alive && n.could_ever_fit(demand))
-        {
-            return None;
-        }
-        let alive: Vec<&NodeSlot> = self.nodes.iter().filter(|n| n.alive).collect();
-        let what = format!("`{function}`");
-        let mut short = Vec::new();
-        for (r, amount) in demand {
-            let most = alive
-                .iter()
-                .map(|n| n.total.get(r).copied().unwrap_or(0))
-                .max()
-                .unwrap_or(0);
-            let (want, most) = (Amount::from_units(*amount), Amount::from_units(most));
-            if let Err(e) = check_fits(&what, r, want, most) {
-                short.push(e.message().to_owned());
-            }
-        }
-        let message = if short.is_empty() {
-            let wants: Vec<String> = demand
-                .iter()
-                .map(|(r, a)| format!("{} `{r}`", from_units(*a)))
-                .collect();
-            format!(
-                "`{function}` cannot run: no single alive node declares all of {}",
-                wants.join(", ")
-            )
-        } else {
-            short.join("; ")
-        };
-        Some(Error::new(ErrorKind::ResourceUnavailable, message))
+            .filter(|n| n.alive)
+            .map(|n| n.total.clone())
+            .collect()
     }
 
     /// The task blocks in `get`/`wait`: lend its CPU to others.

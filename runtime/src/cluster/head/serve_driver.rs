@@ -42,9 +42,16 @@ impl Head {
                 return;
             }
         };
-        let (exe_hash, namespace) = match self.tables.lock().jobs.jobs.get(&job_id.0) {
-            Some(j) => (j.exe_hash.clone(), j.namespace.clone()),
-            None => return,
+        let (exe_hash, namespace, node_totals) = {
+            let t = self.tables.lock();
+            match t.jobs.jobs.get(&job_id.0) {
+                Some(j) => (
+                    j.exe_hash.clone(),
+                    j.namespace.clone(),
+                    t.sched.node_totals(),
+                ),
+                None => return,
+            }
         };
         if let Err(e) = conn
             .send(&Message::JobRegistered {
@@ -52,6 +59,7 @@ impl Head {
                 need_exe,
                 arena: self.store.arena().map(|a| a.location().clone()),
                 namespace,
+                node_totals,
             })
             .await
         {

@@ -3,7 +3,7 @@
 //! tasks that write to and read from the head. A program without a token learns why it
 //! cannot join.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +61,7 @@ impl Client {
             conn,
             arena,
             namespace,
+            node_totals,
         } = joined;
         let arena = shared::attach(arena.as_ref());
         let (reader, writer) = conn.split();
@@ -86,6 +87,7 @@ impl Client {
         let client = Arc::new(Client {
             job_id,
             namespace,
+            node_totals: parking_lot::RwLock::new(node_totals),
             head_node,
             io: Some(io),
             handle: handle.clone(),
@@ -135,6 +137,7 @@ struct Joined {
     conn: Connection,
     arena: Option<ArenaLocation>,
     namespace: String,
+    node_totals: Vec<BTreeMap<String, i64>>,
 }
 
 /// Handshakes with the head and registers (or attaches to) the job.
@@ -186,6 +189,7 @@ async fn join(address: &str, token: &str, namespace: &str) -> Result<Joined> {
             job_id,
             arena,
             namespace,
+            node_totals,
             ..
         } => Ok(Joined {
             job_id,
@@ -193,6 +197,7 @@ async fn join(address: &str, token: &str, namespace: &str) -> Result<Joined> {
             conn,
             arena,
             namespace,
+            node_totals,
         }),
         Message::Failed { error } => Err(error),
         other => Err(Error::new(

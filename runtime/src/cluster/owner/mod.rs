@@ -71,6 +71,9 @@ pub(crate) struct Client {
     name_lists: Mutex<std::collections::VecDeque<std::sync::mpsc::Sender<NameList>>>,
     /// The job's namespace for named actors.
     namespace: String,
+    /// What each alive node declares (fixed-point units), as the head last said: a task no
+    /// node could ever run fails before it is sent.
+    node_totals: parking_lot::RwLock<Vec<std::collections::BTreeMap<String, i64>>>,
     /// Bytes of large puts not written to the head yet.
     puts: Arc<PutBudget>,
     /// The head node's arena, when this process shares its host: large puts go there.

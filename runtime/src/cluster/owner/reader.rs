@@ -64,6 +64,7 @@ pub(super) async fn read_head(
                 name,
                 actor,
             }) => client.named_actor_found(namespace, name, actor),
+            Ok(Message::NodeTotals { totals }) => *client.node_totals.write() = totals,
             Ok(Message::NamedActors { names }) => {
                 // A waiter that gave up (its receiver is gone) does not take the answer.
                 let mut waiters = client.name_lists.lock();

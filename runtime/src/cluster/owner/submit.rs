@@ -7,6 +7,7 @@ use super::{current, Client};
 use crate::cluster::proto::{Message, TaskId, TaskSubmission, WireArg};
 use crate::error::{Error, Result};
 use crate::object::Slot;
+use crate::resources::Amount;
 use crate::task::{TaskOptions, TaskSpec};
 
 /// Submits a task to the cluster: its outputs are filled when the head reports them.
@@ -30,6 +31,9 @@ pub(crate) fn submit(
         TaskOptions::resources_for(options.as_ref(), spec),
         TaskOptions::retries_for(options.as_ref(), spec),
     );
+    if let Some(e) = client.infeasible(&task) {
+        return fail(e);
+    }
     if client.named_functions.lock().insert(spec.name) {
         task.arg_names = Some(Box::new(
             spec.params.iter().map(|p| (*p).to_owned()).collect(),
@@ -60,6 +64,33 @@ impl Client {
             max_retries,
             arg_names: None,
         }
+    }
+
+    /// Why no alive node could ever run `task`, by the head's last word on the nodes (a node
+    /// that joined a moment ago may not be in it yet); `None` when one could or the nodes are
+    /// not known. The words are the head's own (`resources::infeasible_on`).
+    fn infeasible(&self, task: &TaskSubmission) -> Option<Error> {
+        let totals = self.node_totals.read();
+        if totals.is_empty() {
+            return None;
+        }
+        // The common case without allocating: some node declares enough of everything. An
+        // amount that is not a valid one is left to the slow path (and the head) to report.
+        let fits = |total: &std::collections::BTreeMap<String, i64>| {
+            task.resources.iter().all(|(name, amount)| {
+                let units = Amount::from_f64(*amount).units();
+                amount.is_finite() && (units <= 0 || total.get(name).is_some_and(|t| *t >= units))
+            })
+        };
+        if totals.iter().any(fits) {
+            return None;
+        }
+        let what = format!("`{}`", task.function);
+        let demand = match crate::resources::units_of(&what, &task.resources) {
+            Ok(d) => d,
+            Err(e) => return Some(e),
+        };
+        crate::resources::infeasible_on(&task.function, &demand, totals.iter())
     }
 
     /// Sends a submission whose outputs the head reports: this program owns them and waits

@@ -51,6 +51,7 @@ impl Message {
             Message::ActorFound { .. } => "ActorFound",
             Message::ListNamedActors => "ListNamedActors",
             Message::NamedActors { .. } => "NamedActors",
+            Message::NodeTotals { .. } => "NodeTotals",
             Message::StartActor(_) => "StartActor",
             Message::ExecuteActorCall(_) => "ExecuteActorCall",
             Message::StopActor { .. } => "StopActor",

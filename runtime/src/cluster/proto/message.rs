@@ -3,6 +3,8 @@
 //! [`tasks`](super::tasks), [`actors`](super::actors), [`output`](super::output)); its encoding
 //! and names in [`encoding`](super::encoding).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::byte_serde;
@@ -85,6 +87,10 @@ pub enum Message {
         /// The job's namespace for named actors: what its driver registered, so the job's
         /// workers find the same names (protocol version 12).
         namespace: String,
+        /// Every alive node's declared resources in fixed-point units, so the program fails a
+        /// request no node could ever run before sending it (protocol version 12); kept up to
+        /// date by [`Message::NodeTotals`].
+        node_totals: Vec<BTreeMap<String, i64>>,
     },
     /// Driver → head: one chunk of the executable; the last one is answered by
     /// [`Message::ExeStored`] (or [`Message::Failed`] when the hash does not match).
@@ -561,5 +567,11 @@ pub enum Message {
     NamedActors {
         /// The names.
         names: Vec<(String, String)>,
+    },
+    /// Head → driver (and every worker client): the alive nodes changed; what each declares,
+    /// in fixed-point units, as in [`Message::JobRegistered`].
+    NodeTotals {
+        /// Every alive node's declared resources.
+        totals: Vec<BTreeMap<String, i64>>,
     },
 }
