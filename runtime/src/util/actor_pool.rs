@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::actor::{ActorHandle, ActorMethods};
@@ -156,12 +157,8 @@ impl<A: ActorMethods, R: 'static> ActorPool<A, R> {
         F: Fn(&ActorHandle<A>, V) -> ObjectRef<R> + Clone + Send + 'static,
         V: Send + 'static,
     {
-        let first = self.next_index;
-        for value in values {
-            self.submit(call.clone(), value);
-        }
-        let last = self.next_index;
-        (first..last).map(move |index| self.collect(index, None))
+        let submitted = self.submit_all(call, values);
+        submitted.map(move |index| self.collect(index, None))
     }
 
     /// Submits every value of `values` with `call` and returns their results as they are done.
@@ -174,19 +171,28 @@ impl<A: ActorMethods, R: 'static> ActorPool<A, R> {
         F: Fn(&ActorHandle<A>, V) -> ObjectRef<R> + Clone + Send + 'static,
         V: Send + 'static,
     {
-        let first = self.next_index;
-        for value in values {
-            self.submit(call.clone(), value);
-        }
-        let last = self.next_index;
-        let mut left = last - first;
+        let submitted = self.submit_all(call, values);
+        let mut left = submitted.end - submitted.start;
         std::iter::from_fn(move || {
             if left == 0 {
                 return None;
             }
             left -= 1;
-            self.collect_any(|index| (first..last).contains(&index), None)
+            self.collect_any(|index| submitted.contains(&index), None)
         })
+    }
+
+    /// Submits every value of `values` with `call`; the indices they got.
+    fn submit_all<V, F>(&mut self, call: F, values: impl IntoIterator<Item = V>) -> Range<u64>
+    where
+        F: Fn(&ActorHandle<A>, V) -> ObjectRef<R> + Clone + Send + 'static,
+        V: Send + 'static,
+    {
+        let first = self.next_index;
+        for value in values {
+            self.submit(call.clone(), value);
+        }
+        first..self.next_index
     }
 
     /// Makes the call of value `index` on `actor`.
