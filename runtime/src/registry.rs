@@ -146,9 +146,10 @@ pub trait HostedActor: Send + Sync {
     /// result (or its error) once it ran. `args` are read before this returns, never after.
     fn call(&self, method: &str, args: &[u8], done: Done);
 
-    /// Whether the actor's state is gone yet (it is dropped once the actor is stopped or
-    /// killed and no call runs any more).
-    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send>;
+    /// A check whether the actor's state is gone yet (it goes once the actor is stopped or
+    /// killed and no call holds it any more). The check holds the state itself until then and
+    /// drops it on the caller's thread, so once it says yes the state's `Drop` has run.
+    fn state_gone(&self) -> Box<dyn FnMut() -> bool + Send>;
 
     /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running
     /// and queued calls fail at once.

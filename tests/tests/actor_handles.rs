@@ -246,16 +246,9 @@ fn probe_of(h: &ActorHandle<Counter>) -> u64 {
     raykit::get(&h.probe()).expect("probe")
 }
 
-/// On a cluster the worker process of a stopped or killed actor waits for the actor's state to
-/// be dropped before it exits; in runs of this file alone every drop arrives, in the full suite
-/// some do not yet (not understood), so the check is not made there.
+/// Waits until the actor's state (its probe) was dropped. On a cluster the worker process of a
+/// stopped or killed actor drops the state itself before it tells the node it is done.
 fn wait_dropped(probe: u64, what: &str) {
-    if known_difference(
-        "the state of an actor stopped or killed on a cluster is not always dropped before its \
-         process ends",
-    ) {
-        return;
-    }
     eventually(30, what, || Tracked::drops(probe) == 1);
 }
 

@@ -69,9 +69,18 @@ where
         (self.dispatch)(&self.raw, method, args, done)
     }
 
-    fn state_gone(&self) -> Box<dyn Fn() -> bool + Send> {
-        let state = self.cell.mailbox.lock().state.as_ref().map(Arc::downgrade);
-        Box::new(move || state.as_ref().is_none_or(|s| s.strong_count() == 0))
+    fn state_gone(&self) -> Box<dyn FnMut() -> bool + Send> {
+        // Holding a strong ref makes this check the last holder: the state's drop then runs
+        // here, when this check drops it, not on a thread that a process exit could cut short
+        // (the Arc's count reaches zero before its value's drop has run).
+        let mut state = self.cell.mailbox.lock().state.clone();
+        Box::new(move || match &state {
+            Some(s) if Arc::strong_count(s) > 1 => false,
+            _ => {
+                drop(state.take());
+                true
+            }
+        })
     }
 
     fn kill(&self) {

@@ -373,7 +373,8 @@ fn serve_actor(
             }
             writer.flush().await?;
         }
-        Ok::<_, Error>(())
+        // Handed back, not dropped: closing it tells the node this process is done.
+        Ok::<_, Error>(writer)
     });
     let mut failure = None;
     let mut shared = None;
@@ -432,14 +433,19 @@ fn serve_actor(
     // it, which ends the writer.
     drop(hosted);
     drop(results);
-    rt.block_on(writing)
+    let writer = rt
+        .block_on(writing)
         .map_err(|e| Error::new(ErrorKind::System, format!("the answer writer failed: {e}")))??;
-    if let Some(gone) = state_gone {
+    // The last answer is out as soon as the last call hands it over, a moment before that
+    // call lets go of the state. The connection stays open until the state is gone: the node
+    // ends this process when it closes, and the state's drop must have run by then.
+    if let Some(mut gone) = state_gone {
         let deadline = std::time::Instant::now() + KILLED_STATE_WAIT;
         while !gone() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
+    drop(writer);
     failure.map_or(Ok(()), Err)
 }
 
