@@ -192,7 +192,8 @@ impl ChunkAssembler {
             return Err(Error::new(
                 ErrorKind::Protocol,
                 format!(
-                    "piece of object {id} at offset {offset} (of {total}) out of order: expected                      object {} at {} (of {})",
+                    "piece of object {id} at offset {offset} (of {total}) out of order: expected \
+                     object {} at {} (of {})",
                     self.id,
                     self.buf.len(),
                     self.total

@@ -234,7 +234,6 @@ impl Connection {
         Ok((conn, role))
     }
 
-    /// Tells the peer why it is refused, closes the connection and returns the error to log.
     /// The error of a peer that closed the connection during its handshake.
     fn gone(&self) -> Error {
         Error::new(
@@ -246,6 +245,7 @@ impl Connection {
         )
     }
 
+    /// Tells the peer why it is refused, closes the connection and returns the error to log.
     async fn refuse(self, refusal: Refusal, reason: String) -> Error {
         let peer = self.peer_addr();
         let Connection { reader, mut writer } = self;
