@@ -50,6 +50,12 @@ impl RemoteFn {
             ];
             parts.extend(param_types.iter().map(|t| t.to_token_stream().to_string()));
             parts.push(ret.to_token_stream().to_string());
+            // The number of outputs is part of the signature (a caller expecting one object
+            // per tuple element must not meet a binary that makes one object); counted only
+            // past one, so single-output functions hash as before.
+            if self.outputs.len() > 1 {
+                parts.push(format!("returns {}", self.outputs.len()));
+            }
             signature_hash(parts.iter().map(String::as_str))
         };
         let num_cpus = self.options.num_cpus.unwrap_or(1.0);
