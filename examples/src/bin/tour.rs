@@ -136,6 +136,12 @@ impl Counter {
     pub fn fail(&self) -> u64 {
         panic!("counter refuses")
     }
+
+    /// The value and its double, as two objects.
+    #[raykit::method(num_returns = 2)]
+    pub fn value_and_double(&self) -> (u64, u64) {
+        (self.value, self.value * 2)
+    }
 }
 
 /// A task that holds a handle and calls the actor, waiting for the answer.
@@ -364,6 +370,44 @@ fn main() -> raykit::Result<()> {
         "a killed actor's calls fail",
         raykit::get(&found.value()).map_err(|e| e.kind()) == Err(ErrorKind::ActorDied),
     )?;
+
+    let (value, double) = counter.value_and_double();
+    check(
+        "a method with num_returns = 2 gives two refs",
+        (raykit::get(&value)?, raykit::get(&double)?) == (30, 60),
+    )?;
+
+    section("namespaces, timeouts, nodes and an actor pool");
+    let svc = Counter::options(ActorOptions::new().name("svc").namespace("ops")).remote(1);
+    let in_ops: ActorHandle<Counter> = raykit::get_actor_in("svc", "ops")?;
+    check(
+        "get_actor_in finds a name in another namespace, get_actor does not",
+        raykit::get(&in_ops.value())? == 1 && raykit::get_actor::<Counter>("svc").is_err(),
+    )?;
+    check(
+        "list_named_actors names it with its namespace",
+        raykit::list_named_actors().contains(&("ops".to_owned(), "svc".to_owned())),
+    )?;
+    svc.kill();
+    let late = nap::remote(9, 0.5);
+    let timed_out = raykit::get_timeout(&late, Duration::from_millis(10));
+    check(
+        "get_timeout gives up with ErrorKind::Timeout",
+        timed_out.map_err(|e| e.kind()) == Err(ErrorKind::Timeout),
+    )?;
+    check(
+        "the same ref is read once it is ready",
+        raykit::get_timeout(&late, Duration::from_secs(30))? == 9,
+    )?;
+    let nodes = raykit::nodes();
+    println!("   nodes: {}", nodes.len());
+    check("nodes() lists the head first", nodes[0].is_head)?;
+    let mut pool = raykit::util::ActorPool::new(vec![Counter::remote(0), Counter::remote(100)]);
+    let sums: Vec<u64> = pool
+        .map(|a, by| a.incr(by), [1, 2, 3, 4])
+        .collect::<raykit::Result<_>>()?;
+    println!("   an ActorPool of two counters, incr(1..=4): {sums:?}");
+    check("an ActorPool returns one result per value", sums.len() == 4)?;
 
     raykit::shutdown();
     println!("\ntour complete: all checks passed");
