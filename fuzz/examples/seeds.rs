@@ -20,7 +20,7 @@ use raykit::{Error, ErrorKind};
 use raykit_fuzz::{__fuzz, actor_id, frame, node_id, object_id, FETCHED, TOKEN};
 
 /// The variants of [`Message`]; every one has a seed.
-const MESSAGE_VARIANTS: usize = 74;
+const MESSAGE_VARIANTS: usize = 75;
 
 /// How deep item 1's hostile frame nests its error (the original nested 21,000 times; the
 /// shape is what matters, and a smaller seed keeps the corpus small).
@@ -324,6 +324,10 @@ fn messages() -> Vec<Message> {
         Message::ListNamedActors,
         Message::NodeTotals {
             totals: node_totals(),
+        },
+        Message::ActorExiting {
+            actor_id: actor_id(77),
+            incarnation: 2,
         },
         Message::NamedActors {
             names: vec![

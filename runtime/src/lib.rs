@@ -60,7 +60,8 @@ mod task;
 pub mod util;
 
 pub use actor::{
-    get_actor, get_actor_in, list_named_actors, Actor, ActorHandle, ActorId, ActorOptions,
+    exit_actor, get_actor, get_actor_in, list_named_actors, Actor, ActorHandle, ActorId,
+    ActorOptions,
 };
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};

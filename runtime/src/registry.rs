@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -150,6 +150,10 @@ pub trait HostedActor: Send + Sync {
     /// killed and no call holds it any more). The check holds the state itself until then and
     /// drops it on the caller's thread, so once it says yes the state's `Drop` has run.
     fn state_gone(&self) -> Box<dyn FnMut() -> bool + Send>;
+
+    /// A check whether a method of the actor called [`exit_actor`](crate::exit_actor): the
+    /// actor ends once its running calls answered.
+    fn exit_requested(&self) -> Arc<dyn Fn() -> bool + Send + Sync>;
 
     /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running
     /// and queued calls fail at once.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use super::exit;
 use super::{ActorId, ActorName};
 use crate::error::{Error, ErrorKind, Result};
 use crate::local::{Body, Demand, Scheduler, Work};
@@ -97,6 +98,9 @@ pub(super) struct Mailbox<A> {
     pub(super) next_call: u64,
     pub(super) handles_gone: bool,
     pub(super) holds_resources: bool,
+    /// A running call asked the actor to end after it ([`exit_actor`](crate::exit_actor)): no
+    /// call starts any more, and the actor dies when the running calls end.
+    pub(super) exiting: bool,
 }
 
 impl<A> Mailbox<A> {
@@ -126,6 +130,7 @@ impl<A> Mailbox<A> {
             next_call: 0,
             handles_gone: false,
             holds_resources: false,
+            exiting: false,
         }
     }
 }
@@ -189,10 +194,10 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
                 }
                 Status::Alive => {
                     // Callers whose first queued call waits for an argument: their later calls
-                    // wait behind it, other callers' calls do not.
+                    // wait behind it, other callers' calls do not. An exiting actor starts none.
                     let mut blocked: Vec<u64> = Vec::new();
                     let mut i = 0;
-                    while i < mb.queue.len() {
+                    while i < mb.queue.len() && !mb.exiting {
                         let call = &mb.queue[i];
                         if blocked.contains(&call.caller) {
                             i += 1;
@@ -274,15 +279,24 @@ impl<A: Send + Sync + 'static> ActorCell<A> {
         let run = call.run;
         let body: Body = Box::new(move || {
             let state = state.ok_or_else(|| done.cell.died("is not running"));
-            match run(state) {
+            let ran = {
+                let _in_actor = exit::enter(&*done.cell);
+                run(state)
+            };
+            match ran {
                 None => {
                     let mut done = done;
                     done.drain();
                     drop(done);
                     None
                 }
-                Some(fut) => Some(Box::pin(async move {
-                    fut.await;
+                Some(mut fut) => Some(Box::pin(async move {
+                    // The method's body runs in these polls: each knows its actor.
+                    std::future::poll_fn(|cx| {
+                        let _in_actor = exit::enter(&*done.cell);
+                        fut.as_mut().poll(cx)
+                    })
+                    .await;
                     drop(done);
                 })),
             }
@@ -347,6 +361,7 @@ impl<A: Send + Sync + 'static> Finished<A> {
             let next = {
                 let mut mb = self.cell.mailbox.lock();
                 let startable = matches!(mb.status, Status::Alive)
+                    && !mb.exiting
                     && mb.queue.front().is_some_and(|c| {
                         !c.is_async && c.exclusive == self.exclusive && c.unready_dep().is_none()
                     });
@@ -364,6 +379,7 @@ impl<A: Send + Sync + 'static> Finished<A> {
             let Some((call, state)) = next else { return };
             let state = state.ok_or_else(|| self.cell.died("is not running"));
             // A sync call returns no future: it ran to its end here.
+            let _in_actor = exit::enter(&*self.cell);
             drop((call.run)(state));
         }
     }
@@ -371,7 +387,7 @@ impl<A: Send + Sync + 'static> Finished<A> {
 
 impl<A: Send + Sync + 'static> Drop for Finished<A> {
     fn drop(&mut self) {
-        {
+        let exiting = {
             let mut mb = self.cell.mailbox.lock();
             mb.ended(self.call);
             if self.exclusive {
@@ -379,8 +395,20 @@ impl<A: Send + Sync + 'static> Drop for Finished<A> {
             } else {
                 mb.running_shared -= 1;
             }
+            mb.exiting && mb.running_shared == 0 && !mb.running_exclusive
+        };
+        if exiting {
+            // The calls that ran have their answers; the queued and later ones fail.
+            self.cell.kill("exited: a method called raykit::exit_actor");
+        } else {
+            self.cell.pump();
         }
-        self.cell.pump();
+    }
+}
+
+impl<A: Send + Sync + 'static> exit::ExitRequest for ActorCell<A> {
+    fn request_exit(&self) {
+        self.mailbox.lock().exiting = true;
     }
 }
 

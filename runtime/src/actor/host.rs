@@ -83,6 +83,11 @@ where
         })
     }
 
+    fn exit_requested(&self) -> Arc<dyn Fn() -> bool + Send + Sync> {
+        let cell = self.cell.clone();
+        Arc::new(move || cell.mailbox.lock().exiting)
+    }
+
     fn kill(&self) {
         self.cell.kill("was killed");
     }

@@ -21,12 +21,14 @@ use crate::runtime::{self};
 use crate::task::Returns;
 
 mod cell;
+mod exit;
 mod handle;
 mod host;
 mod names;
 
 pub(crate) use cell::ActorCell;
 pub use cell::{MethodBody, MutBody, ReadGuard, RefBody, WriteGuard};
+pub use exit::exit_actor;
 pub(crate) use handle::HandleGuard;
 pub use handle::{ActorHandle, RawHandle};
 pub use host::{host_actor, Encoded};

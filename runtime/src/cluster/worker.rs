@@ -9,7 +9,8 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::actor::ActorId;
 use crate::cluster::node::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
@@ -379,6 +380,9 @@ fn serve_actor(
     let mut failure = None;
     let mut shared = None;
     let mut state_gone = None;
+    // A method that calls exit_actor: the node hears it after that call's answer, once.
+    let exit_requested = hosted.exit_requested();
+    let exit_told = Arc::new(AtomicBool::new(false));
     loop {
         match rt.block_on(reader.recv_values()) {
             Ok(Message::SharedValue {
@@ -401,8 +405,15 @@ fn serve_actor(
                     }
                 };
                 let results = results.clone();
+                let (exit_requested, exit_told) = (exit_requested.clone(), exit_told.clone());
                 let done: Done = Box::new(move |result| {
                     let _ = results.send(Message::TaskResult { task_id, result });
+                    if exit_requested() && !exit_told.swap(true, Ordering::AcqRel) {
+                        let _ = results.send(Message::ActorExiting {
+                            actor_id,
+                            incarnation: 0,
+                        });
+                    }
                 });
                 hosted.call(&method, &args, done);
             }

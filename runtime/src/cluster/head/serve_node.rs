@@ -131,6 +131,17 @@ impl Head {
                         tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
                     }
                 }
+                Ok(Message::ActorExiting {
+                    actor_id,
+                    incarnation,
+                }) => {
+                    let mut t = self.tables.lock();
+                    if Head::current(&t, node_id, session) {
+                        t.sched.actor_exiting(node_id, actor_id, incarnation);
+                    } else {
+                        tracing::debug!(node = %node_id, "a report of a session that no longer counts; ignored");
+                    }
+                }
                 Ok(Message::WorkerOutput(batch)) => self.relay.lock().output(node_id, batch),
                 Ok(Message::OutputDrained { job_id, seq }) => {
                     self.relay.lock().answered(job_id, Some(seq), node_id)

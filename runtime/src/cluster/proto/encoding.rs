@@ -52,6 +52,7 @@ impl Message {
             Message::ListNamedActors => "ListNamedActors",
             Message::NamedActors { .. } => "NamedActors",
             Message::NodeTotals { .. } => "NodeTotals",
+            Message::ActorExiting { .. } => "ActorExiting",
             Message::StartActor(_) => "StartActor",
             Message::ExecuteActorCall(_) => "ExecuteActorCall",
             Message::StopActor { .. } => "StopActor",

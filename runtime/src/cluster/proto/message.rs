@@ -574,4 +574,12 @@ pub enum Message {
         /// Every alive node's declared resources.
         totals: Vec<BTreeMap<String, i64>>,
     },
+    /// Worker → node, then node → head: a method of the actor called `exit_actor`; the actor
+    /// ends once its running calls have answered, and is not restarted (protocol version 12).
+    ActorExiting {
+        /// The actor.
+        actor_id: ActorId,
+        /// Which start of the actor this is (the node fills it in).
+        incarnation: u32,
+    },
 }

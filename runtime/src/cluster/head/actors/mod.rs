@@ -73,7 +73,7 @@ pub(super) struct ActorEntry {
 }
 
 impl ActorEntry {
-    fn died(&self, why: &str) -> Error {
+    pub(in crate::cluster::head) fn died(&self, why: &str) -> Error {
         Error::new(
             ErrorKind::ActorDied,
             format!(

@@ -58,6 +58,22 @@ impl Scheduler {
         }
     }
 
+    /// The node reports that a method of the actor called `exit_actor`: it is dead once its
+    /// running calls answered (they were sent before this report), never restarted.
+    pub fn actor_exiting(&mut self, node: NodeId, actor_id: ActorId, incarnation: u32) {
+        let Some(a) = self.actors.get_mut(&actor_id) else {
+            return;
+        };
+        let placed_here = a.incarnation == incarnation
+            && matches!(a.state, ActorState::Placed { node: on, .. } if on == node);
+        if placed_here {
+            // The same words as embedded (`ActorCell::kill`).
+            let error = a.died("exited: a method called raykit::exit_actor");
+            self.actor_dead(actor_id, error);
+            self.dispatch();
+        }
+    }
+
     /// The node reports that the actor's worker process ended without being asked to.
     pub fn actor_exited(
         &mut self,

@@ -320,6 +320,18 @@ impl Executor {
                         },
                     );
                 }
+                // A method called exit_actor: the actor ends after its running calls, whose
+                // answers came first; the head marks it dead and stops it here.
+                Ok(Message::ActorExiting { .. }) => {
+                    stopping.store(true, Ordering::Release);
+                    self.report(
+                        node_incarnation,
+                        Message::ActorExiting {
+                            actor_id,
+                            incarnation,
+                        },
+                    );
+                }
                 // It could not read a call it was sent (see `worker::serve_actor`).
                 Ok(Message::Failed { error }) => {
                     self.workers.kill(pid);
