@@ -88,7 +88,7 @@ impl Backend {
     pub(crate) fn namespace(&self) -> Option<String> {
         match self {
             Backend::Embedded => None,
-            Backend::Cluster(client) => client.job_namespace(),
+            Backend::Cluster(client) => Some(client.job_namespace().to_owned()),
         }
     }
 

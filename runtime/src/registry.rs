@@ -151,8 +151,8 @@ pub trait HostedActor: Send + Sync {
     /// drops it on the caller's thread, so once it says yes the state's `Drop` has run.
     fn state_gone(&self) -> Box<dyn FnMut() -> bool + Send>;
 
-    /// A check whether a method of the actor called [`exit_actor`](crate::exit_actor): the
-    /// actor ends once its running calls answered.
+    /// A check whether a method of the actor called [`exit_actor`](crate::exit_actor) (the
+    /// actor ends once its running calls answered): true once, the first time it is so.
     fn exit_requested(&self) -> Arc<dyn Fn() -> bool + Send + Sync>;
 
     /// Kills the actor as [`ActorHandle::kill`](crate::ActorHandle::kill) does: its running

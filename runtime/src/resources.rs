@@ -98,6 +98,13 @@ pub(crate) fn units_of(
     Ok(out)
 }
 
+/// Whether a node declaring `total` (in units) could ever hold `demand`.
+pub(crate) fn fits(demand: &BTreeMap<String, i64>, total: &BTreeMap<String, i64>) -> bool {
+    demand
+        .iter()
+        .all(|(r, amount)| total.get(r).copied().unwrap_or(0) >= *amount)
+}
+
 /// Why no node of `totals` (each node's declared resources, in units) could ever run
 /// `function` asking for `demand`; `None` when one could. Asked by the head of its alive nodes
 /// and by a cluster program of the head's last word on them, so both fail a request alike.
@@ -106,15 +113,7 @@ pub(crate) fn infeasible_on<'a>(
     demand: &BTreeMap<String, i64>,
     totals: impl Iterator<Item = &'a BTreeMap<String, i64>> + Clone,
 ) -> Option<Error> {
-    if demand.is_empty() {
-        return None;
-    }
-    let fits = |total: &BTreeMap<String, i64>| {
-        demand
-            .iter()
-            .all(|(r, amount)| total.get(r).copied().unwrap_or(0) >= *amount)
-    };
-    if totals.clone().any(fits) {
+    if demand.is_empty() || totals.clone().any(|total| fits(demand, total)) {
         return None;
     }
     let what = format!("`{function}`");

@@ -85,7 +85,10 @@ where
 
     fn exit_requested(&self) -> Arc<dyn Fn() -> bool + Send + Sync> {
         let cell = self.cell.clone();
-        Arc::new(move || cell.mailbox.lock().exiting)
+        let told = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(move || {
+            cell.mailbox.lock().exiting && !told.swap(true, std::sync::atomic::Ordering::AcqRel)
+        })
     }
 
     fn kill(&self) {

@@ -9,8 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::actor::ActorId;
 use crate::cluster::node::arena::{ArenaLocation, ArenaView, ARENA_MIN_VALUE};
@@ -382,7 +381,6 @@ fn serve_actor(
     let mut state_gone = None;
     // A method that calls exit_actor: the node hears it after that call's answer, once.
     let exit_requested = hosted.exit_requested();
-    let exit_told = Arc::new(AtomicBool::new(false));
     loop {
         match rt.block_on(reader.recv_values()) {
             Ok(Message::SharedValue {
@@ -405,10 +403,10 @@ fn serve_actor(
                     }
                 };
                 let results = results.clone();
-                let (exit_requested, exit_told) = (exit_requested.clone(), exit_told.clone());
+                let exit_requested = exit_requested.clone();
                 let done: Done = Box::new(move |result| {
                     let _ = results.send(Message::TaskResult { task_id, result });
-                    if exit_requested() && !exit_told.swap(true, Ordering::AcqRel) {
+                    if exit_requested() {
                         let _ = results.send(Message::ActorExiting {
                             actor_id,
                             incarnation: 0,

@@ -60,9 +60,7 @@ impl NodeSlot {
     }
 
     fn could_ever_fit(&self, demand: &BTreeMap<String, i64>) -> bool {
-        demand
-            .iter()
-            .all(|(r, amount)| self.total.get(r).copied().unwrap_or(0) >= *amount)
+        crate::resources::fits(demand, &self.total)
     }
 
     /// Gives `cpu` units of CPU to others (a negative amount takes them back).

@@ -116,8 +116,8 @@ impl Drop for Client {
 
 impl Client {
     /// The namespace of this job's named actors (a worker's: its driver's).
-    pub(crate) fn job_namespace(&self) -> Option<String> {
-        Some(self.namespace.clone())
+    pub(crate) fn job_namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The head's node (a driver counts as running there).

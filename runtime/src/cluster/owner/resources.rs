@@ -31,17 +31,14 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn resource_view(
     client: &Client,
 ) -> Option<(BTreeMap<String, f64>, BTreeMap<String, f64>)> {
-    let status = client
-        .status()
-        .map_err(|e| tracing::warn!("cannot read the cluster's resources: {e}"))
-        .ok()?;
     let mut total = BTreeMap::new();
     let mut available = BTreeMap::new();
-    for node in status.nodes.iter().filter(|n| n.alive) {
-        for (name, amount) in &node.info.resources {
-            *total.entry(name.clone()).or_insert(0.0) += amount;
-            let free = node.load.available.get(name).copied().unwrap_or(*amount);
-            *available.entry(name.clone()).or_insert(0.0) += free;
+    for node in nodes(client)?.into_iter().filter(|n| n.alive) {
+        for (name, amount) in node.resources {
+            *total.entry(name).or_insert(0.0) += amount;
+        }
+        for (name, free) in node.available {
+            *available.entry(name).or_insert(0.0) += free;
         }
     }
     Some((total, available))
@@ -52,7 +49,7 @@ pub(crate) fn resource_view(
 pub(crate) fn nodes(client: &Client) -> Option<Vec<crate::runtime::NodeInfo>> {
     let status = client
         .status()
-        .map_err(|e| tracing::warn!("cannot list the cluster's nodes: {e}"))
+        .map_err(|e| tracing::warn!("cannot read the cluster's nodes: {e}"))
         .ok()?;
     let mut nodes: Vec<crate::runtime::NodeInfo> = status
         .nodes

@@ -1,7 +1,7 @@
 //! An actor whose process or node dies: what its constructor's report means, the calls it
 //! was running fail or wait for its next start, and it starts again while restarts are left.
 
-use super::{ActorPart, ActorState};
+use super::{ActorEntry, ActorPart, ActorState};
 use crate::actor::ActorId;
 use crate::cluster::head::scheduler::Scheduler;
 use crate::cluster::head::tasks::TaskState;
@@ -61,17 +61,21 @@ impl Scheduler {
     /// The node reports that a method of the actor called `exit_actor`: it is dead once its
     /// running calls answered (they were sent before this report), never restarted.
     pub fn actor_exiting(&mut self, node: NodeId, actor_id: ActorId, incarnation: u32) {
-        let Some(a) = self.actors.get_mut(&actor_id) else {
-            return;
-        };
-        let placed_here = a.incarnation == incarnation
-            && matches!(a.state, ActorState::Placed { node: on, .. } if on == node);
-        if placed_here {
+        if let Some(a) = self.placed_on(node, actor_id, incarnation) {
             // The same words as embedded (`ActorCell::kill`).
             let error = a.died("exited: a method called raykit::exit_actor");
             self.actor_dead(actor_id, error);
             self.dispatch();
         }
+    }
+
+    /// The actor, when its start `incarnation` is the one placed on `node` (a report of an
+    /// older start, or from another node, no longer counts).
+    fn placed_on(&self, node: NodeId, actor_id: ActorId, incarnation: u32) -> Option<&ActorEntry> {
+        self.actors.get(&actor_id).filter(|a| {
+            a.incarnation == incarnation
+                && matches!(a.state, ActorState::Placed { node: on, .. } if on == node)
+        })
     }
 
     /// The node reports that the actor's worker process ended without being asked to.
@@ -82,11 +86,7 @@ impl Scheduler {
         incarnation: u32,
         reason: &str,
     ) {
-        let placed_here = self.actors.get(&actor_id).is_some_and(|a| {
-            a.incarnation == incarnation
-                && matches!(a.state, ActorState::Placed { node: on, .. } if on == node)
-        });
-        if placed_here {
+        if self.placed_on(node, actor_id, incarnation).is_some() {
             self.actor_failed(
                 actor_id,
                 &format!("its worker process on node {node} exited ({reason})"),
